@@ -1,0 +1,275 @@
+/* Forward and backward kernels of the transformer (see icl_kernels.h). Large matrix products go to
+ * BLAS; everything else is fused loops parallelised with OpenMP over rows or over columns. */
+#include "iclab/icl_kernels.h"
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- linear */
+
+void icl_linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC) {
+    if (b) {
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, b ? 1.0f : 0.0f, out, OC);
+}
+
+/* Column sums of (N,C) into acc (C); parallel over columns so the order of additions is fixed. */
+static void column_sums_acc(float *acc, const float *x, int N, int C) {
+    enum { BLOCK = 64 };
+    int nblocks = (C + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int c0 = blk * BLOCK, c1 = c0 + BLOCK < C ? c0 + BLOCK : C;
+        float sum[BLOCK] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *row = x + (size_t)n * C;
+            for (int c = c0; c < c1; c++) sum[c - c0] += row[c];
+        }
+        for (int c = c0; c < c1; c++) acc[c] += sum[c - c0];
+    }
+}
+
+void icl_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, int N,
+                         int IC, int OC) {
+    if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+    if (db) column_sums_acc(db, dout, N, OC);
+}
+
+void icl_linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = b ? b[o] : 0.0;
+            for (int i = 0; i < IC; i++) s += (double)inp[(size_t)n * IC + i] * w[(size_t)o * IC + i];
+            out[(size_t)n * OC + o] = (float)s;
+        }
+}
+
+void icl_linear_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, int N,
+                             int IC, int OC) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            float g = dout[(size_t)n * OC + o];
+            if (db) db[o] += g;
+            for (int i = 0; i < IC; i++) {
+                if (dinp) dinp[(size_t)n * IC + i] += g * w[(size_t)o * IC + i];
+                dw[(size_t)o * IC + i] += g * inp[(size_t)n * IC + i];
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- layernorm */
+
+void icl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
+                           int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float m = 0;
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= C;
+        float v = 0;
+        for (int c = 0; c < C; c++) {
+            float d = x[c] - m;
+            v += d * d;
+        }
+        v /= C;
+        float s = 1.0f / sqrtf(v + 1e-5f);
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+void icl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                            const float *mean, const float *rstd, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float m = mean[n], s = rstd[n];
+        float mean_dnorm = 0, mean_dnorm_xhat = 0;
+        for (int c = 0; c < C; c++) {
+            float xhat = (x[c] - m) * s;
+            float dnorm = w[c] * g[c];
+            mean_dnorm += dnorm;
+            mean_dnorm_xhat += dnorm * xhat;
+        }
+        mean_dnorm /= C;
+        mean_dnorm_xhat /= C;
+        for (int c = 0; c < C; c++) {
+            float xhat = (x[c] - m) * s;
+            dx[c] += (w[c] * g[c] - mean_dnorm - xhat * mean_dnorm_xhat) * s;
+        }
+    }
+    /* parameter gradients: per column, fixed order over rows */
+    enum { BLOCK = 64 };
+    int nblocks = (C + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int c0 = blk * BLOCK, c1 = c0 + BLOCK < C ? c0 + BLOCK : C;
+        float sw[BLOCK] = {0}, sb[BLOCK] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+            float m = mean[n], s = rstd[n];
+            for (int c = c0; c < c1; c++) {
+                sw[c - c0] += (x[c] - m) * s * g[c];
+                sb[c - c0] += g[c];
+            }
+        }
+        for (int c = c0; c < c1; c++) {
+            dw[c] += sw[c - c0];
+            db[c] += sb[c - c0];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- gelu */
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+
+void icl_gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+    }
+}
+
+void icl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float u = GELU_K * (x + 0.044715f * x * x * x);
+        float t = tanhf(u);
+        float sech2 = 1.0f - t * t;
+        float grad = 0.5f * (1.0f + t) + 0.5f * x * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] += grad * dout[i];
+    }
+}
+
+/* ---------------------------------------------------------------- attention */
+
+void icl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H) {
+    int hs = C / H;
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t C3 = 3 * (size_t)C;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const float *base = qkv + (size_t)b * T * C3;
+            float *a = att + (((size_t)b * H + h) * T) * T;
+            for (int t = 0; t < T; t++) {
+                const float *q = base + t * C3 + h * hs;
+                float *arow = a + (size_t)t * T;
+                float maxv = -INFINITY;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = base + t2 * C3 + C + h * hs;
+                    float s = 0;
+                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
+                    s *= scale;
+                    arow[t2] = s;
+                    if (s > maxv) maxv = s;
+                }
+                float sum = 0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    float e = expf(arow[t2] - maxv);
+                    arow[t2] = e;
+                    sum += e;
+                }
+                float inv = 1.0f / sum;
+                for (int t2 = 0; t2 <= t; t2++) arow[t2] *= inv;
+                for (int t2 = t + 1; t2 < T; t2++) arow[t2] = 0;
+                float *o = out + ((size_t)b * T + t) * C + h * hs;
+                for (int i = 0; i < hs; i++) o[i] = 0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *v = base + t2 * C3 + 2 * C + h * hs;
+                    float p = arow[t2];
+                    for (int i = 0; i < hs; i++) o[i] += p * v[i];
+                }
+            }
+        }
+}
+
+void icl_attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int C, int H) {
+    int hs = C / H;
+    size_t C3 = 3 * (size_t)C;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                double scores[4096], maxv = -INFINITY, sum = 0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    double s = 0;
+                    for (int i = 0; i < hs; i++)
+                        s += (double)qkv[((size_t)b * T + t) * C3 + h * hs + i] * qkv[((size_t)b * T + t2) * C3 + C + h * hs + i];
+                    scores[t2] = s / sqrt((double)hs);
+                    if (scores[t2] > maxv) maxv = scores[t2];
+                }
+                for (int t2 = 0; t2 <= t; t2++) sum += (scores[t2] = exp(scores[t2] - maxv));
+                float *arow = att + (((size_t)b * H + h) * T + t) * T;
+                for (int t2 = 0; t2 < T; t2++) arow[t2] = t2 <= t ? (float)(scores[t2] / sum) : 0.0f;
+                for (int i = 0; i < hs; i++) {
+                    double o = 0;
+                    for (int t2 = 0; t2 <= t; t2++) o += scores[t2] / sum * qkv[((size_t)b * T + t2) * C3 + 2 * C + h * hs + i];
+                    out[((size_t)b * T + t) * C + h * hs + i] = (float)o;
+                }
+            }
+}
+
+void icl_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C, int H) {
+    int hs = C / H;
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t C3 = 3 * (size_t)C;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const float *base = qkv + (size_t)b * T * C3;
+            float *dbase = dqkv + (size_t)b * T * C3;
+            const float *a = att + (((size_t)b * H + h) * T) * T;
+            float datt[T > 0 ? T : 1];
+            for (int t = 0; t < T; t++) {
+                const float *arow = a + (size_t)t * T;
+                const float *dy = dout + ((size_t)b * T + t) * C + h * hs;
+                /* through att @ v */
+                float dot = 0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *v = base + t2 * C3 + 2 * C + h * hs;
+                    float *dv = dbase + t2 * C3 + 2 * C + h * hs;
+                    float s = 0, p = arow[t2];
+                    for (int i = 0; i < hs; i++) {
+                        s += dy[i] * v[i];
+                        dv[i] += p * dy[i];
+                    }
+                    datt[t2] = s;
+                    dot += p * s;
+                }
+                /* through softmax and q k^T */
+                const float *q = base + t * C3 + h * hs;
+                float *dq = dbase + t * C3 + h * hs;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    float dpre = arow[t2] * (datt[t2] - dot) * scale;
+                    const float *k = base + t2 * C3 + C + h * hs;
+                    float *dk = dbase + t2 * C3 + C + h * hs;
+                    for (int i = 0; i < hs; i++) {
+                        dq[i] += dpre * k[i];
+                        dk[i] += dpre * q[i];
+                    }
+                }
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- elementwise */
+
+void icl_add(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void icl_accumulate(float *out, const float *a, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] += a[i];
+}
