@@ -1,11 +1,52 @@
-/* The iclab command: dispatches to subcommands. */
+/* The iclab command: dispatches to subcommands. Only this layer prints and exits. */
 #include <stdio.h>
 #include <string.h>
-int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help")) {
-        printf("usage: iclab <command> [options]\n");
-        return argc < 2 ? 2 : 0;
+#include "cli.h"
+
+int cli_fail(const char *cmd, const icl_err *err) {
+    fprintf(stderr, "iclab %s: %s\n", cmd, err->msg);
+    return 1;
+}
+
+const char *cli_flag_value(int argc, char **argv, int *i, char *name_out, size_t n, icl_err *err) {
+    const char *a = argv[*i];
+    const char *eq = strchr(a, '=');
+    size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    if (len - 2 >= n) len = n + 1;
+    snprintf(name_out, n, "%.*s", (int)(len - 2), a + 2);
+    if (eq) return eq + 1;
+    if (*i + 1 >= argc) {
+        icl_errf(err, "--%s needs a value", name_out);
+        return NULL;
     }
+    return argv[++*i];
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"train", cmd_train, "train the toy in-context regression model (paper §1)"},
+    {"info", cmd_info, "show a checkpoint's configuration and held-out MSE"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: iclab <command> [options]   (iclab <command> --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "iclab: unknown command '%s' (see iclab --help)\n", argv[1]);
     return 2;
 }

@@ -1,0 +1,15 @@
+/* Shared helpers of the iclab command's subcommands. */
+#ifndef ICLAB_CLI_H
+#define ICLAB_CLI_H
+#include "iclab/icl_err.h"
+
+/* Prints "iclab <cmd>: message" to stderr and returns the exit status 1. */
+int cli_fail(const char *cmd, const icl_err *err);
+/* Splits "--name=value" / "--name value": returns the value or NULL (and sets err) if missing;
+ * advances *i past a separate value. name_out gets the flag without dashes. */
+const char *cli_flag_value(int argc, char **argv, int *i, char *name_out, size_t n, icl_err *err);
+
+int cmd_train(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+#endif

@@ -1,0 +1,131 @@
+/* `iclab train` and `iclab info`. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "iclab/icl_ckpt.h"
+#include "iclab/icl_train.h"
+
+static void train_usage(FILE *f) {
+    icl_train_config c;
+    icl_train_config_default(&c);
+    fprintf(f,
+            "usage: iclab train [--preset NAME] [--out DIR] [--resume | --overwrite] [options]\n\n"
+            "Trains the toy in-context regression transformer; the run folder gets config.json, train.csv,\n"
+            "eval.csv, eval_positions.csv, estimators.csv and checkpoints/*.gguf.\n\n"
+            "  --preset NAME     start from a preset: %s (default: paper)\n"
+            "  --out DIR         run folder (default: runs/<preset>)\n"
+            "  --resume          continue the run in --out from its latest checkpoint (bit-identical)\n"
+            "  --overwrite       replace an existing run folder\n"
+            "  --stop-after N    stop (with a checkpoint) after step N\n"
+            "  --quiet           no progress bar\n\n"
+            "options (defaults are the paper's):\n",
+            icl_train_presets());
+    for (int i = 0; i < icl_train_n_fields; i++) {
+        char v[64];
+        icl_config_field_format(&c, &icl_train_fields[i], v, sizeof v);
+        fprintf(f, "  --%-14s %s (default %s)\n", icl_train_fields[i].flag, icl_train_fields[i].help, v);
+    }
+}
+
+int cmd_train(int argc, char **argv) {
+    icl_err err;
+    icl_train_config c;
+    const char *preset = "paper", *out = NULL;
+    icl_train_options opt = {.mode = ICL_RUN_NEW, .progress = stderr, .stop_after = 0};
+    /* the preset first, so flags override it wherever they appear */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            train_usage(stdout);
+            return 0;
+        }
+        if (!strncmp(argv[i], "--preset", 8) && (argv[i][8] == 0 || argv[i][8] == '=')) {
+            char name[64];
+            int j = i;
+            preset = cli_flag_value(argc, argv, &j, name, sizeof name, &err);
+            if (!preset) return cli_fail("train", &err);
+        }
+    }
+    if (icl_train_config_preset(&c, preset, &err)) return cli_fail("train", &err);
+    int64_t steps_flag = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2)) {
+            icl_errf(&err, "unexpected argument '%s' (see iclab train --help)", a);
+            return cli_fail("train", &err);
+        }
+        if (!strcmp(a, "--resume")) { opt.mode = ICL_RUN_RESUME; continue; }
+        if (!strcmp(a, "--overwrite")) { opt.mode = ICL_RUN_OVERWRITE; continue; }
+        if (!strcmp(a, "--quiet")) { opt.progress = NULL; continue; }
+        char name[64];
+        const char *v = cli_flag_value(argc, argv, &i, name, sizeof name, &err);
+        if (!v) return cli_fail("train", &err);
+        if (!strcmp(name, "preset")) continue;
+        if (!strcmp(name, "out")) { out = v; continue; }
+        if (!strcmp(name, "stop-after")) {
+            char *end;
+            opt.stop_after = strtoll(v, &end, 10);
+            if (*end || opt.stop_after < 1) {
+                icl_errf(&err, "--stop-after: '%s' is not a positive integer", v);
+                return cli_fail("train", &err);
+            }
+            continue;
+        }
+        const icl_config_field *f = NULL;
+        for (int k = 0; k < icl_train_n_fields; k++)
+            if (!strcmp(icl_train_fields[k].flag, name)) f = &icl_train_fields[k];
+        if (!f) {
+            icl_errf(&err, "unknown option --%s (see iclab train --help)", name);
+            return cli_fail("train", &err);
+        }
+        if (icl_config_field_parse(&c, f, v, &err)) return cli_fail("train", &err);
+        if (!strcmp(name, "steps")) steps_flag = c.steps;
+    }
+    if (opt.mode == ICL_RUN_RESUME && !out) {
+        icl_errf(&err, "--resume needs --out DIR, the run folder to continue");
+        return cli_fail("train", &err);
+    }
+    char defdir[256];
+    if (!out) {
+        snprintf(defdir, sizeof defdir, "runs/%s", preset);
+        out = defdir;
+    }
+    if (opt.mode == ICL_RUN_RESUME) c.steps = steps_flag; /* only an explicit --steps extends a resumed run */
+    else if (icl_train_config_validate(&c, &err)) return cli_fail("train", &err);
+    if (opt.progress) fprintf(opt.progress, "%s %s\n", opt.mode == ICL_RUN_RESUME ? "resuming" : "training into", out);
+    if (icl_train(out, &c, &opt, &err)) return cli_fail("train", &err);
+    if (opt.progress) fprintf(opt.progress, "done: %s\n", out);
+    return 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    icl_err err;
+    if (argc != 2 || !strcmp(argv[1], "--help")) {
+        fprintf(argc == 2 ? stdout : stderr, "usage: iclab info CHECKPOINT.gguf\n");
+        return argc == 2 ? 0 : 2;
+    }
+    icl_model m;
+    icl_train_config c;
+    icl_ckpt_state st;
+    if (icl_ckpt_load(argv[1], &m, &c, &st, &err)) return cli_fail("info", &err);
+    printf("checkpoint %s: step %" PRId64 ", %zu parameters\n", argv[1], st.step, m.n_params);
+    for (int i = 0; i < icl_train_n_fields; i++) {
+        char v[64];
+        icl_config_field_format(&c, &icl_train_fields[i], v, sizeof v);
+        printf("  %-20s %s\n", icl_train_fields[i].key, v);
+    }
+    int nc = icl_task_n_concepts(&c.task), K = c.task.n_points;
+    double *mse = malloc(sizeof(double) * nc * K), *mean = malloc(sizeof(double) * nc);
+    int *counts = malloc(sizeof(int) * nc);
+    int r = icl_eval_heldout(&m, &c, mse, mean, counts, &err);
+    if (!r)
+        for (int k = 0; k < nc; k++) {
+            char name[64];
+            icl_task_concept_name(&c.task, k, name, sizeof name);
+            printf("held-out normalised MSE, %s: %.4f (%d sequences)\n", name, mean[k], counts[k]);
+        }
+    free(mse); free(mean); free(counts);
+    icl_model_free(&m);
+    return r ? cli_fail("info", &err) : 0;
+}

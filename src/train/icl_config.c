@@ -1,0 +1,216 @@
+/* Training configuration: defaults (the paper's), presets, validation and the field table that
+ * drives JSON output, checkpoint metadata and command-line flags alike. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include "iclab/icl_file.h"
+#include "iclab/icl_train.h"
+
+#define FIELD(key, flag, type, member, help) {key, flag, type, offsetof(icl_train_config, member), help}
+const icl_config_field icl_train_fields[] = {
+    FIELD("task.kind", "task", ICL_FIELD_INT, task.kind, "0 = mixture of bases (paper), 1 = mixture of regression families"),
+    FIELD("task.dim", "dim", ICL_FIELD_INT, task.dim, "input dimension D"),
+    FIELD("task.n_bases", "bases", ICL_FIELD_INT, task.n_bases, "number of bases (concepts)"),
+    FIELD("task.rank", "rank", ICL_FIELD_INT, task.rank, "coordinates per basis"),
+    FIELD("task.groups", "groups", ICL_FIELD_INT, task.groups, "0 = disjoint bases; G = overlapping bases in G groups"),
+    FIELD("task.n_points", "points", ICL_FIELD_INT, task.n_points, "in-context (x,y) pairs per sequence"),
+    FIELD("task.noise_var", "noise", ICL_FIELD_F64, task.noise_var, "variance of the noise on y"),
+    FIELD("task.sparse_k", "sparse-k", ICL_FIELD_INT, task.sparse_k, "non-zeros of the sparse family"),
+    FIELD("task.leaky_slope", "leaky-slope", ICL_FIELD_F64, task.leaky_slope, "negative slope of the leaky-ReLU family"),
+    FIELD("model.n_layer", "layers", ICL_FIELD_INT, n_layer, "transformer blocks"),
+    FIELD("model.n_head", "heads", ICL_FIELD_INT, n_head, "attention heads"),
+    FIELD("model.n_embd", "width", ICL_FIELD_INT, n_embd, "model width C"),
+    FIELD("train.steps", "steps", ICL_FIELD_I64, steps, "optimizer steps"),
+    FIELD("train.batch", "batch", ICL_FIELD_INT, batch, "sequences per step"),
+    FIELD("train.lr", "lr", ICL_FIELD_F32, lr, "learning rate"),
+    FIELD("train.beta1", "beta1", ICL_FIELD_F32, beta1, "Adam beta1"),
+    FIELD("train.beta2", "beta2", ICL_FIELD_F32, beta2, "Adam beta2"),
+    FIELD("train.eps", "eps", ICL_FIELD_F32, eps, "Adam epsilon"),
+    FIELD("train.weight_decay", "weight-decay", ICL_FIELD_F32, weight_decay, "decoupled weight decay (AdamW) if > 0"),
+    FIELD("train.warmup", "warmup", ICL_FIELD_I64, warmup, "linear learning-rate warm-up steps"),
+    FIELD("train.schedule", "schedule", ICL_FIELD_INT, schedule, "0 = constant, 1 = cosine decay to lr-min"),
+    FIELD("train.lr_min", "lr-min", ICL_FIELD_F32, lr_min, "final learning rate of the cosine schedule"),
+    FIELD("train.grad_clip", "grad-clip", ICL_FIELD_F32, grad_clip, "clip the gradient norm (0 = off)"),
+    FIELD("train.seed", "seed", ICL_FIELD_U64, seed, "random seed"),
+    FIELD("train.threads", "threads", ICL_FIELD_INT, threads, "threads (results depend on seed and threads only)"),
+    FIELD("train.eval_every", "eval-every", ICL_FIELD_I64, eval_every, "held-out evaluation every N steps"),
+    FIELD("train.eval_size", "eval-size", ICL_FIELD_INT, eval_size, "held-out sequences"),
+    FIELD("train.ckpt_every", "ckpt-every", ICL_FIELD_I64, ckpt_every, "a checkpoint every N steps (0 = none)"),
+    FIELD("train.ckpt_log", "ckpt-log", ICL_FIELD_INT, ckpt_log, "log-spaced checkpoints (dense early)"),
+    FIELD("train.log_every", "log-every", ICL_FIELD_I64, log_every, "train.csv row every N steps"),
+};
+const int icl_train_n_fields = (int)(sizeof icl_train_fields / sizeof icl_train_fields[0]);
+
+int icl_config_field_parse(icl_train_config *c, const icl_config_field *f, const char *text, icl_err *err) {
+    char *end;
+    void *p = (char *)c + f->offset;
+    errno = 0;
+    if (!text || !*text) return icl_errf(err, "--%s needs a value", f->flag);
+    switch (f->type) {
+    case ICL_FIELD_INT: {
+        long v = strtol(text, &end, 10);
+        if (*end || errno || v < -2147483647L || v > 2147483647L) return icl_errf(err, "--%s: '%s' is not an integer", f->flag, text);
+        *(int *)p = (int)v;
+        break;
+    }
+    case ICL_FIELD_I64: {
+        long long v = strtoll(text, &end, 10);
+        if (*end || errno) return icl_errf(err, "--%s: '%s' is not an integer", f->flag, text);
+        *(int64_t *)p = v;
+        break;
+    }
+    case ICL_FIELD_U64: {
+        if (text[0] == '-') return icl_errf(err, "--%s: '%s' must not be negative", f->flag, text);
+        unsigned long long v = strtoull(text, &end, 10);
+        if (*end || errno) return icl_errf(err, "--%s: '%s' is not a non-negative integer", f->flag, text);
+        *(uint64_t *)p = v;
+        break;
+    }
+    case ICL_FIELD_F32:
+    case ICL_FIELD_F64: {
+        double v = strtod(text, &end);
+        if (*end || errno || v != v) return icl_errf(err, "--%s: '%s' is not a number", f->flag, text);
+        if (f->type == ICL_FIELD_F32) *(float *)p = (float)v;
+        else *(double *)p = v;
+        break;
+    }
+    }
+    return 0;
+}
+
+void icl_config_field_format(const icl_train_config *c, const icl_config_field *f, char *buf, size_t n) {
+    const void *p = (const char *)c + f->offset;
+    switch (f->type) {
+    case ICL_FIELD_INT: snprintf(buf, n, "%d", *(const int *)p); break;
+    case ICL_FIELD_I64: snprintf(buf, n, "%" PRId64, *(const int64_t *)p); break;
+    case ICL_FIELD_U64: snprintf(buf, n, "%" PRIu64, *(const uint64_t *)p); break;
+    case ICL_FIELD_F32: snprintf(buf, n, "%.9g", *(const float *)p); break;
+    case ICL_FIELD_F64: snprintf(buf, n, "%.17g", *(const double *)p); break;
+    }
+}
+
+void icl_train_config_default(icl_train_config *c) {
+    memset(c, 0, sizeof *c);
+    icl_task_config_default(&c->task);
+    c->n_layer = 12;
+    c->n_head = 8;
+    c->n_embd = 256;
+    c->steps = 80000;
+    c->batch = 128;
+    c->lr = 1e-4f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.9999f;
+    c->eps = 1e-8f;
+    c->weight_decay = 0;
+    c->warmup = 0;
+    c->schedule = ICL_LR_CONSTANT;
+    c->lr_min = 0;
+    c->grad_clip = 0;
+    c->seed = 1;
+    c->threads = 2;
+    c->eval_every = 1000;
+    c->eval_size = 1000;
+    c->ckpt_every = 10000;
+    c->ckpt_log = 30;
+    c->log_every = 10;
+}
+
+const char *icl_train_presets(void) { return "paper, small, tiny, demo"; }
+
+int icl_train_config_preset(icl_train_config *c, const char *name, icl_err *err) {
+    icl_train_config_default(c);
+    if (!strcmp(name, "paper")) return 0;
+    if (!strcmp(name, "small")) { /* the benchmark's small config, a CPU-sized model */
+        c->n_layer = 4;
+        c->n_embd = 64;
+        c->n_head = 4;
+        c->batch = 64;
+        c->lr = 1e-3f;
+        c->steps = 20000;
+        c->eval_every = 500;
+        c->ckpt_every = 5000;
+        return 0;
+    }
+    if (!strcmp(name, "tiny")) { /* seconds: tests and smoke runs */
+        c->n_layer = 2;
+        c->n_embd = 32;
+        c->n_head = 2;
+        c->batch = 16;
+        c->lr = 1e-3f;
+        c->steps = 60;
+        c->eval_every = 20;
+        c->eval_size = 200;
+        c->ckpt_every = 30;
+        c->ckpt_log = 4;
+        c->log_every = 5;
+        c->task.n_points = 10;
+        return 0;
+    }
+    if (!strcmp(name, "demo")) { /* what `iclab demo` trains; see docs/reproduction.md */
+        c->n_layer = 4;
+        c->n_embd = 64;
+        c->n_head = 4;
+        c->batch = 64;
+        c->lr = 1e-3f;
+        c->warmup = 200;
+        c->steps = 6000;
+        c->eval_every = 200;
+        c->ckpt_every = 1000;
+        c->ckpt_log = 16;
+        c->task.dim = 8;
+        c->task.n_bases = 2;
+        c->task.n_points = 12;
+        return 0;
+    }
+    return icl_errf(err, "unknown preset '%s' (known: %s)", name, icl_train_presets());
+}
+
+int icl_train_config_validate(const icl_train_config *c, icl_err *err) {
+    if (icl_task_validate(&c->task, err)) return -1;
+    icl_model_config m;
+    icl_train_model_config(c, &m);
+    if (icl_model_config_validate(&m, err)) return -1;
+    if (c->steps < 1 || c->steps > 1000000000LL) return icl_errf(err, "steps must be in 1..1e9 (got %lld)", (long long)c->steps);
+    if (c->batch < 1 || c->batch > 65536) return icl_errf(err, "batch must be in 1..65536 (got %d)", c->batch);
+    if (!(c->lr > 0 && c->lr < 10)) return icl_errf(err, "lr must be in (0, 10) (got %g)", c->lr);
+    if (!(c->beta1 >= 0 && c->beta1 < 1)) return icl_errf(err, "beta1 must be in [0, 1) (got %g)", c->beta1);
+    if (!(c->beta2 >= 0 && c->beta2 < 1)) return icl_errf(err, "beta2 must be in [0, 1) (got %g)", c->beta2);
+    if (!(c->eps > 0 && c->eps < 1)) return icl_errf(err, "eps must be in (0, 1) (got %g)", c->eps);
+    if (!(c->weight_decay >= 0 && c->weight_decay < 1)) return icl_errf(err, "weight-decay must be in [0, 1) (got %g)", c->weight_decay);
+    if (c->warmup < 0 || c->warmup > c->steps) return icl_errf(err, "warmup must be in 0..steps (got %lld)", (long long)c->warmup);
+    if (c->schedule != ICL_LR_CONSTANT && c->schedule != ICL_LR_COSINE) return icl_errf(err, "schedule must be 0 (constant) or 1 (cosine)");
+    if (!(c->lr_min >= 0 && c->lr_min <= c->lr)) return icl_errf(err, "lr-min must be in [0, lr] (got %g)", c->lr_min);
+    if (!(c->grad_clip >= 0)) return icl_errf(err, "grad-clip must be >= 0 (got %g)", c->grad_clip);
+    if (c->threads < 1 || c->threads > 1024) return icl_errf(err, "threads must be in 1..1024 (got %d)", c->threads);
+    if (c->eval_every < 1) return icl_errf(err, "eval-every must be >= 1 (got %lld)", (long long)c->eval_every);
+    if (c->eval_size < 1 || c->eval_size > 1000000) return icl_errf(err, "eval-size must be in 1..1e6 (got %d)", c->eval_size);
+    if (c->ckpt_every < 0) return icl_errf(err, "ckpt-every must be >= 0 (got %lld)", (long long)c->ckpt_every);
+    if (c->ckpt_log < 0 || c->ckpt_log > 1000) return icl_errf(err, "ckpt-log must be in 0..1000 (got %d)", c->ckpt_log);
+    if (c->log_every < 1) return icl_errf(err, "log-every must be >= 1 (got %lld)", (long long)c->log_every);
+    return 0;
+}
+
+void icl_train_model_config(const icl_train_config *c, icl_model_config *m) {
+    m->n_layer = c->n_layer;
+    m->n_head = c->n_head;
+    m->n_embd = c->n_embd;
+    m->n_ctx = 2 * c->task.n_points;
+    m->d_in = c->task.dim;
+    m->d_out = 1;
+    m->mlp_mult = 4;
+}
+
+int icl_train_config_write_json(const icl_train_config *c, const char *path, icl_err *err) {
+    icl_afile af;
+    if (icl_afile_open(&af, path, err)) return -1;
+    icl_afile_printf(&af, err, "{\n");
+    for (int i = 0; i < icl_train_n_fields; i++) {
+        char v[64];
+        icl_config_field_format(c, &icl_train_fields[i], v, sizeof v);
+        icl_afile_printf(&af, err, "  \"%s\": %s%s\n", icl_train_fields[i].key, v, i + 1 < icl_train_n_fields ? "," : "");
+    }
+    icl_afile_printf(&af, err, "}\n");
+    return icl_afile_commit(&af, err);
+}
