@@ -49,6 +49,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (icl_train_config_preset(&c, preset, &err)) return cli_fail("train", &err);
     int64_t steps_flag = 0;
+    const char *config_flag = NULL; /* a configuration flag other than --steps (not allowed with --resume) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2)) {
@@ -81,9 +82,14 @@ int cmd_train(int argc, char **argv) {
         }
         if (icl_config_field_parse(&c, f, v, &err)) return cli_fail("train", &err);
         if (!strcmp(name, "steps")) steps_flag = c.steps;
+        else config_flag = f->flag;
     }
     if (opt.mode == ICL_RUN_RESUME && !out) {
         icl_errf(&err, "--resume needs --out DIR, the run folder to continue");
+        return cli_fail("train", &err);
+    }
+    if (opt.mode == ICL_RUN_RESUME && config_flag) {
+        icl_errf(&err, "--%s cannot be changed when resuming: the configuration comes from the checkpoint (only --steps may extend it)", config_flag);
         return cli_fail("train", &err);
     }
     char defdir[256];

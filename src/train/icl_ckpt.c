@@ -52,6 +52,18 @@ static int for_each_tensor(const icl_model *m, float *params, float *am, float *
     return 0;
 }
 
+/* FNV-1a over the three float buffers: catches corrupted tensor data, which the container cannot. */
+static uint64_t state_checksum(const icl_model *m) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const float *bufs[3] = {m->params, m->adam_m, m->adam_v};
+    for (int k = 0; k < 3; k++) {
+        const unsigned char *p = (const unsigned char *)bufs[k];
+        size_t n = m->n_params * sizeof(float);
+        for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
 static int add_tensor(void *ctx, const char *name, float *data, size_t n, int ndim, const int64_t *ne, icl_err *err) {
     (void)n;
     return icl_gguf_writer_add_tensor(ctx, name, ICL_GGML_F32, ndim, ne, data, err);
@@ -84,6 +96,7 @@ int icl_ckpt_save(const char *path, const icl_model *m, const icl_train_config *
             icl_gguf_writer_add_i64(w, "iclab.step", s->step, err) ||
             icl_gguf_writer_add_i64(w, "iclab.adam_t", m->adam_t, err) ||
             icl_gguf_writer_add_arr(w, "iclab.rng_state", ICL_GGUF_UINT64, s->rng.s, 4, err) ||
+            icl_gguf_writer_add_u64(w, "iclab.checksum", state_checksum(m), err) ||
             write_config(w, c, err) ||
             for_each_tensor(m, m->params, m->adam_m, m->adam_v, add_tensor, w, err) ||
             icl_gguf_writer_write(w, path, err);
@@ -156,7 +169,10 @@ int icl_ckpt_load(const char *path, icl_model *m, icl_train_config *c, icl_ckpt_
     }
     if (!r) {
         m->adam_t = adam_t;
-        r = for_each_tensor(m, m->params, m->adam_m, m->adam_v, load_tensor, g, err);
+        uint64_t sum = 0;
+        r = for_each_tensor(m, m->params, m->adam_m, m->adam_v, load_tensor, g, err) ||
+            icl_gguf_get_u64(g, "iclab.checksum", &sum, err);
+        if (!r && sum != state_checksum(m)) r = icl_errf(err, "checksum mismatch: the tensor data is corrupted");
         if (r) icl_model_free(m);
     }
     icl_gguf_close(g);
