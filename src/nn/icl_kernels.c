@@ -194,6 +194,40 @@ void icl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t 
 
 /* ---------------------------------------------------------------- attention */
 
+/* Dot product with 16 fixed partial sums, so it vectorises without -ffast-math and the order of
+ * additions is fixed (deterministic, independent of the thread count). */
+static inline float dot16(const float *restrict a, const float *restrict b, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
+    float s = 0;
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+/* out[i] += sum_r w[r] * rows[r*stride + i] for i < hs: accumulates 16 channels at a time in
+ * registers instead of re-reading and re-writing out for every row. */
+static inline void weighted_rows_acc(float *restrict out, const float *restrict w, const float *restrict rows,
+                                     size_t stride, int nrows, int hs) {
+    int i0 = 0;
+    for (; i0 + 16 <= hs; i0 += 16) {
+        float acc[16] = {0};
+        for (int r = 0; r < nrows; r++) {
+            const float *row = rows + r * stride + i0;
+            float wr = w[r];
+            for (int j = 0; j < 16; j++) acc[j] += wr * row[j];
+        }
+        for (int j = 0; j < 16; j++) out[i0 + j] += acc[j];
+    }
+    for (int i = i0; i < hs; i++) {
+        float acc = 0;
+        for (int r = 0; r < nrows; r++) acc += w[r] * rows[r * stride + i];
+        out[i] += acc;
+    }
+}
+
 void icl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H) {
     int hs = C / H;
     float scale = 1.0f / sqrtf((float)hs);
@@ -209,15 +243,13 @@ void icl_attention_forward(float *out, float *att, const float *qkv, int B, int 
                 float maxv = -INFINITY;
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float *k = base + t2 * C3 + C + h * hs;
-                    float s = 0;
-                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
-                    s *= scale;
+                    float s = dot16(q, k, hs) * scale;
                     arow[t2] = s;
                     if (s > maxv) maxv = s;
                 }
                 float sum = 0;
                 for (int t2 = 0; t2 <= t; t2++) {
-                    float e = expf(arow[t2] - maxv);
+                    float e = exp_poly(arow[t2] - maxv);
                     arow[t2] = e;
                     sum += e;
                 }
@@ -226,11 +258,7 @@ void icl_attention_forward(float *out, float *att, const float *qkv, int B, int 
                 for (int t2 = t + 1; t2 < T; t2++) arow[t2] = 0;
                 float *o = out + ((size_t)b * T + t) * C + h * hs;
                 for (int i = 0; i < hs; i++) o[i] = 0;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = base + t2 * C3 + 2 * C + h * hs;
-                    float p = arow[t2];
-                    for (int i = 0; i < hs; i++) o[i] += p * v[i];
-                }
+                weighted_rows_acc(o, arow, base + 2 * C + h * hs, C3, t + 1, hs);
             }
         }
 }
@@ -270,7 +298,7 @@ void icl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
             const float *base = qkv + (size_t)b * T * C3;
             float *dbase = dqkv + (size_t)b * T * C3;
             const float *a = att + (((size_t)b * H + h) * T) * T;
-            float datt[T > 0 ? T : 1];
+            float datt[T > 0 ? T : 1], dpre[T > 0 ? T : 1];
             for (int t = 0; t < T; t++) {
                 const float *arow = a + (size_t)t * T;
                 const float *dy = dout + ((size_t)b * T + t) * C + h * hs;
@@ -279,11 +307,8 @@ void icl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float *v = base + t2 * C3 + 2 * C + h * hs;
                     float *dv = dbase + t2 * C3 + 2 * C + h * hs;
-                    float s = 0, p = arow[t2];
-                    for (int i = 0; i < hs; i++) {
-                        s += dy[i] * v[i];
-                        dv[i] += p * dy[i];
-                    }
+                    float p = arow[t2], s = dot16(dy, v, hs);
+                    for (int i = 0; i < hs; i++) dv[i] += p * dy[i];
                     datt[t2] = s;
                     dot += p * s;
                 }
@@ -291,14 +316,11 @@ void icl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                 const float *q = base + t * C3 + h * hs;
                 float *dq = dbase + t * C3 + h * hs;
                 for (int t2 = 0; t2 <= t; t2++) {
-                    float dpre = arow[t2] * (datt[t2] - dot) * scale;
-                    const float *k = base + t2 * C3 + C + h * hs;
+                    dpre[t2] = arow[t2] * (datt[t2] - dot) * scale;
                     float *dk = dbase + t2 * C3 + C + h * hs;
-                    for (int i = 0; i < hs; i++) {
-                        dq[i] += dpre * k[i];
-                        dk[i] += dpre * q[i];
-                    }
+                    for (int i = 0; i < hs; i++) dk[i] += dpre[t2] * q[i];
                 }
+                weighted_rows_acc(dq, dpre, base + C + h * hs, C3, t + 1, hs);
             }
         }
 }
