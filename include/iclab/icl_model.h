@@ -78,6 +78,33 @@ enum {
     ICL_NACTS
 };
 
+/* ---- hooks: read or intervene on the residual stream during a forward pass
+ *
+ * A hook names a site of one layer, a set of token positions (the same for every sequence of the
+ * batch) and an action. Sites: the residual stream entering the block (RESID_PRE) or leaving it
+ * (RESID_POST), the attention output after its projection (ATTN_OUT), the MLP output (MLP_OUT), or
+ * one head's output before the attention projection (HEAD_OUT, channels [h*hs, (h+1)*hs)).
+ * Actions: CAPTURE copies the vectors out; REPLACE writes a vector; ADD adds one; ZERO zeroes.
+ * With no hooks the forward pass does no extra work. Backward is refused while a hook other than
+ * CAPTURE is set (the gradient would not describe the intervened model). */
+typedef enum { ICL_SITE_RESID_PRE, ICL_SITE_ATTN_OUT, ICL_SITE_MLP_OUT, ICL_SITE_RESID_POST, ICL_SITE_HEAD_OUT } icl_site;
+typedef enum { ICL_HOOK_CAPTURE, ICL_HOOK_REPLACE, ICL_HOOK_ADD, ICL_HOOK_ZERO } icl_hook_action;
+
+typedef struct icl_hook {
+    icl_site site;
+    int layer;            /* 0..L-1 */
+    int head;             /* HEAD_OUT only */
+    const int *positions; /* n_positions token indices in [0, T); NULL = every position */
+    int n_positions;
+    icl_hook_action action;
+    /* REPLACE/ADD: the vector(s), width w (C, or hs for HEAD_OUT): one (w) for every sequence and
+     * position if per_sequence is 0, else (B, n_positions, w). */
+    const float *vec;
+    int per_sequence;
+    /* CAPTURE: destination (B, n_positions, w), filled during the forward pass. */
+    float *out;
+} icl_hook;
+
 typedef struct icl_model {
     icl_model_config cfg;
     size_t param_sizes[ICL_NPARAMS]; /* floats per tensor (all layers) */
@@ -93,6 +120,8 @@ typedef struct icl_model {
     float *a[ICL_NACTS];
     float *scratch; /* backward: gradients of activations, reused across layers */
     size_t scratch_floats;
+    const icl_hook *hooks; /* set with icl_model_set_hooks; NULL = none */
+    int n_hooks;
     int have_targets; /* last forward had targets; backward is allowed */
     const float *targets; /* (B,T,d_out) or via mask: see icl_model_forward */
     const float *target_mask;
@@ -105,7 +134,8 @@ int icl_model_config_validate(const icl_model_config *cfg, icl_err *err);
 /* Allocates parameters, gradients and Adam moments (zeroed). */
 int icl_model_init(icl_model *m, const icl_model_config *cfg, icl_err *err);
 void icl_model_free(icl_model *m);
-/* GPT-2 initialisation: weights N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), biases 0, norms 1. */
+/* GPT-2 initialisation for the blocks: weights N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)),
+ * biases 0, norms 1; the read-in and read-out get PyTorch's default Linear init, as in Garg et al. */
 void icl_model_init_weights(icl_model *m, icl_rng *rng);
 /* Shape of one layer's slice of parameter tensor `i` in floats. */
 size_t icl_model_param_layer_size(const icl_model *m, int i);
@@ -115,6 +145,10 @@ size_t icl_model_param_layer_size(const icl_model *m, int i);
  * Grows the activation buffer if needed. */
 int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const float *targets, const float *mask,
                       float *loss, icl_err *err);
+/* Installs hooks for the following forward passes (the array must outlive them); n = 0 removes
+ * them. Checks sites, layers, heads and (against the model's context) positions. */
+int icl_model_set_hooks(icl_model *m, const icl_hook *hooks, int n, icl_err *err);
+
 /* Backward pass of the last forward (which must have had targets): ACCUMULATES into m->grads. */
 int icl_model_backward(icl_model *m, icl_err *err);
 void icl_model_zero_grad(icl_model *m);

@@ -29,6 +29,7 @@ static const struct {
 } commands[] = {
     {"train", cmd_train, "train the toy in-context regression model (paper §1)"},
     {"info", cmd_info, "show a checkpoint's configuration and held-out MSE"},
+    {"bench", cmd_bench, "time training steps on given shapes (for bench/)"},
 };
 
 static void usage(FILE *f) {

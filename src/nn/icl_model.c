@@ -115,7 +115,15 @@ void icl_model_init_weights(icl_model *m, icl_rng *rng) {
         case ICL_P_LN1W: case ICL_P_LN2W: case ICL_P_LNFW:
             for (size_t j = 0; j < n; j++) p[j] = 1.0f;
             break;
-        case ICL_P_WIN: case ICL_P_WPE: case ICL_P_QKVW: case ICL_P_FCW: case ICL_P_WOUT:
+        case ICL_P_WIN: case ICL_P_BIN: case ICL_P_WOUT: case ICL_P_BOUT: {
+            /* the read-in and read-out are plain linear layers outside the GPT-2 stack (as in Garg et
+             * al.), so they get PyTorch's default Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+            int fan_in = (i == ICL_P_WIN || i == ICL_P_BIN) ? m->cfg.d_in : m->cfg.n_embd;
+            double bound = 1.0 / sqrt((double)fan_in);
+            for (size_t j = 0; j < n; j++) p[j] = (float)(bound * (2.0 * icl_rng_uniform(rng) - 1.0));
+            break;
+        }
+        case ICL_P_WPE: case ICL_P_QKVW: case ICL_P_FCW:
             for (size_t j = 0; j < n; j++) p[j] = (float)(0.02 * icl_rng_normal(rng));
             break;
         case ICL_P_ATTW: case ICL_P_PROJW:
@@ -189,6 +197,65 @@ static int ensure_acts(icl_model *m, int B, int T, icl_err *err) {
     return 0;
 }
 
+int icl_model_set_hooks(icl_model *m, const icl_hook *hooks, int n, icl_err *err) {
+    const icl_model_config *c = &m->cfg;
+    for (int i = 0; i < n; i++) {
+        const icl_hook *h = &hooks[i];
+        if (h->layer < 0 || h->layer >= c->n_layer)
+            return icl_errf(err, "hook %d: layer %d out of range 0..%d", i, h->layer, c->n_layer - 1);
+        if (h->site < ICL_SITE_RESID_PRE || h->site > ICL_SITE_HEAD_OUT) return icl_errf(err, "hook %d: unknown site", i);
+        if (h->action < ICL_HOOK_CAPTURE || h->action > ICL_HOOK_ZERO) return icl_errf(err, "hook %d: unknown action", i);
+        if (h->site == ICL_SITE_HEAD_OUT && (h->head < 0 || h->head >= c->n_head))
+            return icl_errf(err, "hook %d: head %d out of range 0..%d", i, h->head, c->n_head - 1);
+        if (h->positions) {
+            if (h->n_positions < 1) return icl_errf(err, "hook %d: empty position list", i);
+            for (int k = 0; k < h->n_positions; k++)
+                if (h->positions[k] < 0 || h->positions[k] >= c->n_ctx)
+                    return icl_errf(err, "hook %d: position %d out of range 0..%d", i, h->positions[k], c->n_ctx - 1);
+        }
+        if ((h->action == ICL_HOOK_REPLACE || h->action == ICL_HOOK_ADD) && !h->vec)
+            return icl_errf(err, "hook %d: replace/add needs a vector", i);
+        if (h->action == ICL_HOOK_CAPTURE && !h->out) return icl_errf(err, "hook %d: capture needs an output buffer", i);
+    }
+    m->hooks = n > 0 ? hooks : NULL;
+    m->n_hooks = n > 0 ? n : 0;
+    return 0;
+}
+
+/* Applies the hooks of (site, layer) to x (B,T,C) in place. */
+static int apply_hooks(const icl_model *m, icl_site site, int layer, float *x, int B, int T, icl_err *err) {
+    int C = m->cfg.n_embd, hs = C / m->cfg.n_head;
+    for (int i = 0; i < m->n_hooks; i++) {
+        const icl_hook *h = &m->hooks[i];
+        if (h->site != site || h->layer != layer) continue;
+        int np = h->positions ? h->n_positions : T;
+        int off = site == ICL_SITE_HEAD_OUT ? h->head * hs : 0, w = site == ICL_SITE_HEAD_OUT ? hs : C;
+        for (int k = 0; k < np; k++)
+            if ((h->positions ? h->positions[k] : k) >= T)
+                return icl_errf(err, "hook %d: position %d is past the sequence length %d", i, h->positions[k], T);
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < np; k++) {
+                int t = h->positions ? h->positions[k] : k;
+                float *v = x + ((size_t)b * T + t) * C + off;
+                size_t slot = ((size_t)b * np + k) * w;
+                const float *src = h->vec ? h->vec + (h->per_sequence ? slot : 0) : NULL;
+                switch (h->action) {
+                case ICL_HOOK_CAPTURE: memcpy(h->out + slot, v, sizeof(float) * w); break;
+                case ICL_HOOK_REPLACE: memcpy(v, src, sizeof(float) * w); break;
+                case ICL_HOOK_ADD: for (int j = 0; j < w; j++) v[j] += src[j]; break;
+                case ICL_HOOK_ZERO: memset(v, 0, sizeof(float) * w); break;
+                }
+            }
+    }
+    return 0;
+}
+
+/* Hook dispatch that costs one branch when no hook is set. */
+#define HOOK(site, layer, x)                                                          \
+    do {                                                                              \
+        if (m->hooks && apply_hooks(m, (site), (layer), (x), B, T, err)) return -1; \
+    } while (0)
+
 int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const float *targets, const float *mask,
                       float *loss, icl_err *err) {
     const icl_model_config *c = &m->cfg;
@@ -221,16 +288,21 @@ int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const flo
         float *fch = m->a[ICL_A_FCH] + (size_t)l * N * F, *fcg = m->a[ICL_A_FCGELU] + (size_t)l * N * F;
         float *mlpout = m->a[ICL_A_MLPOUT] + l * NC;
 
+        HOOK(ICL_SITE_RESID_PRE, l, resid);
         icl_layernorm_forward(ln1, ln1m, ln1r, resid, m->p[ICL_P_LN1W] + l * C, m->p[ICL_P_LN1B] + l * C, N, C);
         icl_linear_forward(qkv, ln1, m->p[ICL_P_QKVW] + (size_t)l * 3 * C * C, m->p[ICL_P_QKVB] + l * 3 * C, N, C, 3 * C);
         icl_attention_forward(atty, att, qkv, B, T, C, H);
+        HOOK(ICL_SITE_HEAD_OUT, l, atty);
         icl_linear_forward(attout, atty, m->p[ICL_P_ATTW] + (size_t)l * C * C, m->p[ICL_P_ATTB] + l * C, N, C, C);
+        HOOK(ICL_SITE_ATTN_OUT, l, attout);
         icl_add(resid2, resid, attout, NC);
         icl_layernorm_forward(ln2, ln2m, ln2r, resid2, m->p[ICL_P_LN2W] + l * C, m->p[ICL_P_LN2B] + l * C, N, C);
         icl_linear_forward(fch, ln2, m->p[ICL_P_FCW] + (size_t)l * F * C, m->p[ICL_P_FCB] + (size_t)l * F, N, C, F);
         icl_gelu_forward(fcg, fch, (size_t)N * F);
         icl_linear_forward(mlpout, fcg, m->p[ICL_P_PROJW] + (size_t)l * C * F, m->p[ICL_P_PROJB] + l * C, N, F, C);
+        HOOK(ICL_SITE_MLP_OUT, l, mlpout);
         icl_add(resid_next, resid2, mlpout, NC);
+        HOOK(ICL_SITE_RESID_POST, l, resid_next);
     }
     float *xL = m->a[ICL_A_RESID] + (size_t)L * NC;
     icl_layernorm_forward(m->a[ICL_A_LNF], m->a[ICL_A_LNFMEAN], m->a[ICL_A_LNFRSTD], xL, m->p[ICL_P_LNFW], m->p[ICL_P_LNFB], N, C);
@@ -258,6 +330,8 @@ int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const flo
 
 int icl_model_backward(icl_model *m, icl_err *err) {
     if (!m->have_targets) return icl_errf(err, "backward needs a forward pass with targets first");
+    for (int i = 0; i < m->n_hooks; i++)
+        if (m->hooks[i].action != ICL_HOOK_CAPTURE) return icl_errf(err, "backward is not defined while an intervention hook is set");
     const icl_model_config *c = &m->cfg;
     int B = m->B, T = m->T, L = c->n_layer, C = c->n_embd, H = c->n_head, F = c->mlp_mult * C, D = c->d_in, O = c->d_out;
     int N = B * T;

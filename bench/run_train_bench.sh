@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Training throughput of `iclab train` (via `iclab bench`, the same per-step work) against the
+# PyTorch peer ../shared/bench/torch_icl.py on the same shapes, 2 threads each, alternating runs in
+# one session so both see the same machine. Prints each run and the median ratio per config.
+# Usage: bench/run_train_bench.sh [ROUNDS]   (needs python3-torch; ICLAB_DEV=1 scripts/install-deps.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+PEER=${PEER:-../shared/bench/torch_icl.py}
+ICLAB=${ICLAB:-build/iclab}
+[ -x "$ICLAB" ] || make -j2 >/dev/null
+configs=("paper:--layers 12 --width 256 --heads 8 --batch 128 --points 20 --dim 16 --threads 2 --steps 5"
+         "small:--layers 4 --width 64 --heads 4 --batch 64 --points 20 --dim 16 --threads 2 --steps 50")
+rate() { sed -n 's/.*steps_per_s=\([0-9.]*\).*/\1/p'; }
+for entry in "${configs[@]}"; do
+  name=${entry%%:*}; args=${entry#*:}
+  ratios=()
+  for r in $(seq "$ROUNDS"); do
+    t=$(/usr/bin/python3 "$PEER" $args | tee /dev/stderr | rate)
+    i=$(OMP_NUM_THREADS=2 "$ICLAB" bench $args | tee /dev/stderr | rate)
+    ratios+=("$(awk -v a="$i" -v b="$t" 'BEGIN {printf "%.2f", a / b}')")
+    echo "$name round $r: iclab $i steps/s, torch $t steps/s, ratio ${ratios[-1]}"
+  done
+  printf '%s\n' "${ratios[@]}" | sort -n | awk -v n="$name" '{a[NR]=$1} END {print n ": median ratio iclab/torch = " a[int((NR+1)/2)]}'
+done
