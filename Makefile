@@ -54,7 +54,13 @@ test-asan:
 demo: $(BUILD)/iclab
 	$(BUILD)/iclab demo
 
-bench: $(BUILD)/iclab
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libiclab.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/libiclab.a -o $@ $(LDLIBS)
+
+bench: $(BUILD)/iclab $(BUILD)/bench/gemm_peak
+	$(BUILD)/bench/gemm_peak 1
+	$(BUILD)/bench/gemm_peak 2
 	bench/run_train_bench.sh
 
 clean:

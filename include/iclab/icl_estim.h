@@ -9,9 +9,11 @@
  *    at or below max(k,p) * DBL_EPSILON * s_max are dropped, numpy.linalg.lstsq's default cut-off.
  *    Ridge minimises ||y - Xw||^2 + lambda ||w||^2 (sklearn Ridge's objective, no intercept).
  *  - Lasso minimises 1/(2k) ||y - Xw||^2 + alpha ||w||_1 (sklearn Lasso's objective, no intercept)
- *    by cyclic coordinate descent, warm-started from the previous position's solution. A fit stops
- *    after a sweep whose largest coordinate change is <= 1e-10 * max_j |w_j| (or exactly 0), or
- *    after 100000 sweeps.
+ *    by cyclic coordinate descent, warm-started from the previous position's solution. Whenever a
+ *    sweep leaves the support and signs unchanged, the exact solution on that support is computed
+ *    from the KKT equations and accepted if it satisfies every KKT condition (relative tolerance
+ *    1e-9); otherwise descent goes on. A fit also stops after a sweep whose largest coordinate
+ *    change is <= 1e-10 * max_j |w_j| (or exactly 0), or after 100000 sweeps.
  *  - Sequences are processed in parallel (OpenMP); each sequence's arithmetic is sequential, so the
  *    results do not depend on the thread count.
  *

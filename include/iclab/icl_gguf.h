@@ -60,10 +60,12 @@ typedef struct icl_gguf_tensor {
     const void *data;
 } icl_gguf_tensor;
 
-/* Opens and validates a GGUF file, mapping it read-only. On failure *g is NULL and err holds a
- * one-line message naming the file and what is wrong. */
+/* Opens and validates a GGUF file, mapping it read-only (never reading it whole). On failure *g is
+ * NULL and err holds a one-line message naming the file and what is wrong. An open handle is never
+ * modified, so several threads may read from it at once. */
 int icl_gguf_open(icl_gguf **g, const char *path, icl_err *err);
-/* Same, over a caller's buffer (not copied: it must outlive the handle). */
+/* Same, over a caller's buffer (not copied: it must outlive the handle). Tensor data is aligned
+ * relative to the start of the buffer; its address is as aligned as the buffer is. */
 int icl_gguf_open_memory(icl_gguf **g, const void *data, size_t size, icl_err *err);
 /* Unmaps and frees; NULL is fine. Every pointer obtained from g dies with it. */
 void icl_gguf_close(icl_gguf *g);

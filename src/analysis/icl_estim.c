@@ -45,16 +45,19 @@ static double dot(const double *a, const double *b, int n) {
 
 /* One-sided (Hestenes) Jacobi: rotates the c columns of A (m x c, column-major) until they are
  * mutually orthogonal, accumulating the rotations in V (c x c, column-major, starts as I). Then
- * A = A0 V with orthogonal columns, i.e. A0 = (A / |A|) diag(|A|) V^T is a thin SVD. */
-static void jacobi_orthogonalise(double *A, int m, int c, double *V) {
+ * A = A0 V with orthogonal columns, i.e. A0 = (A / |A|) diag(|A|) V^T is a thin SVD. The squared
+ * column norms (nrm, c doubles of scratch) are recomputed at the start of every sweep and updated
+ * exactly within it (a rotation that zeroes a_i.a_j changes them by -+ t * a_i.a_j). */
+static void jacobi_orthogonalise(double *A, int m, int c, double *V, double *nrm) {
     for (int i = 0; i < c * c; i++) V[i] = 0.0;
     for (int i = 0; i < c; i++) V[i * c + i] = 1.0;
     for (int sweep = 0; sweep < JACOBI_MAX_SWEEPS; sweep++) {
         int rotated = 0;
+        for (int i = 0; i < c; i++) nrm[i] = dot(A + (size_t)i * m, A + (size_t)i * m, m);
         for (int i = 0; i < c - 1; i++) {
             for (int j = i + 1; j < c; j++) {
                 double *ai = A + (size_t)i * m, *aj = A + (size_t)j * m;
-                double alpha = dot(ai, ai, m), beta = dot(aj, aj, m), gamma = dot(ai, aj, m);
+                double alpha = nrm[i], beta = nrm[j], gamma = dot(ai, aj, m);
                 if (gamma == 0.0 || fabs(gamma) <= JACOBI_TOL * sqrt(alpha * beta)) continue;
                 /* Rotation that zeroes the off-diagonal of the 2x2 Gram [[alpha,gamma],[gamma,beta]];
                  * the smaller root of t^2 + 2 zeta t - 1 = 0 keeps the rotation angle <= pi/4. */
@@ -72,6 +75,8 @@ static void jacobi_orthogonalise(double *A, int m, int c, double *V) {
                     vi[r] = cs * u - sn * v;
                     vj[r] = sn * u + cs * v;
                 }
+                nrm[i] = alpha - t * gamma;
+                nrm[j] = beta + t * gamma;
                 rotated = 1;
             }
         }
@@ -83,13 +88,14 @@ static void jacobi_orthogonalise(double *A, int m, int c, double *V) {
 typedef struct {
     double *X;   /* (K,D) features of the fit, row-major, first n rows used */
     double *y;   /* (K) */
-    double *A;   /* (K*D) Jacobi matrix */
-    double *V;   /* (min(K,D)^2) Jacobi rotations */
+    double *A;   /* (K*D + K + 2D) Jacobi matrix; Lasso polish vectors */
+    double *V;   /* (min(K,D)^2) Jacobi rotations; Lasso polish Gram matrix */
     double *w;   /* (D) fitted weights */
     double *Xc;  /* (D,K) column-major full design for Lasso */
     double *r;   /* (K) Lasso residual */
     double *cn;  /* (D) Lasso column norms */
     int *cols;   /* (D) oracle feature coordinates */
+    double *nrm; /* (D) Jacobi column norms */
 } workspace;
 
 static void ws_free(workspace *ws) {
@@ -102,6 +108,7 @@ static void ws_free(workspace *ws) {
     free(ws->r);
     free(ws->cn);
     free(ws->cols);
+    free(ws->nrm);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -110,14 +117,15 @@ static int ws_alloc(workspace *ws, int K, int D) {
     size_t mn = (size_t)(K < D ? K : D); /* the Jacobi runs on min(n, p) <= min(K, D) columns */
     ws->X = malloc((size_t)K * D * sizeof(double));
     ws->y = malloc((size_t)K * sizeof(double));
-    ws->A = malloc((size_t)K * D * sizeof(double));
+    ws->A = malloc(((size_t)K * D + K + 2 * (size_t)D) * sizeof(double));
     ws->V = malloc(mn * mn * sizeof(double));
     ws->w = malloc((size_t)D * sizeof(double));
     ws->Xc = malloc((size_t)K * D * sizeof(double));
     ws->r = malloc((size_t)K * sizeof(double));
     ws->cn = malloc((size_t)D * sizeof(double));
     ws->cols = malloc((size_t)D * sizeof(int));
-    if (!ws->X || !ws->y || !ws->A || !ws->V || !ws->w || !ws->Xc || !ws->r || !ws->cn || !ws->cols) {
+    ws->nrm = malloc((size_t)D * sizeof(double));
+    if (!ws->X || !ws->y || !ws->A || !ws->V || !ws->w || !ws->Xc || !ws->r || !ws->cn || !ws->cols || !ws->nrm) {
         ws_free(ws);
         return -1;
     }
@@ -140,7 +148,7 @@ static void ridge_fit(const double *X, const double *y, int n, int p, double lam
     } else {
         memcpy(A, X, (size_t)n * p * sizeof(double)); /* column i of X^T = row i of X */
     }
-    jacobi_orthogonalise(A, m, c, V);
+    jacobi_orthogonalise(A, m, c, V, ws->nrm);
     double smax2 = 0.0;
     for (int i = 0; i < c; i++) {
         double s2 = dot(A + (size_t)i * m, A + (size_t)i * m, m);
@@ -163,11 +171,190 @@ static void ridge_fit(const double *X, const double *y, int n, int p, double lam
     }
 }
 
-/* Lasso by cyclic coordinate descent on the first n rows of the column-major design Xc (column j
- * at Xc + j*ld), warm-started from w. Objective 1/(2n)||y - Xw||^2 + alpha ||w||_1. */
+/* Exact Lasso solution on the current support: with A = {j : w_j != 0} and s = sign(w_A), solves
+ * X_A^T X_A w_A = X_A^T y - n alpha s (Cholesky) and accepts it only if it satisfies every KKT
+ * condition: sign(w_A) == s, |X_j^T r - n alpha s_j| small on A and |X_j^T r| <= n alpha off A
+ * (r = y - X_A w_A; tolerances 1e-9 n alpha + 1e-11 |X_j| |y|). KKT conditions are sufficient for
+ * optimality, so an accepted w is a Lasso solution whatever path led to it. Returns 1 if accepted
+ * (w overwritten), 0 otherwise (w untouched). */
+static int lasso_polish(const double *Xc, int ld, const double *y, int n, int p, double alpha, workspace *ws, double *w) {
+    int *act = ws->cols, m = 0;
+    for (int j = 0; j < p; j++)
+        if (w[j] != 0.0) act[m++] = j;
+    if (m == 0 || m > n) return 0; /* more active columns than points: X_A^T X_A is singular */
+    double *G = ws->V, *rhs = ws->A, *wa = rhs + m, *r = wa + m, *diag = r + n;
+    const double thr = alpha * n;
+    for (int a = 0; a < m; a++) {
+        const double *xa = Xc + (size_t)act[a] * ld;
+        for (int c = 0; c <= a; c++) G[(size_t)a * m + c] = dot(xa, Xc + (size_t)act[c] * ld, n);
+        diag[a] = G[(size_t)a * m + a];
+        rhs[a] = dot(xa, y, n) - (w[act[a]] > 0 ? thr : -thr);
+    }
+    for (int j = 0; j < m; j++) { /* in-place lower Cholesky; refuses pivots lost to cancellation */
+        for (int i = j; i < m; i++) {
+            double v = G[(size_t)i * m + j];
+            for (int k = 0; k < j; k++) v -= G[(size_t)i * m + k] * G[(size_t)j * m + k];
+            if (i == j) {
+                if (!(v > 1e-10 * diag[j])) return 0;
+                G[(size_t)j * m + j] = sqrt(v);
+            } else {
+                G[(size_t)i * m + j] = v / G[(size_t)j * m + j];
+            }
+        }
+    }
+    for (int i = 0; i < m; i++) { /* L z = rhs */
+        double v = rhs[i];
+        for (int k = 0; k < i; k++) v -= G[(size_t)i * m + k] * wa[k];
+        wa[i] = v / G[(size_t)i * m + i];
+    }
+    for (int i = m - 1; i >= 0; i--) { /* L^T w_A = z */
+        double v = wa[i];
+        for (int k = i + 1; k < m; k++) v -= G[(size_t)k * m + i] * wa[k];
+        wa[i] = v / G[(size_t)i * m + i];
+    }
+    for (int a = 0; a < m; a++)
+        if (!((wa[a] > 0) == (w[act[a]] > 0) && wa[a] != 0.0)) return 0;
+    for (int i = 0; i < n; i++) r[i] = y[i];
+    for (int a = 0; a < m; a++) {
+        const double *xa = Xc + (size_t)act[a] * ld;
+        for (int i = 0; i < n; i++) r[i] -= wa[a] * xa[i];
+    }
+    const double ynorm = sqrt(dot(y, y, n));
+    for (int j = 0, a = 0; j < p; j++) {
+        const double *xj = Xc + (size_t)j * ld;
+        double g = dot(xj, r, n), tol = 1e-9 * thr + 1e-11 * sqrt(ws->cn[j]) * ynorm;
+        if (a < m && act[a] == j) {
+            if (fabs(g - (wa[a] > 0 ? thr : -thr)) > tol) return 0;
+            a++;
+        } else if (fabs(g) > thr + tol) {
+            return 0;
+        }
+    }
+    for (int a = 0; a < m; a++) w[act[a]] = wa[a];
+    return 1;
+}
+
+/* Homotopy (LARS with the Lasso modification): follows the piecewise-linear solution path of
+ * 1/2||y - Xw||^2 + lam ||w||_1 from lam = max_j |X_j^T y| (w = 0) down to lam = n alpha, adding a
+ * coordinate when its correlation reaches lam and removing one whose weight crosses zero. It is
+ * used only to find the support and signs: the caller then computes the exact solution on them
+ * with lasso_polish, which verifies the KKT conditions. Returns 1 when it reached the target, 0 when
+ * it gave up (a singular active Gram matrix, e.g. duplicate columns, or too many steps); w then
+ * holds the last point of the path. The inactive correlations are recomputed from the residual at
+ * every step, so rounding does not accumulate along the path. */
+static int lasso_homotopy(const double *Xc, int ld, const double *y, int n, int p, double alpha, workspace *ws, double *w) {
+    double *G = ws->V, *u = ws->A, *d = u + n, *cor = d + p, *diag = cor + p;
+    int *act = ws->cols, m = 0;
+    const double target = alpha * n;
+    for (int j = 0; j < p; j++) w[j] = 0.0;
+    double lam = 0.0;
+    for (int j = 0; j < p; j++) {
+        cor[j] = dot(Xc + (size_t)j * ld, y, n);
+        if (ws->cn[j] > 0.0 && fabs(cor[j]) > lam) lam = fabs(cor[j]), act[0] = j;
+    }
+    if (lam <= target) return 1; /* w = 0 is the solution */
+    m = 1;
+    for (int step = 0; step < 8 * p + 16; step++) {
+        if (m > n) return 0;
+        /* Direction of w_A as lam decreases: d_A = (X_A^T X_A)^{-1} sign_A (Cholesky). */
+        for (int a = 0; a < m; a++) {
+            const double *xa = Xc + (size_t)act[a] * ld;
+            for (int c = 0; c <= a; c++) G[(size_t)a * m + c] = dot(xa, Xc + (size_t)act[c] * ld, n);
+            diag[a] = G[(size_t)a * m + a];
+        }
+        for (int j = 0; j < m; j++)
+            for (int i = j; i < m; i++) {
+                double v = G[(size_t)i * m + j];
+                for (int k = 0; k < j; k++) v -= G[(size_t)i * m + k] * G[(size_t)j * m + k];
+                if (i == j) {
+                    if (!(v > 1e-10 * diag[j])) return 0;
+                    G[(size_t)j * m + j] = sqrt(v);
+                } else {
+                    G[(size_t)i * m + j] = v / G[(size_t)j * m + j];
+                }
+            }
+        for (int i = 0; i < m; i++) {
+            double v = cor[act[i]] >= 0 ? 1.0 : -1.0; /* active correlations equal +-lam: their sign */
+            if (w[act[i]] != 0.0) v = w[act[i]] > 0 ? 1.0 : -1.0;
+            for (int k = 0; k < i; k++) v -= G[(size_t)i * m + k] * d[k];
+            d[i] = v / G[(size_t)i * m + i];
+        }
+        for (int i = m - 1; i >= 0; i--) {
+            double v = d[i];
+            for (int k = i + 1; k < m; k++) v -= G[(size_t)k * m + i] * d[k];
+            d[i] = v / G[(size_t)i * m + i];
+        }
+        for (int i = 0; i < n; i++) u[i] = 0.0;
+        for (int a = 0; a < m; a++) {
+            const double *xa = Xc + (size_t)act[a] * ld;
+            for (int i = 0; i < n; i++) u[i] += d[a] * xa[i];
+        }
+        /* Correlations with the current residual. */
+        for (int i = 0; i < n; i++) ws->r[i] = y[i];
+        for (int a = 0; a < m; a++) {
+            const double *xa = Xc + (size_t)act[a] * ld;
+            for (int i = 0; i < n; i++) ws->r[i] -= w[act[a]] * xa[i];
+        }
+        double gamma = lam - target;
+        int event = 0, who = -1, sign = 0; /* event 1: join, 2: drop */
+        /* A just-dropped coordinate sits on the boundary (|c_j| = lam) but moves inside, i.e. its
+         * denominator below is negative, so it is not re-added; "tiny" guards the rounding of
+         * events at gamma ~ 0. */
+        const double tiny = 1e-14 * lam;
+        for (int j = 0; j < p; j++) {
+            int active = 0;
+            for (int a = 0; a < m; a++) active |= act[a] == j;
+            if (active) continue;
+            if (ws->cn[j] == 0.0) continue;
+            const double *xj = Xc + (size_t)j * ld;
+            double c = dot(xj, ws->r, n), aj = dot(xj, u, n);
+            cor[j] = c;
+            if (1.0 - aj > 0.0) {
+                double g = (lam - c) / (1.0 - aj);
+                if (g > tiny && g < gamma) gamma = g, event = 1, who = j, sign = 1;
+            }
+            if (1.0 + aj > 0.0) {
+                double g = (lam + c) / (1.0 + aj);
+                if (g > tiny && g < gamma) gamma = g, event = 1, who = j, sign = -1;
+            }
+        }
+        for (int a = 0; a < m; a++) {
+            int j = act[a];
+            if (d[a] == 0.0 || w[j] == 0.0) continue;
+            double g = -w[j] / d[a];
+            if (g > tiny && g < gamma) gamma = g, event = 2, who = a, sign = 0;
+        }
+        for (int a = 0; a < m; a++) w[act[a]] += gamma * d[a];
+        lam -= gamma;
+        if (event == 0) return 1;
+        if (event == 1) {
+            act[m++] = who;
+            cor[who] = sign * lam;
+            w[who] = 0.0;
+        } else {
+            w[act[who]] = 0.0;
+            act[who] = act[--m];
+        }
+    }
+    return 0;
+}
+
+/* Lasso on the first n rows of the column-major design Xc (column j at Xc + j*ld); objective
+ * 1/(2n)||y - Xw||^2 + alpha ||w||_1. The homotopy finds the support and lasso_polish the exact,
+ * KKT-verified solution on it; when either fails, cyclic coordinate descent runs from the path's
+ * last point. After a sweep
+ * that left the support and signs unchanged, lasso_polish tries the exact solution on that support
+ * (again after 1, 2, 4, ... 64 more sweeps while it is refused), which ends the slow linear
+ * convergence of coordinate descent on correlated, under-determined designs. */
 static void lasso_fit(const double *Xc, int ld, const double *y, int n, int p, double alpha, workspace *ws, double *w) {
     double *r = ws->r, *cn = ws->cn;
     for (int j = 0; j < p; j++) cn[j] = dot(Xc + (size_t)j * ld, Xc + (size_t)j * ld, n);
+    /* Exact path first; coordinate descent only when it fails (degenerate designs). */
+    if (lasso_homotopy(Xc, ld, y, n, p, alpha, ws, w)) {
+        int zero = 1;
+        for (int j = 0; j < p; j++) zero &= w[j] == 0.0;
+        if (zero || lasso_polish(Xc, ld, y, n, p, alpha, ws, w)) return;
+    }
     for (int i = 0; i < n; i++) r[i] = y[i];
     for (int j = 0; j < p; j++) {
         if (cn[j] == 0.0) w[j] = 0.0; /* such a coordinate is unidentified; the penalty sets it to 0 */
@@ -176,8 +363,10 @@ static void lasso_fit(const double *Xc, int ld, const double *y, int n, int p, d
         for (int i = 0; i < n; i++) r[i] -= w[j] * xj[i];
     }
     double thr = alpha * n;
+    int next_polish = 0, gap = 1;
     for (int sweep = 0; sweep < LASSO_MAX_SWEEPS; sweep++) {
         double dmax = 0.0, wmax = 0.0;
+        int support_changed = 0;
         for (int j = 0; j < p; j++) {
             if (cn[j] == 0.0) continue;
             const double *xj = Xc + (size_t)j * ld;
@@ -185,6 +374,7 @@ static void lasso_fit(const double *Xc, int ld, const double *y, int n, int p, d
             double wn = rho > thr ? (rho - thr) / cn[j] : rho < -thr ? (rho + thr) / cn[j] : 0.0;
             double dw = wn - w[j];
             if (dw != 0.0) {
+                if ((wn > 0) != (w[j] > 0) || (wn < 0) != (w[j] < 0)) support_changed = 1;
                 for (int i = 0; i < n; i++) r[i] -= dw * xj[i];
                 w[j] = wn;
             }
@@ -192,6 +382,11 @@ static void lasso_fit(const double *Xc, int ld, const double *y, int n, int p, d
             if (fabs(wn) > wmax) wmax = fabs(wn);
         }
         if (dmax == 0.0 || dmax <= LASSO_TOL * wmax) break;
+        if (!support_changed && sweep >= next_polish) {
+            if (lasso_polish(Xc, ld, y, n, p, alpha, ws, w)) break;
+            next_polish = sweep + gap;
+            if (gap < 64) gap *= 2;
+        }
     }
 }
 

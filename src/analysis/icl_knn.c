@@ -3,6 +3,7 @@
  * See icl_knn.h for the tie rules and why they match scikit-learn. */
 #include "iclab/icl_knn.h"
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,26 +52,30 @@ typedef struct knn_ws {
     int N, d, R;   /* R: Gram rows per block (R == N: one ssyrk) */
     float *Y;      /* (N,d) centred rows (Euclidean) or unit rows (cosine), float32 */
     double *r;     /* (N) |Y_i| */
+    double rmax;   /* max |Y_i| */
     double *nn;    /* (N) |Y_i|^2 */
     double *xn;    /* (N) |X_i| */
     double *sc;    /* (N) row scale: 1 (Euclidean), 1/|X_i| or 0 for a zero row (cosine) */
+    int nzero;     /* rows with scale 0 (zero rows, cosine) */
     double *mean;  /* (d) column means of the scaled rows */
-    float *G;      /* (R,N) Gram block */
+    float *Gf;     /* (R,N) float32 Gram of one column chunk */
+    double *G;     /* (R,N) Gram block, chunk results summed in double */
 } knn_ws;
 
 static void ws_free(knn_ws *w) {
-    free(w->Y); free(w->r); free(w->nn); free(w->xn); free(w->sc); free(w->mean); free(w->G);
+    free(w->Y); free(w->r); free(w->nn); free(w->xn); free(w->sc); free(w->mean); free(w->Gf); free(w->G);
     memset(w, 0, sizeof *w);
 }
 
-/* Gram memory budget: one N x N block up to 128 MiB, else row blocks of about 64 MiB. */
+/* Gram memory budget (float + double copies): one N x N block up to 192 MiB, else row blocks of
+ * about 96 MiB. */
 static int ws_alloc(knn_ws *w, int N, int d, icl_err *err) {
     memset(w, 0, sizeof *w);
     w->N = N; w->d = d;
-    size_t full = (size_t)N * (size_t)N * sizeof(float);
-    if (full <= ((size_t)128 << 20)) w->R = N;
+    size_t full = (size_t)N * (size_t)N * (sizeof(float) + sizeof(double));
+    if (full <= ((size_t)192 << 20)) w->R = N;
     else {
-        size_t R = ((size_t)64 << 20) / ((size_t)N * sizeof(float));
+        size_t R = ((size_t)96 << 20) / ((size_t)N * (sizeof(float) + sizeof(double)));
         w->R = R < 64 ? 64 : (int)R;
         if (w->R > N) w->R = N;
     }
@@ -80,8 +85,9 @@ static int ws_alloc(knn_ws *w, int N, int d, icl_err *err) {
     w->xn = malloc((size_t)N * sizeof(double));
     w->sc = malloc((size_t)N * sizeof(double));
     w->mean = malloc((size_t)d * sizeof(double));
-    w->G = malloc((size_t)w->R * N * sizeof(float));
-    if (!w->Y || !w->r || !w->nn || !w->xn || !w->sc || !w->mean || !w->G) {
+    w->Gf = malloc((size_t)w->R * N * sizeof(float));
+    w->G = malloc((size_t)w->R * N * sizeof(double));
+    if (!w->Y || !w->r || !w->nn || !w->xn || !w->sc || !w->mean || !w->Gf || !w->G) {
         ws_free(w);
         return icl_errf(err, "out of memory for kNN on %d x %d points", N, d);
     }
@@ -114,10 +120,20 @@ static int ws_prepare(knn_ws *w, const float *X, icl_metric metric, icl_err *err
      * all points share a large offset (as hidden states do). */
     for (int i = 0; i < N; i++)
         w->sc[i] = metric == ICL_METRIC_EUCLIDEAN ? 1.0 : (w->xn[i] > 0 ? 1.0 / w->xn[i] : 0.0);
-    for (int t = 0; t < d; t++) w->mean[t] = 0;
-    for (int i = 0; i < N; i++)
-        for (int t = 0; t < d; t++) w->mean[t] += (double)X[(size_t)i * d + t] * w->sc[i];
-    for (int t = 0; t < d; t++) w->mean[t] /= N;
+    w->nzero = 0;
+    for (int i = 0; i < N; i++) w->nzero += w->sc[i] == 0;
+    /* column sums in a fixed order (each thread owns whole column strips) */
+#pragma omp parallel for schedule(static)
+    for (int t0 = 0; t0 < d; t0 += 256) {
+        int t1 = t0 + 256 < d ? t0 + 256 : d;
+        for (int t = t0; t < t1; t++) w->mean[t] = 0;
+        for (int i = 0; i < N; i++) {
+            const float *x = X + (size_t)i * d;
+            double s = w->sc[i];
+            for (int t = t0; t < t1; t++) w->mean[t] += (double)x[t] * s;
+        }
+        for (int t = t0; t < t1; t++) w->mean[t] /= N;
+    }
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < N; i++) {
         const float *x = X + (size_t)i * d;
@@ -127,23 +143,48 @@ static int ws_prepare(knn_ws *w, const float *X, icl_metric metric, icl_err *err
         w->nn[i] = dot_exact(y, y, d);
         w->r[i] = sqrt(w->nn[i]);
     }
+    w->rmax = 0;
+    for (int i = 0; i < N; i++)
+        if (w->r[i] > w->rmax) w->rmax = w->r[i];
     return 0;
 }
 
-/* Fills G with rows [r0, r0+nr) of Y Y^T. */
+/* Columns per float32 Gram product. The worst-case rounding bound of a float32 dot product grows
+ * with its length (gamma_n = n u), so summing chunks of KC columns in double gives a bound of
+ * gamma_KC |y_i||y_j| (Cauchy-Schwarz over the chunks) instead of gamma_d |y_i||y_j|: 16x tighter
+ * for d = 4096, which keeps the exact recomputation down to rows with genuinely close neighbours. */
+#define KC 256
+
+/* Fills G with rows [r0, r0+nr) of Y Y^T (the full square when nr == N). */
 static void gram_block(knn_ws *w, int r0, int nr) {
     int N = w->N, d = w->d;
+    for (int t0 = 0; t0 < d; t0 += KC) {
+        int kc = d - t0 < KC ? d - t0 : KC;
+        if (nr == N)
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, N, kc, 1.0f, w->Y + t0, d, 0.0f, w->Gf, N);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, N, kc, 1.0f, w->Y + (size_t)r0 * d + t0, d,
+                        w->Y + t0, d, 0.0f, w->Gf, N);
+        int first = t0 == 0;
+#pragma omp parallel for schedule(dynamic, 16)
+        for (int t = 0; t < nr; t++) {
+            int j0 = nr == N ? t : 0; /* ssyrk fills the upper triangle only */
+            const float *gf = w->Gf + (size_t)t * N;
+            double *g = w->G + (size_t)t * N;
+            if (first)
+                for (int j = j0; j < N; j++) g[j] = gf[j];
+            else
+                for (int j = j0; j < N; j++) g[j] += gf[j];
+        }
+    }
     if (nr == N) {
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, N, d, 1.0f, w->Y, d, 0.0f, w->G, N);
         /* mirror the upper triangle into the lower one, tile by tile for the cache */
         const int T = 64;
+#pragma omp parallel for schedule(dynamic, 1)
         for (int bi = 0; bi < N; bi += T)
             for (int bj = 0; bj <= bi; bj += T)
                 for (int i = bi; i < bi + T && i < N; i++)
                     for (int j = bj; j < bj + T && j < i; j++) w->G[(size_t)i * N + j] = w->G[(size_t)j * N + i];
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, N, d, 1.0f, w->Y + (size_t)r0 * d, d,
-                    w->Y, d, 0.0f, w->G, N);
     }
 }
 
@@ -192,46 +233,51 @@ static inline double exact_e(const float *X, const knn_ws *w, icl_metric metric,
 
 /* Neighbours of row i (global index) whose Gram row is g (N floats). Writes k indices to out_idx
  * (sorted by (distance, index) when `sorted`), and distances to out_dist when non-NULL.
- * Screening works in s = sqrt(E) units: for every j an interval [lo, hi] that surely holds the
- * exact s, from |s - |y_i - y_j|| <= (float32 rounding of y) + (scaling error, cosine) and the
- * worst-case error of the Gram entry, gamma_d |y_i| |y_j|. */
-static void knn_row(const float *X, const knn_ws *w, icl_metric metric, int i, const float *g, int k,
+ * Screening: for every j, |s_j - sqrt(a_j)| <= sqrt-of(e2_j) + dl, where s_j = sqrt(E_ij) is the
+ * exact distance of the scaled rows, a_j = |y_i|^2 + |y_j|^2 - 2 G_ij the Gram estimate, e2_j its
+ * worst-case error (gamma_KC |y_i||y_j| for any summation order, plus the double arithmetic) and dl
+ * the float32 rounding of y (plus, for cosine, the error of x/|x|), taken at its row maximum so
+ * that everything stays in squared units: s_j <= sqrt(a_j + e2_j) + dl and
+ * s_j >= sqrt(max(a_j - e2_j, 0)) - dl. j is dropped when its lower bound exceeds the k-th smallest
+ * upper bound (plus the rounding of the exact recomputation). */
+static void knn_row(const float *X, const knn_ws *w, icl_metric metric, int i, const double *g, int k,
                     int sorted, row_buf *b, int *out_idx, double *out_dist) {
     int N = w->N, d = w->d;
-    double du = (double)d * U32;
-    double gamma = du < 0.5 ? du / (1.0 - du) : INFINITY;
-    /* error of x/|x| computed in double, per row, in norm (cosine only) */
+    int kc = d < KC ? d : KC, nchunk = (d + KC - 1) / KC;
+    double gamma = (double)kc * U32 / (1.0 - (double)kc * U32);
     double dnorm = metric == ICL_METRIC_COSINE ? 1.01 * (d + 10) * U64 : 0.0;
     double ri = w->r[i], nni = w->nn[i];
-    int zi = metric == ICL_METRIC_COSINE && w->sc[i] == 0;
-    int n = 0;
-    for (int j = 0; j < N; j++) {
-        if (j == i) continue;
-        double l, h;
-        if (zi || (metric == ICL_METRIC_COSINE && w->sc[j] == 0)) {
-            l = h = sqrt(2.0); /* a zero row is at cosine distance 1 from everything */
-        } else {
-            double gj = g[j];
-            double a = nni + w->nn[j] - 2.0 * gj;
-            double e2 = 1.01 * 2.0 * gamma * ri * w->r[j] +
-                        (nni + w->nn[j] + 2.0 * fabs(gj)) * (d + 4) * U64 * 1.01;
-            double dl = 1.01 * U32 * (ri + w->r[j]) + 2.0 * dnorm + 1e-300;
-            if (!isfinite(a) || !isfinite(e2)) { l = 0; h = INFINITY; }
-            else {
-                double am = a - e2;
-                l = sqrt(am > 0 ? am : 0) - dl;
-                h = sqrt(a + e2) + dl;
-            }
-        }
-        b->lo[j] = l; b->hi[j] = h; b->tmp[n++] = h;
+    /* chunk products: gamma_KC sum_c |y_ic||y_jc| <= gamma_KC |y_i||y_j|; their double sum adds
+     * nchunk u64 (1 + gamma) |y_i||y_j| */
+    double c1 = 1.01 * 2.0 * (gamma + (nchunk + 2) * U64 * (1.0 + gamma)) * ri, c2 = (d + 4) * U64 * 1.01;
+    double dl = 1.01 * U32 * (ri + w->rmax) + 2.0 * dnorm + 1e-300;
+    const double *nn = w->nn, *r = w->r;
+    double *hq = b->hi, *lq = b->lo;
+    for (int j = 0; j < N; j++) { /* branch-free so it vectorises */
+        double gj = g[j];
+        double a = nni + nn[j] - 2.0 * gj;
+        double e2 = c1 * r[j] + c2 * (nni + nn[j] + 2.0 * fabs(gj));
+        double h = a + e2, l = a - e2;
+        hq[j] = h <= DBL_MAX ? h : INFINITY; /* NaN or overflow: no information */
+        lq[j] = l <= DBL_MAX ? l : -INFINITY;
     }
-    double thr = kth_smallest(b->tmp, n, k);
+    if (w->nzero) { /* a zero row is at cosine distance 1 (E = 2) from everything */
+        for (int j = 0; j < N; j++)
+            if (w->sc[i] == 0 || w->sc[j] == 0) hq[j] = lq[j] = 2.0;
+    }
+    int n = 0;
+    for (int j = 0; j < N; j++)
+        if (j != i) b->tmp[n++] = hq[j];
+    double hk = kth_smallest(b->tmp, n, k);
+    double thr = sqrt(hk) + dl;
     /* slack for the rounding of the exact recomputation itself (both sides) */
     thr += 2.0 * (d + 8) * U64 * thr + 4.0 * dnorm + 1e-300;
+    double lim = thr + dl; /* s_j's lower bound <= thr  <=>  max(lq, 0) <= lim^2 */
+    lim = lim * lim * (1.0 + 4.0 * U64);
     int m = 0;
     for (int j = 0; j < N; j++) {
         if (j == i) continue;
-        if (b->lo[j] <= thr) b->c[m++].j = j;
+        if (lq[j] <= lim) b->c[m++].j = j;
     }
     int need_exact = m > k || sorted || out_dist;
     if (need_exact) {

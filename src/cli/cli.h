@@ -12,5 +12,6 @@ const char *cli_flag_value(int argc, char **argv, int *i, char *name_out, size_t
 int cmd_train(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

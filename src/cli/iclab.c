@@ -27,6 +27,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } commands[] = {
+    {"demo", cmd_demo, "the main job on defaults: train the demo model and draw its figures"},
     {"train", cmd_train, "train the toy in-context regression model (paper §1)"},
     {"info", cmd_info, "show a checkpoint's configuration and held-out MSE"},
     {"bench", cmd_bench, "time training steps on given shapes (for bench/)"},

@@ -1,0 +1,46 @@
+/* `iclab demo`: the project's main job on defaults. Trains the demo configuration (a few minutes on
+ * a 2-core CPU) into runs/demo and draws its figures. */
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+#include "iclab/icl_runplot.h"
+#include "iclab/icl_train.h"
+
+int cmd_demo(int argc, char **argv) {
+    icl_err err;
+    const char *out = "runs/demo";
+    int threads = 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) {
+            printf("usage: iclab demo [--out DIR] [--threads N]\n\n"
+                   "Trains the demo configuration (iclab train --preset demo) into DIR (default runs/demo,\n"
+                   "replaced if it is an earlier iclab run) and writes its figures to DIR/figures.\n");
+            return 0;
+        }
+        char name[64];
+        const char *v = strncmp(argv[i], "--", 2) ? NULL : cli_flag_value(argc, argv, &i, name, sizeof name, &err);
+        if (!v) {
+            if (strncmp(argv[i], "--", 2)) icl_errf(&err, "unexpected argument '%s'", argv[i]);
+            return cli_fail("demo", &err);
+        }
+        if (!strcmp(name, "out")) out = v;
+        else if (!strcmp(name, "threads")) {
+            if (sscanf(v, "%d", &threads) != 1 || threads < 1 || threads > 1024) {
+                icl_errf(&err, "--threads: '%s' is not a thread count in 1..1024", v);
+                return cli_fail("demo", &err);
+            }
+        } else {
+            icl_errf(&err, "unknown option --%s (see iclab demo --help)", name);
+            return cli_fail("demo", &err);
+        }
+    }
+    icl_train_config c;
+    if (icl_train_config_preset(&c, "demo", &err)) return cli_fail("demo", &err);
+    c.threads = threads;
+    icl_train_options opt = {.mode = ICL_RUN_OVERWRITE, .progress = stderr};
+    fprintf(stderr, "iclab demo: training the demo configuration into %s\n", out);
+    if (icl_train(out, &c, &opt, &err)) return cli_fail("demo", &err);
+    if (icl_run_figures(out, &err)) return cli_fail("demo", &err);
+    printf("results in %s: eval.csv, estimators.csv, figures/mse_by_concept.png, figures/mse_by_position.png\n", out);
+    return 0;
+}
