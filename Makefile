@@ -63,5 +63,14 @@ bench: $(BUILD)/iclab $(BUILD)/bench/gemm_peak
 	$(BUILD)/bench/gemm_peak 2
 	bench/run_train_bench.sh
 
+# libFuzzer target for the GGUF parser (needs clang and libclang-rt-14-dev); see fuzz/README.md.
+FUZZ_TIME ?= 60
+fuzz:
+	@mkdir -p build-fuzz fuzz/corpus-run
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -Iinclude fuzz/fuzz_gguf.c src/io/icl_gguf.c src/io/icl_quant.c src/core/icl_err.c src/core/icl_file.c -lm -o build-fuzz/fuzz_gguf
+	cp -n tests/fixtures/gguf_*.gguf fuzz/corpus-run/ 2>/dev/null || true
+	build-fuzz/fuzz_gguf -max_total_time=$(FUZZ_TIME) -print_final_stats=1 fuzz/corpus-run
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -330,6 +330,9 @@ def bf16_rne(x):
         if np.isnan(v):
             out.append((b >> 16) | 0x40)
             continue
+        if np.isinf(v):                      # exactly representable
+            out.append(b >> 16)
+            continue
         lo = b >> 16
         hi = lo + 1
         def val(h):
