@@ -198,24 +198,19 @@ static int cand_cmp(const void *pa, const void *pb) {
     return (a->j > b->j) - (a->j < b->j);
 }
 
-/* k-th smallest (1-based) of v[0..n), reordering v. Iterative quickselect, median of three. */
-static double kth_smallest(double *v, int n, int k) {
-    int lo = 0, hi = n - 1, want = k - 1;
-    while (hi > lo) {
-        int mid = lo + (hi - lo) / 2;
-        double a = v[lo], b = v[mid], c = v[hi];
-        double p = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < p) i++;
-            while (v[j] > p) j--;
-            if (i <= j) { double t = v[i]; v[i] = v[j]; v[j] = t; i++; j--; }
-        }
-        if (want <= j) hi = j;
-        else if (want >= i) lo = i;
-        else return v[want];
+/* k-th smallest (1-based, k <= n) of v[0..n): one pass keeping the k smallest in a sorted buffer
+ * best[k]. A value enters only if it beats the current k-th, which for k << n is rare, so this is
+ * close to one comparison per element (a quickselect costs several passes). */
+static double kth_smallest(const double *v, int n, int k, double *best) {
+    int f = 0;
+    for (int j = 0; j < n; j++) {
+        double x = v[j];
+        if (f == k && !(x < best[k - 1])) continue;
+        int p = f < k ? f++ : k - 1;
+        while (p > 0 && best[p - 1] > x) { best[p] = best[p - 1]; p--; }
+        best[p] = x;
     }
-    return v[want];
+    return best[k - 1];
 }
 
 typedef struct row_buf {
@@ -265,10 +260,10 @@ static void knn_row(const float *X, const knn_ws *w, icl_metric metric, int i, c
         for (int j = 0; j < N; j++)
             if (w->sc[i] == 0 || w->sc[j] == 0) hq[j] = lq[j] = 2.0;
     }
-    int n = 0;
-    for (int j = 0; j < N; j++)
-        if (j != i) b->tmp[n++] = hq[j];
-    double hk = kth_smallest(b->tmp, n, k);
+    double hqi = hq[i];
+    hq[i] = INFINITY; /* never its own neighbour (k <= N-1 finite entries remain) */
+    double hk = kth_smallest(hq, N, k, b->tmp);
+    hq[i] = hqi;
     double thr = sqrt(hk) + dl;
     /* slack for the rounding of the exact recomputation itself (both sides) */
     thr += 2.0 * (d + 8) * U64 * thr + 4.0 * dnorm + 1e-300;

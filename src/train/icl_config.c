@@ -10,7 +10,7 @@
 
 #define FIELD(key, flag, type, member, help) {key, flag, type, offsetof(icl_train_config, member), help}
 const icl_config_field icl_train_fields[] = {
-    FIELD("task.kind", "task", ICL_FIELD_INT, task.kind, "0 = mixture of bases (paper), 1 = mixture of regression families"),
+    FIELD("task.kind", "task", ICL_FIELD_INT, task.kind, "bases (0, the paper's mixture of sparse bases) or families (1, linear/quadratic/sparse/leaky-ReLU)"),
     FIELD("task.dim", "dim", ICL_FIELD_INT, task.dim, "input dimension D"),
     FIELD("task.n_bases", "bases", ICL_FIELD_INT, task.n_bases, "number of bases (concepts)"),
     FIELD("task.rank", "rank", ICL_FIELD_INT, task.rank, "coordinates per basis"),
@@ -30,7 +30,7 @@ const icl_config_field icl_train_fields[] = {
     FIELD("train.eps", "eps", ICL_FIELD_F32, eps, "Adam epsilon"),
     FIELD("train.weight_decay", "weight-decay", ICL_FIELD_F32, weight_decay, "decoupled weight decay (AdamW) if > 0"),
     FIELD("train.warmup", "warmup", ICL_FIELD_I64, warmup, "linear learning-rate warm-up steps"),
-    FIELD("train.schedule", "schedule", ICL_FIELD_INT, schedule, "0 = constant, 1 = cosine decay to lr-min"),
+    FIELD("train.schedule", "schedule", ICL_FIELD_INT, schedule, "constant (0) or cosine (1) decay to lr-min after warm-up"),
     FIELD("train.lr_min", "lr-min", ICL_FIELD_F32, lr_min, "final learning rate of the cosine schedule"),
     FIELD("train.grad_clip", "grad-clip", ICL_FIELD_F32, grad_clip, "clip the gradient norm (0 = off)"),
     FIELD("train.seed", "seed", ICL_FIELD_U64, seed, "random seed"),
@@ -48,6 +48,15 @@ int icl_config_field_parse(icl_train_config *c, const icl_config_field *f, const
     void *p = (char *)c + f->offset;
     errno = 0;
     if (!text || !*text) return icl_errf(err, "--%s needs a value", f->flag);
+    /* the two enumerations also take their names */
+    static const struct { const char *key, *name; int value; } names[] = {
+        {"task.kind", "bases", ICL_TASK_BASES}, {"task.kind", "families", ICL_TASK_FAMILIES},
+        {"train.schedule", "constant", ICL_LR_CONSTANT}, {"train.schedule", "cosine", ICL_LR_COSINE}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(f->key, names[i].key) && !strcmp(text, names[i].name)) {
+            *(int *)p = names[i].value;
+            return 0;
+        }
     switch (f->type) {
     case ICL_FIELD_INT: {
         long v = strtol(text, &end, 10);
@@ -86,8 +95,18 @@ void icl_config_field_format(const icl_train_config *c, const icl_config_field *
     case ICL_FIELD_INT: snprintf(buf, n, "%d", *(const int *)p); break;
     case ICL_FIELD_I64: snprintf(buf, n, "%" PRId64, *(const int64_t *)p); break;
     case ICL_FIELD_U64: snprintf(buf, n, "%" PRIu64, *(const uint64_t *)p); break;
-    case ICL_FIELD_F32: snprintf(buf, n, "%.9g", *(const float *)p); break;
-    case ICL_FIELD_F64: snprintf(buf, n, "%.17g", *(const double *)p); break;
+    case ICL_FIELD_F32: /* the shortest text that reads back to the same value */
+        for (int prec = 6; prec <= 9; prec++) {
+            snprintf(buf, n, "%.*g", prec, *(const float *)p);
+            if (strtof(buf, NULL) == *(const float *)p) break;
+        }
+        break;
+    case ICL_FIELD_F64:
+        for (int prec = 6; prec <= 17; prec++) {
+            snprintf(buf, n, "%.*g", prec, *(const double *)p);
+            if (strtod(buf, NULL) == *(const double *)p) break;
+        }
+        break;
     }
 }
 

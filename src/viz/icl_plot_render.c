@@ -17,7 +17,7 @@ typedef struct sty {
     double pad, lw, ticklen, marker, point;  /* padding, line width, tick length, marker radii */
 } sty;
 static const sty STY_SINGLE = {16.5, 13.5, 12, 12.5, 12, 12, 2.0, 5, 3.6, 3.0};
-static const sty STY_GRID = {12, 11, 10, 12.5, 10, 6, 1.6, 3, 2.6, 2.0};
+static const sty STY_GRID = {12, 11, 10, 11.5, 10, 6, 1.6, 3, 2.6, 2.0};
 
 /* Okabe-Ito (colour-blind safe), extended to 10 colours with darker tones; yellow is left out
  * because it vanishes on white. */
@@ -976,7 +976,14 @@ static void xy_panel(const rctx *c, int pi, rect r, rect *pl) {
         double y = ax_px(&ay, p->hl[i].v);
         if (y < pl->y - 0.5 || y > pl->y + pl->h + 0.5) continue;
         int below = y - 5 - CAP * st->note < pl->y + 2;
-        text_halo(cr, p->hl[i].label, pl->x + pl->w - 6, below ? y + 5 : y - 5, st->note, 1, below ? 0 : 1, C_REF);
+        /* at the right end, unless the left end covers fewer data */
+        double tw = text_w(cr, p->hl[i].label, st->note, 0), bh = CAP * st->note + 2;
+        double by = below ? y + 4 : y - 4 - bh;
+        long nr = overlap(p, &ax, &ay, (rect){pl->x + pl->w - 6 - tw, by, tw, bh});
+        long nl = overlap(p, &ax, &ay, (rect){pl->x + 6, by, tw, bh});
+        int left = nl < nr;
+        text_halo(cr, p->hl[i].label, left ? pl->x + 6 : pl->x + pl->w - 6, below ? y + 5 : y - 5, st->note, !left,
+                  below ? 0 : 1, C_REF);
     }
     for (int i = 0; i < p->ntx; i++) {
         if (!pt_ok(&ax, &ay, p->tx[i].v, p->tx[i].w)) continue;
@@ -1135,6 +1142,19 @@ static void heat_annot(cairo_t *cr, const sty *st, const plt_panel *p, double x0
         }
 }
 
+/* Every how many rows (or columns) a label fits when each label needs need pixels and a row
+ * gets have: 1, 2, 5, 10, 20, 50, ... so the labelled indices are round numbers. */
+static int label_stride(double need, double have) {
+    if (have >= need) return 1;
+    double k = need / have;
+    for (int s = 1;; s *= 10) {
+        if (k <= s) return s;
+        if (k <= 2 * s) return 2 * s;
+        if (k <= 5 * s) return 5 * s;
+        if (s > 100000000) return s * 10;
+    }
+}
+
 /* Draws heatmap panel pi inside r: cells, row/column labels, colour bar; *pl = the cell block. */
 static void heat_panel(const rctx *c, int pi, rect r, rect *pl) {
     const plt_panel *p = &c->f->p[pi];
@@ -1158,7 +1178,7 @@ static void heat_panel(const rctx *c, int pi, rect r, rect *pl) {
     double bar = c->grid ? 10 : 14, gap = c->grid ? 8 : 14;
     double L1 = (p->ylabel ? st->label * 1.6 : 0) + row_w + 6;
     double Rcb = gap + bar + 4 + 3 + cbw + (p->cblabel ? st->label * 1.6 : 0);
-    double T = p->title ? st->title * 1.45 : 0, Bx = p->xlabel ? st->label * 1.6 : 0;
+    double T = p->title ? st->title * 1.75 : 0, Bx = p->xlabel ? st->label * 1.6 : 0;
     double aw = fmax(C, r.w - 2 * st->pad - L1 - Rcb), cw = aw / C;
     int rot = col_w + 6 > cw;
     double blab = 0, ah = 0, ch = 0;
@@ -1183,10 +1203,10 @@ static void heat_panel(const rctx *c, int pi, rect r, rect *pl) {
 
     /* row labels (thinned out when rows are shorter than the text), column labels (turned 45
      * degrees when wider than a column, thinned out when still too dense) */
-    int rs = ch >= th ? 1 : (int)ceil(th / ch);
+    int rs = label_stride(1.15 * th, ch);
     for (int i = 0; i < R; i += rs)
         text(cr, heat_label(p->rowlab, i, nb, sizeof nb), x0 - 6, y0 + (i + 0.5) * ch, st->tick, 0, 1, 0.5, 0, C_TEXT);
-    int cs = !rot ? 1 : (cw * 0.7071 >= th ? 1 : (int)ceil(th / (cw * 0.7071)));
+    int cs = !rot ? 1 : label_stride(1.15 * th, cw * 0.7071);
     for (int j = 0; j < C; j += cs) {
         const char *s = heat_label(p->collab, j, nb, sizeof nb);
         double cx = x0 + (j + 0.5) * cw;
@@ -1331,7 +1351,12 @@ int plt_render(const icl_fig *f, cairo_t *cr, double w, double h) {
     unsigned *blk = NULL;
     unsigned **sc = assign_colours(f, &blk);
     if (!sc) return -1;
-    rctx c = {cr, f, sc, f->kind == PLT_GRID ? &STY_GRID : &STY_SINGLE, f->kind == PLT_GRID};
+    /* Text and marks shrink on canvases smaller than about 640 x 400 so the plot keeps room. */
+    sty small = STY_SINGLE;
+    double k = fmax(0.55, fmin(1, fmin(w / 640, h / 400)));
+    small.title *= k, small.label *= k, small.tick *= k, small.legend *= k, small.note *= k;
+    small.pad *= k, small.lw *= k, small.ticklen *= k, small.marker *= k, small.point *= k;
+    rctx c = {cr, f, sc, f->kind == PLT_GRID ? &STY_GRID : &small, f->kind == PLT_GRID};
     rect pl, r = {0, 0, w, h};
     if (f->kind == PLT_GRID) draw_grid(&c, w, h);
     else if (f->p[0].z) heat_panel(&c, 0, r, &pl);
@@ -1345,7 +1370,7 @@ int plt_render(const icl_fig *f, cairo_t *cr, double w, double h) {
 static void panel_pref(const plt_panel *p, double *w, double *h) {
     if (p->z) *w = 270, *h = 220;
     else if (p->nser == 0 && p->np > 0 && p->ticks != 1) *w = 175, *h = 165;
-    else *w = 230, *h = 190;
+    else *w = 250, *h = 210;
 }
 
 void plt_default_size(const icl_fig *f, int *w, int *h) {
