@@ -8,12 +8,14 @@
  *    Jacobi on the shorter side. LS is the minimum-norm solution (pseudo-inverse): singular values
  *    at or below max(k,p) * DBL_EPSILON * s_max are dropped, numpy.linalg.lstsq's default cut-off.
  *    Ridge minimises ||y - Xw||^2 + lambda ||w||^2 (sklearn Ridge's objective, no intercept).
- *  - Lasso minimises 1/(2k) ||y - Xw||^2 + alpha ||w||_1 (sklearn Lasso's objective, no intercept)
- *    by cyclic coordinate descent, warm-started from the previous position's solution. Whenever a
- *    sweep leaves the support and signs unchanged, the exact solution on that support is computed
- *    from the KKT equations and accepted if it satisfies every KKT condition (relative tolerance
- *    1e-9); otherwise descent goes on. A fit also stops after a sweep whose largest coordinate
- *    change is <= 1e-10 * max_j |w_j| (or exactly 0), or after 100000 sweeps.
+ *  - Lasso minimises 1/(2k) ||y - Xw||^2 + alpha ||w||_1 (sklearn Lasso's objective, no intercept).
+ *    Each fit runs the homotopy (LARS with the Lasso modification) down to lambda = k * alpha to
+ *    find the support and signs, then solves the KKT equations on that support exactly and accepts
+ *    the result only if every KKT condition holds (relative tolerance 1e-9), so an accepted answer is
+ *    the exact Lasso solution, not an approximation. When that fails (degenerate designs such as
+ *    duplicate columns), cyclic coordinate descent takes over from the path's last point; it retries
+ *    the exact solve whenever a sweep leaves the support and signs unchanged, and stops after a sweep whose largest coordinate change is <= 1e-10 * max_j |w_j| (or 0), or after
+ *    100000 sweeps. On the default task the homotopy succeeds for every fit we have tried.
  *  - Sequences are processed in parallel (OpenMP); each sequence's arithmetic is sequential, so the
  *    results do not depend on the thread count.
  *
@@ -66,5 +68,13 @@ int icl_estimate(const icl_task_config *c, const icl_batch *b, icl_estimator e, 
  * noise_var / y_scale). Returns 0 or -1 with err set. */
 int icl_estimate_curve(const icl_task_config *c, const icl_batch *b, icl_estimator e, double param, double *curve,
                        icl_err *err);
+
+/* Single fits, for other analyses and for the tests. X is (n,p) row-major, y (n), w (p) out.
+ * icl_ridge_fit: ridge with penalty lambda >= 0 (lambda = 0: min-norm least squares), as above.
+ * icl_lasso_fit: the Lasso as above; cd_only = 0 runs the exact homotopy path (w is overwritten),
+ * cd_only = 1 runs plain coordinate descent only, starting from the w passed in (initialise it),
+ * with the stopping rule above. Each allocates its own workspace. Return 0 or -1 with err set. */
+int icl_ridge_fit(const double *X, int n, int p, const double *y, double lambda, double *w, icl_err *err);
+int icl_lasso_fit(const double *X, int n, int p, const double *y, double alpha, int cd_only, double *w, icl_err *err);
 
 #endif

@@ -24,10 +24,14 @@
  * values on a log axis, are gaps: a line breaks there, a point is not drawn. Degenerate data
  * (one point, all values equal, all NaN) draws a sensible empty or centred axis, never fails.
  *
- * Fonts: DejaVu Sans via fontconfig (text is converted to outlines in SVG and PDF, so files are
- * self-contained). Colours: the Okabe-Ito colour-blind-safe palette, extended to 10 colours;
- * scatter classes beyond 10 also change marker shape. No function prints; the library keeps no
- * global state, so different figures may be drawn from different threads. */
+ * Looks: DejaVu Sans via fontconfig at 12-16 px on the default canvases (text shrinks on
+ * canvases smaller than about 640 x 400); light grid; ticks at round numbers (1-2-5 steps,
+ * powers of ten on log axes); the Okabe-Ito colour-blind-safe palette extended to 10 colours,
+ * scatter classes beyond 10 also change marker shape; anti-aliased lines. SVG output draws text
+ * as glyph outlines and PDF embeds the font subset, so every file is self-contained. No
+ * function prints; the library keeps no global state, so different figures may be drawn from
+ * different threads. Implementation: src/viz/icl_plot.c (building, output) and
+ * src/viz/icl_plot_render.c (layout, drawing). */
 #ifndef ICL_PLOT_H
 #define ICL_PLOT_H
 #include <stddef.h>
@@ -58,8 +62,9 @@ typedef enum icl_legend {
 typedef enum icl_dash { ICL_SOLID = 0, ICL_DASHED, ICL_DOTTED } icl_dash;
 
 /* ---- constructors ------------------------------------------------------------------------
- * Any of title, xlabel, ylabel may be NULL (not drawn). Strings are UTF-8 (invalid bytes become
- * '?'). Default output size: 800x500 for a single plot; a grid picks a size from its shape. */
+ * Any of title, xlabel, ylabel may be NULL (not drawn). Strings are UTF-8 (invalid bytes and
+ * control characters become '?'). Default output size: 800x500 for a line plot, 760x560 for a
+ * scatter, 720x560 for a heatmap; a grid picks a size from its shape and contents. */
 
 /* A line plot: add series with icl_fig_add_series. Points (icl_fig_add_points) and text may
  * be added too, e.g. a scatter of tasks with a fitted line. */
@@ -67,12 +72,16 @@ icl_fig *icl_fig_line(const char *title, const char *xlabel, const char *ylabel)
 /* A scatter plot for 2-D embeddings: like a line plot, but with equal data units on both axes
  * by default (icl_fig_set_equal_aspect) so an embedding's shape is not distorted. */
 icl_fig *icl_fig_scatter(const char *title, const char *xlabel, const char *ylabel);
-/* A heatmap of z, (rows, cols) row-major, row 0 drawn at the top. NaN cells are drawn grey. */
+/* A heatmap of z, (rows, cols) row-major, row 0 drawn at the top. NaN cells are drawn grey.
+ * Cells fill the canvas but are kept within 1.6 times wider than tall (or taller than wide);
+ * matrices over 4096 cells are drawn as one nearest-neighbour-scaled image. */
 icl_fig *icl_fig_heatmap(const char *title, const char *xlabel, const char *ylabel,
                          const double *z, int rows, int cols);
-/* A rows x cols grid of small panels under one title. Select a panel with icl_fig_panel, then
- * use the line/scatter/heatmap calls on it. Series with the same name share one colour across
- * panels, and the legend (series names and class names) is drawn once, at the right. */
+/* A rows x cols grid (each 1..64) of small panels under one title. Select a panel with
+ * icl_fig_panel, then use the line/scatter/heatmap calls on it. Series with the same name share
+ * one colour across panels, and the legend (series names and class names) is drawn once, at the
+ * right. Panels holding only points get no ticks and equal aspect by default; panels left
+ * empty draw only their title. Bad rows/cols give a figure that carries the error. */
 icl_fig *icl_fig_grid(const char *title, int rows, int cols);
 /* Frees the figure and everything it holds; NULL is fine. */
 void icl_fig_free(icl_fig *fig);
@@ -124,16 +133,18 @@ int icl_fig_set_legend(icl_fig *fig, icl_legend where);
 
 /* ---- scatter (apply to the selected panel) ---------------------------------------------- */
 
-/* Adds n points coloured by integer class cls[i] >= 0 (cls may be NULL: all class 0). May be
- * called several times; the points accumulate. Returns 0 or -1. */
+/* Adds n points coloured by integer class 0 <= cls[i] <= 100000 (cls may be NULL: all class 0).
+ * May be called several times; the points accumulate. Points are painted in the order given.
+ * Returns 0 or -1. */
 int icl_fig_add_points(icl_fig *fig, const double *x, const double *y, const int *cls, size_t n);
 /* The same for a float (N,2) array of (x, y) rows, as an embedding is usually stored. */
 int icl_fig_add_points_xy(icl_fig *fig, const float *xy, const int *cls, size_t n);
 /* Names of the classes 0..k-1 for the legend; shared by all panels of a figure. Every class
  * used must then be < k (checked when saving). Without names, classes are listed as "class c"
- * when more than one class occurs. Returns 0 or -1. */
+ * when more than one class occurs. A legend lists at most 24 entries, then "+N more".
+ * Returns 0 or -1. */
 int icl_fig_set_classes(icl_fig *fig, const char *const *names, int k);
-/* Marker radius in pixels for points (default 2.6 in a single plot, 2.0 in a grid). */
+/* Marker radius in pixels for points, 0.25..50 (default 3.0 in a single plot, 2.0 in a grid). */
 int icl_fig_set_marker_size(icl_fig *fig, double radius_px);
 /* Equal data units per pixel on x and y (on = 1; the default for icl_fig_scatter): the shorter
  * range is widened. Ignored on log axes. */
@@ -148,7 +159,8 @@ int icl_fig_set_ticks(icl_fig *fig, int on);
  * for a single heatmap). Returns 0 or -1. */
 int icl_fig_set_matrix(icl_fig *fig, const double *z, int rows, int cols);
 /* Row and column tick labels (either may be NULL: indices 0..n-1 are shown). Row labels are
- * thinned out when rows are too short to hold them; column labels are rotated when too wide. */
+ * thinned out (every 1, 2, 5, 10, ... rows) when rows are too short to hold them; column labels
+ * are turned 45 degrees when too wide, and thinned out when still too dense. */
 int icl_fig_heatmap_labels(icl_fig *fig, const char *const *row_labels, const char *const *col_labels);
 /* Colour map (default ICL_CMAP_VIRIDIS). */
 int icl_fig_heatmap_cmap(icl_fig *fig, icl_cmap cmap);
@@ -172,9 +184,10 @@ int icl_fig_set_scale(icl_fig *fig, double scale);
 const char *icl_fig_error(const icl_fig *fig);
 /* Draws the figure and writes it atomically to path; the format follows the extension (.png,
  * .svg or .pdf, any case). width, height in pixels (points for PDF); 0 or less = default size;
- * each must be within 100..16384. On any error (a building call failed, no data, a bad size or
- * extension, an unwritable directory) returns -1 with err set and leaves no file behind (an
- * existing file at path is untouched). */
+ * each must be within 100..16384 (a PNG also at most 32767 pixels a side and 2^27 pixels in all
+ * after scaling). On any error (a building call failed, no data, a bad size or extension, an
+ * unwritable directory) returns -1 with err set and leaves no file behind (an existing file at
+ * path is untouched). The SVG carries <title> and <desc> elements with the figure's texts. */
 int icl_fig_save(const icl_fig *fig, const char *path, int width, int height, icl_err *err);
 /* Draws the figure as SVG into a malloc'd NUL-terminated string (*svg, length *len, len may be
  * NULL); the caller frees it. The SVG carries <title> and <desc> elements with the figure's

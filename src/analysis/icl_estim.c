@@ -1,7 +1,7 @@
 /* Reference in-context estimators (oracle least squares, min-norm least squares, ridge, Lasso,
  * zero) for the synthetic regression tasks; see include/iclab/icl_estim.h for the definitions and
- * numerical choices. Small dense linear algebra is written here (one-sided Jacobi SVD and
- * coordinate descent) because the problems are tiny (k <= K points, p <= D features) and numpy /
+ * numerical choices. Small dense linear algebra is written here (one-sided Jacobi SVD, Cholesky,
+ * the Lasso homotopy and coordinate descent) because the problems are tiny (k <= K points, p <= D features) and numpy /
  * sklearn are the references the tests compare against. */
 #include "iclab/icl_estim.h"
 #include <float.h>
@@ -340,17 +340,18 @@ static int lasso_homotopy(const double *Xc, int ld, const double *y, int n, int 
 }
 
 /* Lasso on the first n rows of the column-major design Xc (column j at Xc + j*ld); objective
- * 1/(2n)||y - Xw||^2 + alpha ||w||_1. The homotopy finds the support and lasso_polish the exact,
- * KKT-verified solution on it; when either fails, cyclic coordinate descent runs from the path's
- * last point. After a sweep
+ * 1/(2n)||y - Xw||^2 + alpha ||w||_1. With `exact`, the homotopy finds the support and lasso_polish
+ * the exact, KKT-verified solution on it; when either fails (or without `exact`), cyclic coordinate
+ * descent runs from w (the path's last point, or the caller's start). With `exact`, after a sweep
  * that left the support and signs unchanged, lasso_polish tries the exact solution on that support
  * (again after 1, 2, 4, ... 64 more sweeps while it is refused), which ends the slow linear
  * convergence of coordinate descent on correlated, under-determined designs. */
-static void lasso_fit(const double *Xc, int ld, const double *y, int n, int p, double alpha, workspace *ws, double *w) {
+static void lasso_fit(const double *Xc, int ld, const double *y, int n, int p, double alpha, int exact, workspace *ws,
+                      double *w) {
     double *r = ws->r, *cn = ws->cn;
     for (int j = 0; j < p; j++) cn[j] = dot(Xc + (size_t)j * ld, Xc + (size_t)j * ld, n);
     /* Exact path first; coordinate descent only when it fails (degenerate designs). */
-    if (lasso_homotopy(Xc, ld, y, n, p, alpha, ws, w)) {
+    if (exact && lasso_homotopy(Xc, ld, y, n, p, alpha, ws, w)) {
         int zero = 1;
         for (int j = 0; j < p; j++) zero &= w[j] == 0.0;
         if (zero || lasso_polish(Xc, ld, y, n, p, alpha, ws, w)) return;
@@ -382,7 +383,7 @@ static void lasso_fit(const double *Xc, int ld, const double *y, int n, int p, d
             if (fabs(wn) > wmax) wmax = fabs(wn);
         }
         if (dmax == 0.0 || dmax <= LASSO_TOL * wmax) break;
-        if (!support_changed && sweep >= next_polish) {
+        if (exact && !support_changed && sweep >= next_polish) {
             if (lasso_polish(Xc, ld, y, n, p, alpha, ws, w)) break;
             next_polish = sweep + gap;
             if (gap < 64) gap *= 2;
@@ -404,7 +405,7 @@ static void estimate_sequence(const icl_task_config *c, const icl_batch *b, int 
             for (int j = 0; j < D; j++) ws->Xc[(size_t)j * K + i] = xs[(size_t)i * D + j];
         for (int j = 0; j < D; j++) ws->w[j] = 0.0;
         for (int k = 1; k < K; k++) {
-            lasso_fit(ws->Xc, K, ws->y, k, D, param, ws, ws->w); /* warm start from position k-1 */
+            lasso_fit(ws->Xc, K, ws->y, k, D, param, 1, ws, ws->w);
             double p = 0.0;
             for (int j = 0; j < D; j++) p += ws->w[j] * xs[(size_t)k * D + j];
             pred[k] = (float)p;
@@ -497,5 +498,31 @@ int icl_estimate_curve(const icl_task_config *c, const icl_batch *b, icl_estimat
         curve[k] = s / b->B / scale;
     }
     free(pred);
+    return 0;
+}
+
+int icl_lasso_fit(const double *X, int n, int p, const double *y, double alpha, int cd_only, double *w, icl_err *err) {
+    if (!X || !y || !w) return icl_errf(err, "lasso fit: NULL argument");
+    if (n < 1 || p < 1 || n > 65536 || p > 65536) return icl_errf(err, "lasso fit: bad shape %d x %d", n, p);
+    if (!(alpha > 0.0 && alpha < INFINITY)) return icl_errf(err, "lasso fit: alpha %g must be finite and > 0", alpha);
+    workspace ws;
+    if (ws_alloc(&ws, n, p)) return icl_errf(err, "lasso fit: out of memory");
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < p; j++) ws.Xc[(size_t)j * n + i] = X[(size_t)i * p + j];
+    if (!cd_only)
+        for (int j = 0; j < p; j++) w[j] = 0.0;
+    lasso_fit(ws.Xc, n, y, n, p, alpha, !cd_only, &ws, w);
+    ws_free(&ws);
+    return 0;
+}
+
+int icl_ridge_fit(const double *X, int n, int p, const double *y, double lambda, double *w, icl_err *err) {
+    if (!X || !y || !w) return icl_errf(err, "ridge fit: NULL argument");
+    if (n < 1 || p < 1 || n > 65536 || p > 65536) return icl_errf(err, "ridge fit: bad shape %d x %d", n, p);
+    if (!(lambda >= 0.0 && lambda < INFINITY)) return icl_errf(err, "ridge fit: lambda %g must be finite and >= 0", lambda);
+    workspace ws;
+    if (ws_alloc(&ws, n, p)) return icl_errf(err, "ridge fit: out of memory");
+    ridge_fit(X, y, n, p, lambda, &ws, w);
+    ws_free(&ws);
     return 0;
 }

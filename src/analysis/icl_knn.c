@@ -58,24 +58,22 @@ typedef struct knn_ws {
     double *sc;    /* (N) row scale: 1 (Euclidean), 1/|X_i| or 0 for a zero row (cosine) */
     int nzero;     /* rows with scale 0 (zero rows, cosine) */
     double *mean;  /* (d) column means of the scaled rows */
-    float *Gf;     /* (R,N) float32 Gram of one column chunk */
     double *G;     /* (R,N) Gram block, chunk results summed in double */
 } knn_ws;
 
 static void ws_free(knn_ws *w) {
-    free(w->Y); free(w->r); free(w->nn); free(w->xn); free(w->sc); free(w->mean); free(w->Gf); free(w->G);
+    free(w->Y); free(w->r); free(w->nn); free(w->xn); free(w->sc); free(w->mean); free(w->G);
     memset(w, 0, sizeof *w);
 }
 
-/* Gram memory budget (float + double copies): one N x N block up to 192 MiB, else row blocks of
- * about 96 MiB. */
+/* Gram memory budget: one N x N block up to 128 MiB, else row blocks of about 64 MiB. */
 static int ws_alloc(knn_ws *w, int N, int d, icl_err *err) {
     memset(w, 0, sizeof *w);
     w->N = N; w->d = d;
-    size_t full = (size_t)N * (size_t)N * (sizeof(float) + sizeof(double));
-    if (full <= ((size_t)192 << 20)) w->R = N;
+    size_t full = (size_t)N * (size_t)N * sizeof(double);
+    if (full <= ((size_t)128 << 20)) w->R = N;
     else {
-        size_t R = ((size_t)96 << 20) / ((size_t)N * (sizeof(float) + sizeof(double)));
+        size_t R = ((size_t)64 << 20) / ((size_t)N * sizeof(double));
         w->R = R < 64 ? 64 : (int)R;
         if (w->R > N) w->R = N;
     }
@@ -85,9 +83,8 @@ static int ws_alloc(knn_ws *w, int N, int d, icl_err *err) {
     w->xn = malloc((size_t)N * sizeof(double));
     w->sc = malloc((size_t)N * sizeof(double));
     w->mean = malloc((size_t)d * sizeof(double));
-    w->Gf = malloc((size_t)w->R * N * sizeof(float));
     w->G = malloc((size_t)w->R * N * sizeof(double));
-    if (!w->Y || !w->r || !w->nn || !w->xn || !w->sc || !w->mean || !w->Gf || !w->G) {
+    if (!w->Y || !w->r || !w->nn || !w->xn || !w->sc || !w->mean || !w->G) {
         ws_free(w);
         return icl_errf(err, "out of memory for kNN on %d x %d points", N, d);
     }
@@ -155,36 +152,29 @@ static int ws_prepare(knn_ws *w, const float *X, icl_metric metric, icl_err *err
  * for d = 4096, which keeps the exact recomputation down to rows with genuinely close neighbours. */
 #define KC 256
 
-/* Fills G with rows [r0, r0+nr) of Y Y^T (the full square when nr == N). */
-static void gram_block(knn_ws *w, int r0, int nr) {
+/* Gram tiles are TB x TB; each thread computes whole tiles with single-threaded BLAS (OpenBLAS
+ * runs serially inside an OpenMP parallel region), so a layer needs a handful of barriers rather
+ * than one per BLAS call: on a shared, busy machine every barrier can cost a time slice. */
+#define TB 128
+
+/* Computes Gram tile (a, b) of the row block starting at r0: rows r0 + a*TB.., columns b*TB..,
+ * summing float32 products of KC-column chunks in double. tile: TB*TB float scratch. */
+static void gram_tile(knn_ws *w, int r0, int nr, int a, int b, float *tile) {
     int N = w->N, d = w->d;
+    int i0 = a * TB, j0 = b * TB;
+    int mi = nr - i0 < TB ? nr - i0 : TB, mj = N - j0 < TB ? N - j0 : TB;
     for (int t0 = 0; t0 < d; t0 += KC) {
         int kc = d - t0 < KC ? d - t0 : KC;
-        if (nr == N)
-            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, N, kc, 1.0f, w->Y + t0, d, 0.0f, w->Gf, N);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, N, kc, 1.0f, w->Y + (size_t)r0 * d + t0, d,
-                        w->Y + t0, d, 0.0f, w->Gf, N);
-        int first = t0 == 0;
-#pragma omp parallel for schedule(dynamic, 16)
-        for (int t = 0; t < nr; t++) {
-            int j0 = nr == N ? t : 0; /* ssyrk fills the upper triangle only */
-            const float *gf = w->Gf + (size_t)t * N;
-            double *g = w->G + (size_t)t * N;
-            if (first)
-                for (int j = j0; j < N; j++) g[j] = gf[j];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, mj, kc, 1.0f, w->Y + (size_t)(r0 + i0) * d + t0, d,
+                    w->Y + (size_t)j0 * d + t0, d, 0.0f, tile, TB);
+        for (int ii = 0; ii < mi; ii++) {
+            double *g = w->G + (size_t)(i0 + ii) * N + j0;
+            const float *tf = tile + (size_t)ii * TB;
+            if (t0 == 0)
+                for (int jj = 0; jj < mj; jj++) g[jj] = tf[jj];
             else
-                for (int j = j0; j < N; j++) g[j] += gf[j];
+                for (int jj = 0; jj < mj; jj++) g[jj] += tf[jj];
         }
-    }
-    if (nr == N) {
-        /* mirror the upper triangle into the lower one, tile by tile for the cache */
-        const int T = 64;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int bi = 0; bi < N; bi += T)
-            for (int bj = 0; bj <= bi; bj += T)
-                for (int i = bi; i < bi + T && i < N; i++)
-                    for (int j = bj; j < bj + T && j < i; j++) w->G[(size_t)i * N + j] = w->G[(size_t)j * N + i];
     }
 }
 
@@ -288,34 +278,62 @@ static void knn_row(const float *X, const knn_ws *w, icl_metric metric, int i, c
     }
 }
 
-/* kNN of all rows with a prepared workspace. */
+/* kNN of all rows with a prepared workspace: per row block, one parallel region computes the
+ * Gram tiles (upper triangle only when the block is the whole square), mirrors, and selects. */
 static int knn_run(const float *X, knn_ws *w, icl_metric metric, int k, int sorted, int *idx,
                    double *dist, icl_err *err) {
     int N = w->N;
     int oom = 0;
     for (int r0 = 0; r0 < N; r0 += w->R) {
         int nr = N - r0 < w->R ? N - r0 : w->R;
-        gram_block(w, r0, nr);
+        int sym = nr == N;
+        int ta = (nr + TB - 1) / TB, tb = (N + TB - 1) / TB;
+        int ntile = sym ? ta * (ta + 1) / 2 : ta * tb;
 #pragma omp parallel
         {
             row_buf b;
+            float *tile = malloc((size_t)TB * TB * sizeof(float));
             b.lo = malloc((size_t)N * sizeof(double));
             b.hi = malloc((size_t)N * sizeof(double));
             b.tmp = malloc((size_t)N * sizeof(double));
             b.c = malloc((size_t)N * sizeof(cand));
-            int ok = b.lo && b.hi && b.tmp && b.c;
+            int ok = tile && b.lo && b.hi && b.tmp && b.c;
             if (!ok) {
 #pragma omp atomic write
                 oom = 1;
             }
+#pragma omp for schedule(dynamic, 1)
+            for (int t = 0; t < ntile; t++) {
+                if (!ok) continue;
+                int a, bb;
+                if (sym) { /* t -> (a, bb) with a <= bb, row-major over the upper triangle */
+                    a = 0;
+                    int rem = t;
+                    while (rem >= ta - a) { rem -= ta - a; a++; }
+                    bb = a + rem;
+                } else {
+                    a = t / tb;
+                    bb = t % tb;
+                }
+                gram_tile(w, r0, nr, a, bb, tile);
+            }
+            if (sym) {
+                /* mirror the upper triangle into the lower one, in 64 x 64 blocks for the cache */
+#pragma omp for schedule(dynamic, 1)
+                for (int bi = 0; bi < N; bi += 64)
+                    for (int bj = 0; bj <= bi; bj += 64)
+                        for (int i = bi; i < bi + 64 && i < N; i++)
+                            for (int j = bj; j < bj + 64 && j < i; j++)
+                                w->G[(size_t)i * N + j] = w->G[(size_t)j * N + i];
+            }
 #pragma omp for schedule(dynamic, 8)
             for (int t = 0; t < nr; t++) {
-                if (!ok) continue;
+                if (!ok || oom) continue;
                 int i = r0 + t;
                 knn_row(X, w, metric, i, w->G + (size_t)t * N, k, sorted, &b, idx + (size_t)i * k,
                         dist ? dist + (size_t)i * k : NULL);
             }
-            free(b.lo); free(b.hi); free(b.tmp); free(b.c);
+            free(tile); free(b.lo); free(b.hi); free(b.tmp); free(b.c);
         }
         if (oom) return icl_errf(err, "out of memory in kNN search");
     }

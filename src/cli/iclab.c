@@ -29,6 +29,7 @@ static const struct {
 } commands[] = {
     {"demo", cmd_demo, "the main job on defaults: train the demo model and draw its figures"},
     {"train", cmd_train, "train the toy in-context regression model (paper §1)"},
+    {"decode", cmd_decode, "task decodability of a run's checkpoints x layers (paper §2)"},
     {"info", cmd_info, "show a checkpoint's configuration and held-out MSE"},
     {"bench", cmd_bench, "time training steps on given shapes (for bench/)"},
 };

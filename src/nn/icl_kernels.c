@@ -6,11 +6,15 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Parallel regions are skipped for small work: below this many elements the fork/join costs more
+ * than it saves (and spinning threads on a busy machine cost far more). */
+#define PAR_MIN 32768
+
 /* ---------------------------------------------------------------- linear */
 
 void icl_linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC) {
     if (b) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * OC > PAR_MIN)
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, b ? 1.0f : 0.0f, out, OC);
@@ -20,7 +24,7 @@ void icl_linear_forward(float *out, const float *inp, const float *w, const floa
 static void column_sums_acc(float *acc, const float *x, int N, int C) {
     enum { BLOCK = 64 };
     int nblocks = (C + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
     for (int blk = 0; blk < nblocks; blk++) {
         int c0 = blk * BLOCK, c1 = c0 + BLOCK < C ? c0 + BLOCK : C;
         float sum[BLOCK] = {0};
@@ -65,7 +69,7 @@ void icl_linear_backward_ref(float *dinp, float *dw, float *db, const float *dou
 
 void icl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
                            int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
@@ -87,7 +91,7 @@ void icl_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 
 void icl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                             const float *mean, const float *rstd, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
         float *dx = dinp + (size_t)n * C;
@@ -109,7 +113,7 @@ void icl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
     /* parameter gradients: per column, fixed order over rows */
     enum { BLOCK = 64 };
     int nblocks = (C + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
     for (int blk = 0; blk < nblocks; blk++) {
         int c0 = blk * BLOCK, c1 = c0 + BLOCK < C ? c0 + BLOCK : C;
         float sw[BLOCK] = {0}, sb[BLOCK] = {0};
@@ -166,7 +170,7 @@ static void gelu_forward_chunk(float *restrict out, const float *restrict inp, s
 
 void icl_gelu_forward(float *out, const float *inp, size_t n) {
     long nchunks = (long)((n + CHUNK - 1) / CHUNK);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (long c = 0; c < nchunks; c++) {
         size_t i0 = (size_t)c * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
         gelu_forward_chunk(out + i0, inp + i0, len);
@@ -185,7 +189,7 @@ static void gelu_backward_chunk(float *restrict dinp, const float *restrict inp,
 
 void icl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     long nchunks = (long)((n + CHUNK - 1) / CHUNK);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (long c = 0; c < nchunks; c++) {
         size_t i0 = (size_t)c * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
         gelu_backward_chunk(dinp + i0, inp + i0, dout + i0, len);
@@ -232,7 +236,7 @@ void icl_attention_forward(float *out, float *att, const float *qkv, int B, int 
     int hs = C / H;
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = 3 * (size_t)C;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * H * T * T * hs > PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             const float *base = qkv + (size_t)b * T * C3;
@@ -292,7 +296,7 @@ void icl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
     int hs = C / H;
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = 3 * (size_t)C;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * H * T * T * hs > PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             const float *base = qkv + (size_t)b * T * C3;
@@ -328,11 +332,11 @@ void icl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
 /* ---------------------------------------------------------------- elementwise */
 
 void icl_add(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void icl_accumulate(float *out, const float *a, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] += a[i];
 }

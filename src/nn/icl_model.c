@@ -271,7 +271,7 @@ int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const flo
     float *x0 = m->a[ICL_A_RESID];
     icl_linear_forward(x0, tokens, m->p[ICL_P_WIN], m->p[ICL_P_BIN], N, D, C);
     const float *wpe = m->p[ICL_P_WPE];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (NC > 32768)
     for (int n = 0; n < N; n++) {
         const float *pe = wpe + (size_t)(n % T) * C;
         float *row = x0 + (size_t)n * C;
@@ -409,7 +409,7 @@ void icl_adam_step(icl_model *m, const icl_adam_config *c, float lr) {
     float bc2_sqrt = sqrtf(bc2);
     float *p = m->params, *g = m->grads, *mm = m->adam_m, *vv = m->adam_v;
     size_t n = m->n_params;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 32768)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         if (wd > 0) p[i] -= lr * wd * p[i];

@@ -853,6 +853,9 @@ static int svg_finish(const icl_fig *f, const membuf *in, const char *prefix, me
     mb_str(out, "</title>\n<desc>");
     describe(f, out);
     mb_str(out, "</desc>");
+    /* Heatmap images must stay blocky when a browser scales them (cairo emits no hint). */
+    static const char *const img_tag = "<image ", *const img_pix =
+        "<image image-rendering=\"optimizeSpeed\" style=\"image-rendering:pixelated\" ";
     for (const char *p = open_end + 1; *p;) {
         static const char *const refs[] = {"id=\"", "href=\"#", "url(#"};
         int hit = -1;
@@ -863,9 +866,12 @@ static int svg_finish(const icl_fig *f, const membuf *in, const char *prefix, me
             mb_str(out, refs[hit]);
             mb_str(out, prefix);
             p += strlen(refs[hit]);
+        } else if (!strncmp(p, img_tag, strlen(img_tag))) {
+            mb_str(out, img_pix);
+            p += strlen(img_tag);
         } else {
             const char *q = p + 1;
-            while (*q && *q != 'i' && *q != 'h' && *q != 'u') q++;
+            while (*q && *q != 'i' && *q != 'h' && *q != 'u' && *q != '<') q++;
             mb_put(out, p, (size_t)(q - p));
             p = q;
         }

@@ -167,10 +167,10 @@ static void fmt_log(char *buf, size_t n, double lv, int plain) {
     }
     int e = (int)floor(lv + 1e-9);
     double m = v / pow(10, e);
-    char sup[48];
+    char sup[20];
     superscript(sup, sizeof sup, e);
     if (fabs(m - 1) < 1e-6) snprintf(buf, n, "10%s", sup);
-    else snprintf(buf, n, "%.0f\xC3\x97" "10%s", m, sup);
+    else snprintf(buf, n, "%d\xC3\x97" "10%s", (int)lround(m) % 10, sup);
 }
 
 /* ---- axes ------------------------------------------------------------------------------------------ */

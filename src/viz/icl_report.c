@@ -516,8 +516,8 @@ int icl_report_write(const icl_report *r, const char *path, icl_err *err) {
         default: sb_str(&b, k->a); break;
         }
     }
-    sb_printf(&b, "<footer>%d figure%s. Self-contained page written by iclab; it loads nothing from the "
-                  "network.</footer>\n</main>\n</body>\n</html>\n", r->nfig, r->nfig == 1 ? "" : "s");
+    sb_str(&b, "<footer>A self-contained page written by iclab: everything is embedded, nothing is loaded "
+               "from the network.</footer>\n</main>\n</body>\n</html>\n");
     if (b.oom) {
         free(b.d);
         return icl_errf(err, "%s: out of memory while building the report", path);

@@ -1,0 +1,40 @@
+/* Concept decodability of a trained run (paper §1.4, §2): for checkpoints x layers, capture the
+ * residual stream of a fixed probe set at one token and measure how well it separates the concepts
+ * (leave-one-out kNN task decodability, TD). Layer numbering: 0 = the embedding (input to block 1),
+ * l = the residual stream after block l (so "layer 5" is the paper's 1-indexed layer 5). */
+#ifndef ICL_DECODE_H
+#define ICL_DECODE_H
+#include <stdint.h>
+#include <stdio.h>
+#include "iclab/icl_knn.h"
+#include "iclab/icl_model.h"
+#include "iclab/icl_train.h"
+
+typedef struct icl_decode_config {
+    int per_concept;  /* probe sequences per concept (paper: 100) */
+    int demo;         /* 1-based demonstration whose y-token is read (paper: 20, the last); 0 = the last */
+    int k;            /* neighbours (paper: 10) */
+    icl_metric metric;
+    int save_reps;    /* write decode/reps_step_N.npy (L+1, N, C) */
+} icl_decode_config;
+
+void icl_decode_config_default(icl_decode_config *d);
+
+/* The probe set: per_concept sequences of each concept in concept-major order, from a seed stream of
+ * the run's seed that training and evaluation never use. */
+int icl_probe_batch(const icl_train_config *c, int per_concept, icl_batch *b, icl_err *err);
+
+/* Token index of the y-token of 1-based demonstration `demo` (0 = last), or -1 if out of range. */
+int icl_decode_position(const icl_train_config *c, int demo);
+
+/* Captures the residual stream at token `pos` of every sequence of b, for layers 0..L (see above):
+ * reps (L+1, b->B, C). Runs the forward pass in chunks of `chunk` sequences with capture hooks. */
+int icl_capture_layers(icl_model *m, const icl_batch *b, int pos, int chunk, float *reps, icl_err *err);
+
+/* Decodes the checkpoints of run_dir with the given steps (all when steps == NULL): writes
+ * run_dir/decode/td.csv (step,layer,concept,name,td,chance) — concept -1 is the overall TD — plus
+ * decode/labels.npy and, if asked, the representations. */
+int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64_t *steps, int n_steps, FILE *progress,
+                   icl_err *err);
+
+#endif

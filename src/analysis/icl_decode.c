@@ -1,0 +1,233 @@
+/* Concept decodability over checkpoints and layers (see icl_decode.h). */
+#include "iclab/icl_decode.h"
+#include <dirent.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "iclab/icl_ckpt.h"
+#include "iclab/icl_file.h"
+#include "iclab/icl_npy.h"
+#include "iclab/icl_progress.h"
+
+enum { STREAM_PROBE = 3 }; /* after the training streams (init 0, held-out 1, train 2) */
+
+void icl_decode_config_default(icl_decode_config *d) {
+    d->per_concept = 100;
+    d->demo = 0;
+    d->k = 10;
+    d->metric = ICL_METRIC_EUCLIDEAN;
+    d->save_reps = 1;
+}
+
+int icl_probe_batch(const icl_train_config *c, int per_concept, icl_batch *b, icl_err *err) {
+    int nc = icl_task_n_concepts(&c->task);
+    if (per_concept < 1) return icl_errf(err, "need at least one probe sequence per concept");
+    icl_batch one;
+    if (icl_batch_alloc(b, nc * per_concept, &c->task, err)) return -1;
+    if (icl_batch_alloc(&one, 1, &c->task, err)) {
+        icl_batch_free(b);
+        return -1;
+    }
+    icl_rng rng;
+    icl_rng_seed_stream(&rng, c->seed, STREAM_PROBE);
+    int K = c->task.n_points, D = c->task.dim;
+    for (int k = 0; k < nc; k++)
+        for (int i = 0; i < per_concept; i++) {
+            if (icl_task_sample(&c->task, &rng, k, &one, err)) {
+                icl_batch_free(&one);
+                icl_batch_free(b);
+                return -1;
+            }
+            size_t s = (size_t)k * per_concept + i;
+            memcpy(b->x + s * K * D, one.x, sizeof(float) * K * D);
+            memcpy(b->y + s * K, one.y, sizeof(float) * K);
+            memcpy(b->w + s * D, one.w, sizeof(float) * D);
+            b->concept[s] = k;
+        }
+    icl_batch_free(&one);
+    return 0;
+}
+
+int icl_decode_position(const icl_train_config *c, int demo) {
+    int K = c->task.n_points;
+    if (demo == 0) demo = K;
+    if (demo < 1 || demo > K) return -1;
+    return 2 * (demo - 1) + 1;
+}
+
+int icl_capture_layers(icl_model *m, const icl_batch *b, int pos, int chunk, float *reps, icl_err *err) {
+    int L = m->cfg.n_layer, C = m->cfg.n_embd, K = b->K, D = b->D, T = 2 * K, N = b->B;
+    if (pos < 0 || pos >= T) return icl_errf(err, "position %d is outside the sequence (0..%d)", pos, T - 1);
+    if (chunk < 1) chunk = 1;
+    icl_hook *hooks = malloc(sizeof(icl_hook) * (L + 1));
+    float *tokens = malloc(sizeof(float) * (size_t)chunk * T * D);
+    float *cap = malloc(sizeof(float) * (size_t)(L + 1) * chunk * C);
+    int r = 0;
+    if (!hooks || !tokens || !cap) r = icl_errf(err, "out of memory capturing representations");
+    for (int first = 0; first < N && !r; first += chunk) {
+        int n = N - first < chunk ? N - first : chunk;
+        for (int l = 0; l <= L; l++)
+            hooks[l] = (icl_hook){.site = l == 0 ? ICL_SITE_RESID_PRE : ICL_SITE_RESID_POST, .layer = l == 0 ? 0 : l - 1,
+                                  .positions = &pos, .n_positions = 1, .action = ICL_HOOK_CAPTURE,
+                                  .out = cap + (size_t)l * chunk * C};
+        icl_batch view = {.B = n, .K = K, .D = D, .x = b->x + (size_t)first * K * D, .y = b->y + (size_t)first * K};
+        icl_batch_tokens(&view, tokens);
+        r = icl_model_set_hooks(m, hooks, L + 1, err) || icl_model_forward(m, tokens, n, T, NULL, NULL, NULL, err);
+        for (int l = 0; l <= L && !r; l++)
+            memcpy(reps + ((size_t)l * N + first) * C, cap + (size_t)l * chunk * C, sizeof(float) * (size_t)n * C);
+    }
+    icl_model_set_hooks(m, NULL, 0, NULL);
+    free(hooks);
+    free(tokens);
+    free(cap);
+    return r ? -1 : 0;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* All checkpoint steps of a run, sorted. */
+static int list_steps(const char *run_dir, int64_t **steps, int *n, icl_err *err) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
+    DIR *d = opendir(dir);
+    if (!d) return icl_errf(err, "%s has no checkpoints folder (is it an iclab run?)", run_dir);
+    int cap = 64, cnt = 0;
+    int64_t *s = malloc(sizeof(int64_t) * cap);
+    struct dirent *e;
+    while (s && (e = readdir(d))) {
+        long long v;
+        char tail[8];
+        if (sscanf(e->d_name, "step_%lld.%7s", &v, tail) != 2 || strcmp(tail, "gguf")) continue;
+        if (cnt == cap) {
+            int64_t *ns = realloc(s, sizeof(int64_t) * (cap *= 2));
+            if (!ns) {
+                free(s);
+                s = NULL;
+                break;
+            }
+            s = ns;
+        }
+        s[cnt++] = v;
+    }
+    closedir(d);
+    if (!s) return icl_errf(err, "out of memory listing checkpoints");
+    if (cnt == 0) {
+        free(s);
+        return icl_errf(err, "%s has no checkpoints", run_dir);
+    }
+    qsort(s, cnt, sizeof(int64_t), cmp_i64);
+    *steps = s;
+    *n = cnt;
+    return 0;
+}
+
+int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64_t *want, int n_want, FILE *progress,
+                   icl_err *err) {
+    int64_t *all = NULL;
+    int n_all = 0;
+    if (list_steps(run_dir, &all, &n_all, err)) return -1;
+    /* the steps to decode: every checkpoint, or the requested ones (each must exist) */
+    int64_t *steps = malloc(sizeof(int64_t) * (want ? n_want : n_all));
+    int n_steps = 0;
+    for (int i = 0; i < (want ? n_want : n_all); i++) {
+        int64_t s = want ? want[i] : all[i];
+        int found = 0;
+        for (int j = 0; j < n_all; j++) found |= all[j] == s;
+        if (!found) {
+            free(all);
+            free(steps);
+            return icl_errf(err, "%s has no checkpoint at step %" PRId64, run_dir, s);
+        }
+        steps[n_steps++] = s;
+    }
+    free(all);
+    char path[4400], dir[4200];
+    icl_ckpt_path(run_dir, steps[0], path, sizeof path);
+    icl_train_config c;
+    int64_t st;
+    if (icl_ckpt_peek(path, &c, &st, err)) {
+        free(steps);
+        return -1;
+    }
+    int nc = icl_task_n_concepts(&c.task), N = nc * dc->per_concept, L = c.n_layer, C = c.n_embd;
+    int pos = icl_decode_position(&c, dc->demo);
+    if (pos < 0) {
+        free(steps);
+        return icl_errf(err, "demonstration %d is out of range 1..%d", dc->demo, c.task.n_points);
+    }
+    if (nc < 2) {
+        free(steps);
+        return icl_errf(err, "decodability needs at least two concepts (the run has %d)", nc);
+    }
+    if (N < dc->k + 1) {
+        free(steps);
+        return icl_errf(err, "the probe set (%d points) must be larger than k = %d", N, dc->k);
+    }
+    snprintf(dir, sizeof dir, "%s/decode", run_dir);
+    icl_batch probe = {0};
+    float *reps = malloc(sizeof(float) * (size_t)(L + 1) * N * C);
+    double *overall = malloc(sizeof(double) * (L + 1)), *per = malloc(sizeof(double) * (size_t)(L + 1) * nc);
+    int *labels = NULL;
+    icl_afile af;
+    int r = icl_mkdirs(dir, err) || icl_probe_batch(&c, dc->per_concept, &probe, err);
+    if (!r && (!reps || !overall || !per)) r = icl_errf(err, "out of memory");
+    if (!r) {
+        labels = probe.concept;
+        int64_t shape[1] = {N};
+        snprintf(path, sizeof path, "%s/labels.npy", dir);
+        r = icl_npy_write_i32(path, labels, 1, shape, err);
+    }
+    snprintf(path, sizeof path, "%s/td.csv", dir);
+    if (!r) r = icl_afile_open(&af, path, err);
+    if (r) goto done;
+    icl_afile_printf(&af, err, "step,layer,concept,name,td,chance\n");
+    icl_progress prog;
+    icl_progress_init(&prog, progress, "decode", 0, n_steps);
+    for (int i = 0; i < n_steps && !r; i++) {
+        icl_model m;
+        icl_train_config ck;
+        icl_ckpt_state cs;
+        icl_ckpt_path(run_dir, steps[i], path, sizeof path);
+        if ((r = icl_ckpt_load(path, &m, &ck, &cs, err))) break;
+        if (ck.n_layer != L || ck.n_embd != C || icl_task_n_concepts(&ck.task) != nc) {
+            icl_model_free(&m);
+            r = icl_errf(err, "%s does not match the run's other checkpoints", path);
+            break;
+        }
+        r = icl_capture_layers(&m, &probe, pos, c.batch, reps, err);
+        icl_model_free(&m);
+        icl_td_stats stats;
+        if (!r) r = icl_td_layers(reps, L + 1, labels, N, C, nc, dc->k, dc->metric, overall, per, NULL, &stats, err);
+        for (int l = 0; l <= L && !r; l++) {
+            for (int k = 0; k < nc; k++) {
+                char name[64];
+                icl_task_concept_name(&c.task, k, name, sizeof name);
+                icl_afile_printf(&af, err, "%" PRId64 ",%d,%d,%s,%.6g,%.6g\n", steps[i], l, k, name, per[(size_t)l * nc + k],
+                                 stats.chance_uniform);
+            }
+            icl_afile_printf(&af, err, "%" PRId64 ",%d,-1,all,%.6g,%.6g\n", steps[i], l, overall[l], stats.chance_uniform);
+        }
+        if (!r && dc->save_reps) {
+            int64_t shape[3] = {L + 1, N, C};
+            snprintf(path, sizeof path, "%s/reps_step_%09" PRId64 ".npy", dir, steps[i]);
+            r = icl_npy_write_f32(path, reps, 3, shape, err);
+        }
+        icl_progress_update(&prog, i + 1, NULL);
+    }
+    if (r) icl_afile_abort(&af);
+    else {
+        r = icl_afile_commit(&af, err);
+        icl_progress_finish(&prog, n_steps, NULL);
+    }
+done:
+    icl_batch_free(&probe);
+    free(reps);
+    free(overall);
+    free(per);
+    free(steps);
+    return r ? -1 : 0;
+}

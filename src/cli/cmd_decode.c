@@ -1,0 +1,73 @@
+/* `iclab decode RUN`: task decodability of every checkpoint x layer of a training run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "iclab/icl_decode.h"
+
+static int parse_int(const char *flag, const char *v, int lo, int hi, int *out, icl_err *err) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || x < lo || x > hi) return icl_errf(err, "--%s: '%s' is not an integer in %d..%d", flag, v, lo, hi);
+    *out = (int)x;
+    return 0;
+}
+
+int cmd_decode(int argc, char **argv) {
+    icl_err err;
+    icl_decode_config dc;
+    icl_decode_config_default(&dc);
+    const char *run = NULL;
+    int64_t steps[4096];
+    int n_steps = 0, have_steps = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) {
+            printf("usage: iclab decode RUN [--steps S1,S2,...] [--per-concept 100] [--demo K] [--k 10]\n"
+                   "                        [--metric euclidean|cosine] [--no-reps]\n\n"
+                   "For every checkpoint (or the listed steps) and every layer (0 = embedding, l = after block l),\n"
+                   "captures the residual stream of a fixed probe set (per-concept sequences of each concept) at the\n"
+                   "y-token of demonstration K (default: the last) and measures leave-one-out kNN task decodability.\n"
+                   "Writes RUN/decode/td.csv, labels.npy and reps_step_N.npy (layers x points x width).\n");
+            return 0;
+        }
+        if (strncmp(a, "--", 2)) {
+            if (run) {
+                icl_errf(&err, "unexpected argument '%s'", a);
+                return cli_fail("decode", &err);
+            }
+            run = a;
+            continue;
+        }
+        if (!strcmp(a, "--no-reps")) {
+            dc.save_reps = 0;
+            continue;
+        }
+        char name[64];
+        const char *v = cli_flag_value(argc, argv, &i, name, sizeof name, &err);
+        if (!v) return cli_fail("decode", &err);
+        int bad = 0;
+        if (!strcmp(name, "per-concept")) bad = parse_int(name, v, 1, 100000, &dc.per_concept, &err);
+        else if (!strcmp(name, "demo")) bad = parse_int(name, v, 1, 65536, &dc.demo, &err);
+        else if (!strcmp(name, "k")) bad = parse_int(name, v, 1, 10000, &dc.k, &err);
+        else if (!strcmp(name, "metric")) bad = icl_metric_parse(v, &dc.metric, &err);
+        else if (!strcmp(name, "steps")) {
+            have_steps = 1;
+            for (const char *p = v; *p && !bad;) {
+                char *end;
+                long long s = strtoll(p, &end, 10);
+                if (end == p || s < 0 || n_steps >= 4096 || (*end && *end != ',')) bad = icl_errf(&err, "--steps: bad list '%s'", v);
+                else steps[n_steps++] = s;
+                p = *end ? end + 1 : end;
+            }
+        } else bad = icl_errf(&err, "unknown option --%s (see iclab decode --help)", name);
+        if (bad) return cli_fail("decode", &err);
+    }
+    if (!run) {
+        icl_errf(&err, "missing the run folder (iclab decode RUN)");
+        return cli_fail("decode", &err);
+    }
+    if (icl_decode_run(run, &dc, have_steps ? steps : NULL, n_steps, stderr, &err)) return cli_fail("decode", &err);
+    printf("wrote %s/decode/td.csv\n", run);
+    return 0;
+}

@@ -1,0 +1,93 @@
+/* Internals shared by the tokenizer's source files (src/text): the tokenizer structure, the
+ * per-call scratch buffers, and the entry points of the BPE and SentencePiece encoders.
+ *
+ * Pieces: every string the encoders work with has a piece id. Ids 0..n_vocab-1 are the vocabulary's
+ * tokens; byte-level BPE adds ids n_vocab.. for merge operands or results that are not tokens
+ * themselves (rare; they let merges run on ids, and are spelled out as byte tokens at the end). */
+#ifndef ICL_TOK_INTERNAL_H
+#define ICL_TOK_INTERNAL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "iclab/icl_err.h"
+#include "iclab/icl_tokenizer.h"
+
+struct icl_tokenizer {
+    int kind; /* ICL_TOK_BPE / ICL_TOK_SPM */
+    int pre;  /* ICL_PRETOK_*, BPE only */
+    int32_t n_vocab, n_piece, cap_piece;
+    char *arena; /* piece texts, back to back */
+    size_t arena_len, arena_cap;
+    uint32_t *piece_off, *piece_len; /* (cap_piece) */
+    uint8_t *type;                   /* (n_vocab) enum icl_tok_type */
+    float *score;                    /* (n_vocab) SentencePiece scores, NULL for BPE */
+    /* Open-addressing hash: piece text -> piece id (-1 = empty slot). */
+    int32_t *hslot;
+    size_t hmask;
+    /* BPE merges: open-addressing hash of (left piece << 32 | right piece) -> rank and result. */
+    uint64_t *mkey; /* UINT64_MAX = empty */
+    int32_t *mrank, *mres;
+    size_t mmask;
+    int32_t n_merges;
+    int ignore_merges;            /* Llama-3: a whole word found in the vocabulary is one token */
+    uint32_t byte_cp[256];        /* GPT-2's byte -> printable code point */
+    int16_t cp_byte[324];         /* its inverse (-1 where none) */
+    int32_t byte_piece[256];      /* BPE: piece of each byte's code point */
+    int32_t byte_token[256];      /* token a raw byte falls back to, -1 if none */
+    /* Tokens matched whole in the input (control, unknown, user-defined), sorted by first byte,
+     * then longest first; spec_first[b] .. spec_first[b+1] start with byte b. */
+    int32_t *spec;
+    size_t n_spec, n_user_defined;
+    size_t spec_first[257];
+    int32_t bos, eos, unk;
+    int add_bos, add_space_prefix;
+};
+
+/* Growable id list. */
+typedef struct icl_tok_ivec {
+    int32_t *v;
+    size_t n, cap;
+} icl_tok_ivec;
+
+/* Scratch of one encode call (the tokenizer itself stays read-only). */
+typedef struct icl_tok_scratch {
+    uint32_t *cps; /* code points of the current fragment's units */
+    uint8_t *cls;  /* their classes */
+    size_t *offs;  /* byte offset of each unit, plus the end */
+    size_t *ends;  /* word ends (unit indices) */
+    size_t cap_units;
+    void *syms;
+    size_t cap_syms;
+    void *heap;
+    size_t cap_heap;
+    char *buf;
+    size_t cap_buf;
+} icl_tok_scratch;
+
+/* Makes *p hold at least `need` elements of `elem` bytes (grows by doubling); 0 or -1 (OOM). */
+int icl_tok_grow(void **p, size_t *cap, size_t need, size_t elem);
+int icl_tok_push(icl_tok_ivec *v, int32_t id);
+/* Piece whose text is s[0..len), -1 if none. */
+int32_t icl_tok_lookup(const icl_tokenizer *tk, const char *s, size_t len);
+/* Vocabulary token with that text that merging may produce (type undefined, normal or
+ * user-defined), -1 if none. */
+int32_t icl_tok_lookup_token(const icl_tokenizer *tk, const char *s, size_t len);
+static inline int icl_tok_mergeable(int type) {
+    return type == ICL_TOKT_NORMAL || type == ICL_TOKT_UNDEFINED || type == ICL_TOKT_USER_DEFINED;
+}
+
+/* Decodes text[0..len) into sc->cps/cls/offs; returns the unit count or (size_t)-1 on OOM. */
+size_t icl_tok_units(icl_tok_scratch *sc, const uint8_t *text, size_t len);
+
+/* GPT-2's byte <-> printable code point tables. */
+void icl_bpe_byte_map(uint32_t byte_cp[256], int16_t cp_byte[324]);
+/* Splits n units into words by pre-tokenizer pre, writing each word's end unit index to ends (room
+ * for n); returns the number of words. */
+size_t icl_pretok_words(int pre, const uint32_t *cps, const uint8_t *cls, size_t n, size_t *ends);
+/* Appends the tokens of a raw-text fragment (no special tokens in it). */
+int icl_bpe_fragment(const icl_tokenizer *tk, icl_tok_scratch *sc, const uint8_t *text, size_t len,
+                     icl_tok_ivec *out, icl_err *err);
+/* Same for SentencePiece; space_prefix puts U+2581 in front. */
+int icl_spm_fragment(const icl_tokenizer *tk, icl_tok_scratch *sc, const uint8_t *text, size_t len,
+                     int space_prefix, icl_tok_ivec *out, icl_err *err);
+
+#endif
