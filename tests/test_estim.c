@@ -84,6 +84,30 @@ static int fixture_case(const char *path) {
                   ref[((size_t)e * B + ws) * K + wk]);
         printf("%-28s %-9s worst relative error %.2e\n", path, icl_estimator_name((icl_estimator)e), worst);
     }
+    /* The single-fit API on the same data: plain coordinate descent (the fallback the exact path
+     * rarely needs, so it is checked here directly; Lasso tolerance 1e-3) and ridge_fit with
+     * lambda = 0 (min-norm LS; 1e-4). */
+    double X[64 * 64], yy[64], w[64], worst_cd = 0, worst_ls = 0;
+    for (int s = 0; s < B; s++)
+        for (int k = 1; k < K; k++) {
+            for (int i = 0; i < k; i++) {
+                for (int j = 0; j < D; j++) X[i * D + j] = b.x[((size_t)s * K + i) * D + j];
+                yy[i] = b.y[s * K + i];
+            }
+            const float *xk = b.x + ((size_t)s * K + k) * D;
+            for (int j = 0; j < D; j++) w[j] = 0.0;
+            CHECK(icl_lasso_fit(X, k, D, yy, par[2], 1, w, &err) == 0);
+            double pk = 0, r = ref[((size_t)ICL_EST_LASSO * B + s) * K + k];
+            for (int j = 0; j < D; j++) pk += w[j] * xk[j];
+            if (fabs(pk - r) / (1 + fabs(r)) > worst_cd) worst_cd = fabs(pk - r) / (1 + fabs(r));
+            CHECK(icl_ridge_fit(X, k, D, yy, 0.0, w, &err) == 0);
+            pk = 0, r = ref[((size_t)ICL_EST_LS * B + s) * K + k];
+            for (int j = 0; j < D; j++) pk += w[j] * xk[j];
+            if (fabs(pk - r) / (1 + fabs(r)) > worst_ls) worst_ls = fabs(pk - r) / (1 + fabs(r));
+        }
+    CHECK_MSG(worst_cd <= 1e-3, "%s: coordinate-descent Lasso worst relative error %.3g", path, worst_cd);
+    CHECK_MSG(worst_ls <= 1e-4, "%s: icl_ridge_fit(0) worst relative error %.3g", path, worst_ls);
+    printf("%-28s cd-lasso  worst relative error %.2e, ridge_fit(0) %.2e\n", path, worst_cd, worst_ls);
     free(ref);
     free(pred);
     icl_batch_free(&b);
@@ -138,8 +162,9 @@ static void test_theory(void) {
 
     /* With noise: E[(pred - y)^2] = sigma^2 (1 + p/(k-p-1)) for least squares on p Gaussian features
      * and k > p+1 points (the inverse-Wishart mean). The oracle (p = rank = 4) at k = 10..19 on the
-     * default task, and LS (p = D = 16) at k = 22..39 with K = 40; each position within 20% (the
-     * per-position SE is about 4-8% with 2000 sequences), the average ratio within 7%. */
+     * default task (2000 sequences), and LS (p = D = 16) at k = 22..39 with K = 40 (1000 sequences);
+     * each position within 25% (the per-position SE is about 4-8%; over six seeds of 1000 sequences
+     * the largest deviation seen was 14%), the average ratio over the positions within 7% (seen: 3%). */
     icl_task_config_default(&c);
     icl_rng_seed(&rng, 22);
     CHECK(icl_batch_alloc(&b, B, &c, &err) == 0);
@@ -148,7 +173,7 @@ static void test_theory(void) {
     double avg = 0;
     for (int k = 10; k < 20; k++) {
         double ratio = curve[k] * icl_task_y_scale(&c) / c.noise_var / (1.0 + 4.0 / (k - 5));
-        CHECK_MSG(fabs(ratio - 1) < 0.2, "oracle k=%d: MSE/theory %.3f", k, ratio);
+        CHECK_MSG(fabs(ratio - 1) < 0.25, "oracle k=%d: MSE/theory %.3f", k, ratio);
         avg += ratio / 10;
     }
     CHECK_NEAR(avg, 1.0, 0.07);
@@ -163,13 +188,13 @@ static void test_theory(void) {
     icl_batch_free(&b);
 
     c.n_points = 40;
-    CHECK(icl_batch_alloc(&b, B, &c, &err) == 0);
+    CHECK(icl_batch_alloc(&b, B / 2, &c, &err) == 0);
     CHECK(icl_task_sample(&c, &rng, -1, &b, &err) == 0);
     curve_of(&c, &b, ICL_EST_LS, 0, curve);
     avg = 0;
     for (int k = 22; k < 40; k++) {
         double ratio = curve[k] * icl_task_y_scale(&c) / c.noise_var / (1.0 + 16.0 / (k - 17));
-        CHECK_MSG(fabs(ratio - 1) < 0.2, "LS k=%d: MSE/theory %.3f", k, ratio);
+        CHECK_MSG(fabs(ratio - 1) < 0.25, "LS k=%d: MSE/theory %.3f", k, ratio);
         avg += ratio / 18;
     }
     CHECK_NEAR(avg, 1.0, 0.07);
@@ -271,9 +296,55 @@ static void test_threads_and_errors(void) {
     double curve[20];
     CHECK(icl_estimate_curve(&c, &b, ICL_EST_LS, 0, NULL, &err) == -1);
     CHECK(icl_estimate_curve(&c, &b, ICL_EST_ORACLE_LS, 0, curve, &err) == -1);
+    double X[4] = {1, 2, 3, 4}, y2[2] = {1, 2}, w2[2];
+    CHECK(icl_lasso_fit(X, 2, 2, y2, 0.0, 0, w2, &err) == -1);
+    CHECK(icl_lasso_fit(X, 0, 2, y2, 0.1, 0, w2, &err) == -1);
+    CHECK(icl_lasso_fit(NULL, 2, 2, y2, 0.1, 0, w2, &err) == -1);
+    CHECK(icl_ridge_fit(X, 2, 2, y2, -1.0, w2, &err) == -1);
+    CHECK(icl_ridge_fit(X, 2, 2, y2, 0.0, w2, &err) == 0);
+    CHECK_NEAR(w2[0], 0.0, 1e-12); /* [1 2; 3 4] w = [1; 2] has w = (0, 0.5) */
+    CHECK_NEAR(w2[1], 0.5, 1e-12);
     free(p1);
     free(p2);
     icl_batch_free(&b);
+}
+
+/* Odd shapes run every estimator without error and give finite predictions (the ASan build
+ * checks the workspace bounds): D = 1, K = 1, K much smaller than D, tiny FAMILIES. */
+static void test_shapes(void) {
+    struct {
+        int kind, D, n_bases, rank, K, sparse_k;
+    } cases[] = {{0, 1, 1, 1, 1, 1}, {0, 1, 1, 1, 6, 1}, {0, 64, 4, 16, 8, 1}, {0, 8, 2, 4, 40, 1},
+                 {1, 2, 0, 1, 7, 1},  {1, 1, 0, 1, 5, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        icl_task_config c;
+        icl_task_config_default(&c);
+        c.kind = (icl_task_kind)cases[i].kind;
+        c.dim = cases[i].D;
+        if (cases[i].n_bases) c.n_bases = cases[i].n_bases;
+        c.rank = cases[i].rank;
+        c.n_points = cases[i].K;
+        c.sparse_k = cases[i].sparse_k;
+        icl_err err;
+        icl_batch b;
+        icl_rng rng;
+        icl_rng_seed(&rng, 30 + i);
+        if (icl_batch_alloc(&b, 9, &c, &err)) {
+            CHECK_MSG(0, "case %zu: %s", i, err.msg);
+            continue;
+        }
+        CHECK(icl_task_sample(&c, &rng, -1, &b, &err) == 0);
+        float *pred = malloc((size_t)9 * c.n_points * sizeof(float));
+        for (int e = 0; e < ICL_N_ESTIMATORS; e++) {
+            int rc = icl_estimate(&c, &b, (icl_estimator)e, icl_estimator_default_param((icl_estimator)e), pred, &err);
+            int finite = 1;
+            for (int q = 0; q < 9 * c.n_points; q++) finite &= isfinite(pred[q]);
+            CHECK_MSG(rc == 0 && finite, "case %zu (D=%d K=%d) %s: rc %d finite %d", i, c.dim, c.n_points,
+                      icl_estimator_name((icl_estimator)e), rc, finite);
+        }
+        free(pred);
+        icl_batch_free(&b);
+    }
 }
 
 int main(void) {
@@ -283,5 +354,6 @@ int main(void) {
     test_theory();
     test_families_oracle();
     test_threads_and_errors();
+    test_shapes();
     return icl_test_finish();
 }

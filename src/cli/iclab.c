@@ -3,6 +3,11 @@
 #include <string.h>
 #include "cli.h"
 
+/* fontconfig (used by cairo for text) keeps its caches until exit; LeakSanitizer would report
+ * them as leaks in the sanitizer build. Only consulted when built with -fsanitize=address. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libfontconfig.so\n"; }
+
 int cli_fail(const char *cmd, const icl_err *err) {
     fprintf(stderr, "iclab %s: %s\n", cmd, err->msg);
     return 1;
