@@ -14,5 +14,6 @@ int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
+int cmd_patch(int argc, char **argv);
 
 #endif

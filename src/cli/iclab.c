@@ -35,6 +35,7 @@ static const struct {
     {"demo", cmd_demo, "the main job on defaults: train the demo model and draw its figures"},
     {"train", cmd_train, "train the toy in-context regression model (paper §1)"},
     {"decode", cmd_decode, "task decodability of a run's checkpoints x layers (paper §2)"},
+    {"patch", cmd_patch, "causal tests: concept patching, head ablation, which algorithm (paper Figs. 7, 18)"},
     {"info", cmd_info, "show a checkpoint's configuration and held-out MSE"},
     {"bench", cmd_bench, "time training steps on given shapes (for bench/)"},
 };

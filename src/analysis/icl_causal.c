@@ -1,0 +1,145 @@
+/* Patching, head ablation and algorithm identification on the toy model (see icl_causal.h). */
+#include "iclab/icl_causal.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "iclab/icl_decode.h"
+#include "iclab/icl_estim.h"
+
+enum { STREAM_PATCH_MEAN = 4 }; /* the probe set itself is stream 3 (icl_decode.c) */
+
+/* Forward over the whole batch in chunks; pred (B,K) = the model's predictions at the x tokens. */
+static int predict(icl_model *m, const icl_batch *b, int chunk, const icl_hook *hooks, int n_hooks, float *pred,
+                   icl_err *err) {
+    int K = b->K, D = b->D, T = 2 * K;
+    float *tokens = malloc(sizeof(float) * (size_t)chunk * T * D);
+    if (!tokens) return icl_errf(err, "out of memory");
+    int r = 0;
+    for (int first = 0; first < b->B && !r; first += chunk) {
+        int n = b->B - first < chunk ? b->B - first : chunk;
+        icl_batch view = {.B = n, .K = K, .D = D, .x = b->x + (size_t)first * K * D, .y = b->y + (size_t)first * K};
+        icl_batch_tokens(&view, tokens);
+        /* per-sequence hook vectors must follow the chunk */
+        icl_hook hk[8];
+        for (int i = 0; i < n_hooks && i < 8; i++) {
+            hk[i] = hooks[i];
+            if (hk[i].per_sequence) hk[i].vec += (size_t)first * hk[i].n_positions * m->cfg.n_embd;
+        }
+        r = icl_model_set_hooks(m, n_hooks ? hk : NULL, n_hooks, err) || icl_model_forward(m, tokens, n, T, NULL, NULL, NULL, err);
+        for (int i = 0; i < n && !r; i++)
+            for (int k = 0; k < K; k++) pred[(size_t)(first + i) * K + k] = m->a[ICL_A_OUT][(size_t)i * T + 2 * k];
+    }
+    icl_model_set_hooks(m, NULL, 0, NULL);
+    free(tokens);
+    return r ? -1 : 0;
+}
+
+static double sq(double x) { return x * x; }
+
+int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int per_concept, double *delta, double *base,
+                     icl_err *err) {
+    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, C = m->cfg.n_embd;
+    if (layer < 0 || layer >= m->cfg.n_layer) return icl_errf(err, "layer %d out of range 0..%d", layer, m->cfg.n_layer - 1);
+    icl_batch probe = {0}, meanset = {0};
+    icl_train_config mc = *c;
+    mc.seed = c->seed ^ 0x9e3779b97f4a7c15ULL * STREAM_PATCH_MEAN; /* a different probe stream for the means */
+    int N = nc * per_concept, q = 2 * K - 3; /* the y token of the last demonstration before the final query */
+    if (K < 2) return icl_errf(err, "patching needs at least two points per sequence");
+    float *means = calloc((size_t)nc * C, sizeof(float)), *cap = malloc(sizeof(float) * (size_t)N * C);
+    float *pred = malloc(sizeof(float) * (size_t)N * K);
+    int r = (!means || !cap || !pred) ? icl_errf(err, "out of memory") : 0;
+    if (!r) r = icl_probe_batch(c, per_concept, &probe, err) || icl_probe_batch(&mc, per_concept, &meanset, err);
+    double scale = icl_task_y_scale(&c->task);
+    if (!r) { /* per-concept means of the stream entering `layer` at the query token, on the mean set */
+        icl_hook h = {.site = ICL_SITE_RESID_PRE, .layer = layer, .positions = &q, .n_positions = 1, .action = ICL_HOOK_CAPTURE, .out = cap};
+        r = predict(m, &meanset, c->batch, &h, 1, pred, err);
+        for (int i = 0; i < N && !r; i++)
+            for (int j = 0; j < C; j++) means[(size_t)meanset.concept[i] * C + j] += cap[(size_t)i * C + j] / per_concept;
+    }
+    if (!r) r = predict(m, &probe, c->batch, NULL, 0, pred, err);
+    for (int s = 0; s < nc && !r; s++) {
+        base[s] = 0;
+        for (int i = s * per_concept; i < (s + 1) * per_concept; i++) base[s] += sq(pred[(size_t)i * K + K - 1] - probe.y[(size_t)i * K + K - 1]) / scale;
+        base[s] /= per_concept;
+    }
+    for (int t = 0; t < nc && !r; t++) {
+        icl_hook h = {.site = ICL_SITE_RESID_PRE, .layer = layer, .positions = &q, .n_positions = 1, .action = ICL_HOOK_REPLACE,
+                      .vec = means + (size_t)t * C};
+        r = predict(m, &probe, c->batch, &h, 1, pred, err);
+        for (int s = 0; s < nc && !r; s++) {
+            double e = 0;
+            for (int i = s * per_concept; i < (s + 1) * per_concept; i++) e += sq(pred[(size_t)i * K + K - 1] - probe.y[(size_t)i * K + K - 1]) / scale;
+            delta[(size_t)s * nc + t] = e / per_concept - base[s];
+        }
+    }
+    icl_batch_free(&probe);
+    icl_batch_free(&meanset);
+    free(means);
+    free(cap);
+    free(pred);
+    return r ? -1 : 0;
+}
+
+/* Mean normalised MSE over positions of each concept's sequences. */
+static void concept_mse(const icl_batch *b, const float *pred, int nc, int per_concept, double scale, double *out) {
+    int K = b->K;
+    for (int k = 0; k < nc; k++) {
+        double e = 0;
+        for (int i = k * per_concept; i < (k + 1) * per_concept; i++)
+            for (int p = 0; p < K; p++) e += sq(pred[(size_t)i * K + p] - b->y[(size_t)i * K + p]) / scale;
+        out[k] = e / ((double)per_concept * K);
+    }
+}
+
+int icl_head_ablation(icl_model *m, const icl_train_config *c, int per_concept, double *delta, double *base, icl_err *err) {
+    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, L = m->cfg.n_layer, H = m->cfg.n_head;
+    icl_batch probe = {0};
+    float *pred = malloc(sizeof(float) * (size_t)nc * per_concept * K);
+    double *e = malloc(sizeof(double) * nc);
+    int r = (!pred || !e) ? icl_errf(err, "out of memory") : icl_probe_batch(c, per_concept, &probe, err);
+    double scale = icl_task_y_scale(&c->task);
+    if (!r) r = predict(m, &probe, c->batch, NULL, 0, pred, err);
+    if (!r) concept_mse(&probe, pred, nc, per_concept, scale, base);
+    for (int l = 0; l < L && !r; l++)
+        for (int h = 0; h < H && !r; h++) {
+            icl_hook z = {.site = ICL_SITE_HEAD_OUT, .layer = l, .head = h, .action = ICL_HOOK_ZERO};
+            r = predict(m, &probe, c->batch, &z, 1, pred, err);
+            if (r) break;
+            concept_mse(&probe, pred, nc, per_concept, scale, e);
+            for (int k = 0; k < nc; k++) delta[((size_t)l * H + h) * nc + k] = e[k] - base[k];
+        }
+    icl_batch_free(&probe);
+    free(pred);
+    free(e);
+    return r ? -1 : 0;
+}
+
+int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_concept, double *dist, icl_err *err) {
+    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, D = c->task.dim, rank = c->task.rank;
+    icl_batch probe = {0};
+    size_t n = (size_t)nc * per_concept * K;
+    float *pred = malloc(sizeof(float) * n), *est = malloc(sizeof(float) * n);
+    int r = (!pred || !est) ? icl_errf(err, "out of memory") : icl_probe_batch(c, per_concept, &probe, err);
+    double scale = icl_task_y_scale(&c->task);
+    if (!r) r = predict(m, &probe, c->batch, NULL, 0, pred, err);
+    for (int e = 0; e < ICL_N_ESTIMATORS && !r; e++) {
+        r = icl_estimate(&c->task, &probe, (icl_estimator)e, icl_estimator_default_param((icl_estimator)e), est, err);
+        /* min-norm least squares is unbounded at exactly as many points as unknowns */
+        int skip = e == ICL_EST_ORACLE_LS ? rank : e == ICL_EST_LS ? D : -1;
+        for (int k = 0; k < nc && !r; k++) {
+            double s = 0;
+            long cnt = 0;
+            for (int i = k * per_concept; i < (k + 1) * per_concept; i++)
+                for (int p = 0; p < K; p++) {
+                    if (p == skip) continue;
+                    s += sq(pred[(size_t)i * K + p] - est[(size_t)i * K + p]) / scale;
+                    cnt++;
+                }
+            dist[(size_t)k * ICL_N_ESTIMATORS + e] = cnt ? s / cnt : NAN;
+        }
+    }
+    icl_batch_free(&probe);
+    free(pred);
+    free(est);
+    return r ? -1 : 0;
+}

@@ -1,0 +1,142 @@
+/* `iclab patch RUN`: causal tests on the toy model's checkpoints — mean-activation patching between
+ * concepts, single-head ablation, and the distance of the model's predictions to each reference
+ * estimator. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "iclab/icl_causal.h"
+#include "iclab/icl_ckpt.h"
+#include "iclab/icl_estim.h"
+#include "iclab/icl_file.h"
+
+static int run_one(const char *run, int64_t step, int layer, int per, icl_afile *fp, icl_afile *fh, icl_afile *fa, icl_err *err) {
+    char path[4400];
+    icl_model m;
+    icl_train_config c;
+    icl_ckpt_state st;
+    icl_ckpt_path(run, step, path, sizeof path);
+    if (icl_ckpt_load(path, &m, &c, &st, err)) return -1;
+    int nc = icl_task_n_concepts(&c.task), L = c.n_layer, H = c.n_head;
+    if (layer < 0) layer = L / 2;
+    double *delta = malloc(sizeof(double) * nc * nc), *base = malloc(sizeof(double) * nc);
+    double *hd = malloc(sizeof(double) * (size_t)L * H * nc), *dist = malloc(sizeof(double) * nc * ICL_N_ESTIMATORS);
+    int r = (!delta || !base || !hd || !dist) ? icl_errf(err, "out of memory") : 0;
+    if (!r && layer >= L) r = icl_errf(err, "--layer %d out of range 0..%d for this run", layer, L - 1);
+    if (!r) r = icl_patch_matrix(&m, &c, layer, per, delta, base, err);
+    for (int s = 0; s < nc && !r; s++)
+        for (int t = 0; t < nc; t++)
+            icl_afile_printf(fp, err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g\n", step, layer, s, t, delta[s * nc + t], base[s]);
+    if (!r) r = icl_head_ablation(&m, &c, per, hd, base, err);
+    for (int l = 0; l < L && !r; l++)
+        for (int h = 0; h < H; h++)
+            for (int k = 0; k < nc; k++)
+                icl_afile_printf(fh, err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g\n", step, l, h, k, hd[((size_t)l * H + h) * nc + k], base[k]);
+    if (!r) r = icl_algorithm_distance(&m, &c, per, dist, err);
+    for (int k = 0; k < nc && !r; k++)
+        for (int e = 0; e < ICL_N_ESTIMATORS; e++)
+            icl_afile_printf(fa, err, "%" PRId64 ",%d,%s,%.6g\n", step, k, icl_estimator_name((icl_estimator)e), dist[k * ICL_N_ESTIMATORS + e]);
+    free(delta); free(base); free(hd); free(dist);
+    icl_model_free(&m);
+    return r;
+}
+
+int cmd_patch(int argc, char **argv) {
+    icl_err err;
+    const char *run = NULL;
+    int layer = -1, per = 100;
+    int64_t steps[4096];
+    int n_steps = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) {
+            printf("usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--per-concept 100]\n\n"
+                   "For the listed checkpoints (default: the last), writes to RUN/causal/:\n"
+                   "  patch.csv  mean-activation patching: replace the stream after L blocks (default L/2) at the final\n"
+                   "             query of concept-s sequences by the mean of concept t; change of the final MSE\n"
+                   "  heads.csv  zero one head at a time; change of the MSE per concept\n"
+                   "  algo.csv   distance of the model's predictions to each reference estimator, per concept\n");
+            return 0;
+        }
+        if (strncmp(a, "--", 2)) {
+            if (run) {
+                icl_errf(&err, "unexpected argument '%s'", a);
+                return cli_fail("patch", &err);
+            }
+            run = a;
+            continue;
+        }
+        char name[64], *end;
+        const char *v = cli_flag_value(argc, argv, &i, name, sizeof name, &err);
+        if (!v) return cli_fail("patch", &err);
+        if (!strcmp(name, "layer")) {
+            layer = (int)strtol(v, &end, 10);
+            if (*end || layer < 0) {
+                icl_errf(&err, "--layer: '%s' is not a layer index", v);
+                return cli_fail("patch", &err);
+            }
+        } else if (!strcmp(name, "per-concept")) {
+            per = (int)strtol(v, &end, 10);
+            if (*end || per < 1 || per > 100000) {
+                icl_errf(&err, "--per-concept: '%s' is not in 1..100000", v);
+                return cli_fail("patch", &err);
+            }
+        } else if (!strcmp(name, "steps")) {
+            for (const char *p = v; *p;) {
+                long long s = strtoll(p, &end, 10);
+                if (end == p || s < 0 || n_steps >= 4096 || (*end && *end != ',')) {
+                    icl_errf(&err, "--steps: bad list '%s'", v);
+                    return cli_fail("patch", &err);
+                }
+                steps[n_steps++] = s;
+                p = *end ? end + 1 : end;
+            }
+        } else {
+            icl_errf(&err, "unknown option --%s (see iclab patch --help)", name);
+            return cli_fail("patch", &err);
+        }
+    }
+    if (!run) {
+        icl_errf(&err, "missing the run folder (iclab patch RUN)");
+        return cli_fail("patch", &err);
+    }
+    char path[4400], dir[4200];
+    if (n_steps == 0) {
+        if (icl_ckpt_latest(run, path, sizeof path, &steps[0], &err)) return cli_fail("patch", &err);
+        n_steps = 1;
+    }
+    snprintf(dir, sizeof dir, "%s/causal", run);
+    icl_afile fp, fh, fa;
+    if (icl_mkdirs(dir, &err)) return cli_fail("patch", &err);
+    snprintf(path, sizeof path, "%s/patch.csv", dir);
+    if (icl_afile_open(&fp, path, &err)) return cli_fail("patch", &err);
+    snprintf(path, sizeof path, "%s/heads.csv", dir);
+    if (icl_afile_open(&fh, path, &err)) {
+        icl_afile_abort(&fp);
+        return cli_fail("patch", &err);
+    }
+    snprintf(path, sizeof path, "%s/algo.csv", dir);
+    if (icl_afile_open(&fa, path, &err)) {
+        icl_afile_abort(&fp);
+        icl_afile_abort(&fh);
+        return cli_fail("patch", &err);
+    }
+    icl_afile_printf(&fp, &err, "step,layer,source,target,delta_mse,base_mse\n");
+    icl_afile_printf(&fh, &err, "step,layer,head,concept,delta_mse,base_mse\n");
+    icl_afile_printf(&fa, &err, "step,concept,estimator,distance\n");
+    int r = 0;
+    for (int i = 0; i < n_steps && !r; i++) {
+        fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
+        r = run_one(run, steps[i], layer, per, &fp, &fh, &fa, &err);
+    }
+    if (r) {
+        icl_afile_abort(&fp);
+        icl_afile_abort(&fh);
+        icl_afile_abort(&fa);
+        return cli_fail("patch", &err);
+    }
+    if (icl_afile_commit(&fp, &err) || icl_afile_commit(&fh, &err) || icl_afile_commit(&fa, &err)) return cli_fail("patch", &err);
+    printf("wrote %s/patch.csv, heads.csv, algo.csv\n", dir);
+    return 0;
+}
