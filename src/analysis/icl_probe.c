@@ -192,42 +192,52 @@ int icl_logreg_fit(const float *X, const int *y, int N, int d, int K, const icl_
     double *x = malloc(sizeof(double) * P);
     m->W = malloc(sizeof(double) * (size_t)K * d);
     m->b = malloc(sizeof(double) * K);
-    if (o.standardize) {
-        m->mu = calloc((size_t)d, sizeof(double));
-        m->scale = calloc((size_t)d, sizeof(double));
-    }
     int rc = -1;
-    if (!Xd || !Z || !x || !m->W || !m->b || (o.standardize && (!m->mu || !m->scale))) {
+    /* The features are always centred on the training mean before fitting: with an unpenalised
+     * intercept this is an exact reparametrisation (b absorbs W mu), but it decouples b from W and
+     * makes L-BFGS converge much faster on data with large offsets. */
+    double *mu = calloc((size_t)d, sizeof(double)), *scale = malloc(sizeof(double) * d);
+    if (!Xd || !Z || !x || !m->W || !m->b || !mu || !scale) {
+        free(mu); free(scale);
         icl_errf(err, "out of memory for logistic regression on %d x %d", N, d);
         goto done;
     }
     m->d = d; m->K = K;
+    for (int i = 0; i < N; i++)
+        for (int t = 0; t < d; t++) mu[t] += X[(size_t)i * d + t];
+    for (int t = 0; t < d; t++) mu[t] /= N;
+    for (int t = 0; t < d; t++) scale[t] = 1.0;
     if (o.standardize) {
-        for (int i = 0; i < N; i++)
-            for (int t = 0; t < d; t++) m->mu[t] += X[(size_t)i * d + t];
-        for (int t = 0; t < d; t++) m->mu[t] /= N;
+        for (int t = 0; t < d; t++) scale[t] = 0;
         for (int i = 0; i < N; i++)
             for (int t = 0; t < d; t++) {
-                double v = X[(size_t)i * d + t] - m->mu[t];
-                m->scale[t] += v * v;
+                double v = X[(size_t)i * d + t] - mu[t];
+                scale[t] += v * v;
             }
         for (int t = 0; t < d; t++) {
-            double sd = sqrt(m->scale[t] / N);
-            m->scale[t] = sd > 0 && isfinite(sd) ? sd : 1.0; /* constant feature: scale 1 */
+            double sd = sqrt(scale[t] / N);
+            scale[t] = sd > 0 && isfinite(sd) ? sd : 1.0; /* constant feature: scale 1 */
         }
     }
-    if (to_double(X, N, d, m->mu, m->scale, Xd, err)) goto done;
+    if (to_double(X, N, d, mu, scale, Xd, err)) { free(mu); free(scale); goto done; }
     problem pb = {Xd, y, N, d, K, 1.0 / (o.C * N), Z};
     if (lbfgs(&pb, x, o.max_iter, o.tol, &m->iters, &m->grad)) {
+        free(mu); free(scale);
         icl_errf(err, "out of memory in L-BFGS");
         goto done;
     }
     m->converged = m->grad < o.tol;
     memcpy(m->W, x, sizeof(double) * (size_t)K * d);
+    for (int c = 0; c < K; c++) {
+        m->b[c] = x[(size_t)K * d + c];
+        if (!o.standardize) m->b[c] -= dot(m->W + (size_t)c * d, mu, d); /* back to raw features */
+    }
     double bm = 0;
-    for (int c = 0; c < K; c++) bm += x[(size_t)K * d + c];
+    for (int c = 0; c < K; c++) bm += m->b[c];
     bm /= K;
-    for (int c = 0; c < K; c++) m->b[c] = x[(size_t)K * d + c] - bm;
+    for (int c = 0; c < K; c++) m->b[c] -= bm;
+    if (o.standardize) { m->mu = mu; m->scale = scale; }
+    else { free(mu); free(scale); }
     rc = 0;
 done:
     free(Xd); free(Z); free(x);

@@ -15,5 +15,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

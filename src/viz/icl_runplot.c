@@ -1,4 +1,4 @@
-/* Figures of a training run from its CSV files (see icl_runplot.h). */
+/* Figures and report of a training run from its CSV files (see icl_runplot.h). */
 #include "iclab/icl_runplot.h"
 #include <math.h>
 #include <stdio.h>
@@ -7,195 +7,503 @@
 #include "iclab/icl_csv.h"
 #include "iclab/icl_file.h"
 #include "iclab/icl_plot.h"
+#include "iclab/icl_report.h"
 
 #define MAX_CONCEPTS 64
+#define MAX_FIGS 8
 
-/* Saves a figure as PNG and SVG under dir/name.* and frees it. */
-static int save_both(icl_fig *f, const char *dir, const char *name, icl_err *err) {
+/* Everything read from a run folder; tables that are absent have n_rows == 0. */
+typedef struct run_data {
+    icl_csv eval, pos, est, train, td, patch, heads, algo;
+    char config[8192];
+    int nc;                          /* concepts */
+    char names[MAX_CONCEPTS][48];    /* concept names from eval.csv */
+    double drop_step[MAX_CONCEPTS];  /* step at which each concept's MSE fell (NaN if it did not) */
+    double td_step[MAX_CONCEPTS];    /* step at which its TD at td_layer first reached 0.9 (NaN if never) */
+    int td_layer;                    /* the layer with the highest final overall TD */
+} run_data;
+
+static double col(const icl_csv *t, int r, const char *name) { return icl_csv_num(t, r, icl_csv_col(t, name)); }
+
+static int read_optional(icl_csv *t, const char *run, const char *name) {
     char path[4400];
-    int r = 0;
-    snprintf(path, sizeof path, "%s/%s.png", dir, name);
-    r = icl_fig_save(f, path, 0, 0, err);
-    if (!r) {
-        snprintf(path, sizeof path, "%s/%s.svg", dir, name);
-        r = icl_fig_save(f, path, 0, 0, err);
-    }
-    icl_fig_free(f);
-    return r;
+    snprintf(path, sizeof path, "%s/%s", run, name);
+    memset(t, 0, sizeof *t);
+    return icl_path_exists(path) ? icl_csv_read(t, path, NULL) : 0;
 }
 
-/* Mean over positions of an estimator's MSE for concept -1 (all). NaN if absent. */
-static double estimator_mean(const icl_csv *est, const char *name) {
-    int ce = icl_csv_col(est, "estimator"), cc = icl_csv_col(est, "concept"), cm = icl_csv_col(est, "mse");
-    double s = 0;
+/* Mean over positions of an estimator's MSE on all concepts, skipping the unbounded least-squares
+ * point (the maximum, where the number of examples equals the number of unknowns). */
+static double estimator_level(const icl_csv *est, const char *name) {
+    double s = 0, worst = 0;
     int n = 0;
     for (int r = 0; r < est->n_rows; r++)
-        if (!strcmp(icl_csv_str(est, r, ce), name) && icl_csv_num(est, r, cc) == -1) {
-            s += icl_csv_num(est, r, cm);
+        if (!strcmp(icl_csv_str(est, r, icl_csv_col(est, "estimator")), name) && col(est, r, "concept") == -1) {
+            double v = col(est, r, "mse");
+            s += v;
+            worst = fmax(worst, v);
             n++;
         }
-    return n ? s / n : NAN;
+    return n > 1 ? (s - worst) / (n - 1) : NAN;
 }
 
 static const struct { const char *name, *label; } ESTIMATORS[] = {
     {"oracle-ls", "oracle-basis LS"}, {"lasso", "Lasso (all D)"}, {"ridge", "ridge (all D)"}};
 
-static int fig_mse_by_concept(const char *dir, const icl_csv *ev, const icl_csv *est, icl_err *err) {
-    int cs = icl_csv_col(ev, "step"), cc = icl_csv_col(ev, "concept"), cn = icl_csv_col(ev, "name"), cm = icl_csv_col(ev, "mse");
-    if (cs < 0 || cc < 0 || cn < 0 || cm < 0) return icl_errf(err, "eval.csv lacks its columns");
-    int nc = 0;
-    for (int r = 0; r < ev->n_rows; r++) {
-        int k = (int)icl_csv_num(ev, r, cc);
-        if (k + 1 > nc && k < MAX_CONCEPTS) nc = k + 1;
+/* Per concept: the first evaluation after the curve's maximum where the MSE is below the midpoint
+ * of its maximum and its final value, if the curve fell by at least 0.1 overall. */
+static void find_drops(run_data *d) {
+    const icl_csv *ev = &d->eval;
+    for (int k = 0; k < d->nc; k++) {
+        double mx = -INFINITY, last = NAN, mx_step = 0;
+        d->drop_step[k] = NAN;
+        for (int r = 0; r < ev->n_rows; r++)
+            if ((int)col(ev, r, "concept") == k) {
+                double v = col(ev, r, "mse");
+                if (v > mx) {
+                    mx = v;
+                    mx_step = col(ev, r, "step");
+                }
+                last = v;
+            }
+        if (!(mx - last >= 0.1)) continue;
+        double mid = 0.5 * (mx + last);
+        for (int r = 0; r < ev->n_rows; r++)
+            if ((int)col(ev, r, "concept") == k && col(ev, r, "step") > mx_step && col(ev, r, "mse") <= mid) {
+                d->drop_step[k] = col(ev, r, "step");
+                break;
+            }
     }
+}
+
+static void find_td(run_data *d) {
+    const icl_csv *td = &d->td;
+    double best = -1, last_step = -1;
+    for (int r = 0; r < td->n_rows; r++) last_step = fmax(last_step, col(td, r, "step"));
+    d->td_layer = -1;
+    for (int r = 0; r < td->n_rows; r++)
+        if (col(td, r, "step") == last_step && col(td, r, "concept") == -1 && col(td, r, "td") > best) {
+            best = col(td, r, "td");
+            d->td_layer = (int)col(td, r, "layer");
+        }
+    for (int k = 0; k < d->nc; k++) {
+        d->td_step[k] = NAN;
+        for (int r = 0; r < td->n_rows; r++)
+            if ((int)col(td, r, "layer") == d->td_layer && (int)col(td, r, "concept") == k && col(td, r, "td") >= 0.9) {
+                d->td_step[k] = col(td, r, "step");
+                break;
+            }
+    }
+}
+
+static int load_run(run_data *d, const char *run, icl_err *err) {
+    memset(d, 0, sizeof *d);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/eval.csv", run);
+    if (icl_csv_read(&d->eval, path, err)) return -1;
+    snprintf(path, sizeof path, "%s/eval_positions.csv", run);
+    if (icl_csv_read(&d->pos, path, err)) return -1;
+    if (icl_csv_col(&d->eval, "step") < 0 || icl_csv_col(&d->eval, "concept") < 0 || icl_csv_col(&d->eval, "mse") < 0 ||
+        icl_csv_col(&d->eval, "name") < 0)
+        return icl_errf(err, "%s/eval.csv lacks the step, concept, name or mse column", run);
+    read_optional(&d->est, run, "estimators.csv");
+    read_optional(&d->train, run, "train.csv");
+    read_optional(&d->td, run, "decode/td.csv");
+    read_optional(&d->patch, run, "causal/patch.csv");
+    read_optional(&d->heads, run, "causal/heads.csv");
+    read_optional(&d->algo, run, "causal/algo.csv");
+    for (int r = 0; r < d->eval.n_rows; r++) {
+        int k = (int)col(&d->eval, r, "concept");
+        if (k >= 0 && k < MAX_CONCEPTS) {
+            if (k + 1 > d->nc) d->nc = k + 1;
+            snprintf(d->names[k], sizeof d->names[k], "%s", icl_csv_str(&d->eval, r, icl_csv_col(&d->eval, "name")));
+        }
+    }
+    snprintf(path, sizeof path, "%s/config.json", run);
+    char *cfg;
+    size_t n;
+    if (icl_read_file(path, &cfg, &n, NULL) == 0) {
+        snprintf(d->config, sizeof d->config, "%s", cfg);
+        free(cfg);
+    }
+    find_drops(d);
+    find_td(d);
+    return 0;
+}
+
+static void free_run(run_data *d) {
+    icl_csv *all[] = {&d->eval, &d->pos, &d->est, &d->train, &d->td, &d->patch, &d->heads, &d->algo};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) icl_csv_free(all[i]);
+}
+
+/* ---------------------------------------------------------------- figures */
+
+/* Series of (step, value) for rows of t where key column == key (and layer column == layer if >= 0). */
+static size_t select_series(const icl_csv *t, const char *key_col, int key, int layer, const char *val_col, double *x, double *y) {
+    size_t n = 0;
+    int ck = icl_csv_col(t, key_col), cl = icl_csv_col(t, "layer"), cs = icl_csv_col(t, "step"), cv = icl_csv_col(t, val_col);
+    for (int r = 0; r < t->n_rows; r++)
+        if ((int)icl_csv_num(t, r, ck) == key && (layer < 0 || (int)icl_csv_num(t, r, cl) == layer)) {
+            x[n] = icl_csv_num(t, r, cs);
+            y[n++] = icl_csv_num(t, r, cv);
+        }
+    return n;
+}
+
+static icl_fig *fig_mse_by_concept(const run_data *d) {
     icl_fig *f = icl_fig_line("Held-out MSE per concept", "training step", "normalised MSE (1 = predict 0)");
     icl_fig_set_logx(f, 1);
-    double *x = malloc(sizeof(double) * ev->n_rows), *y = malloc(sizeof(double) * ev->n_rows);
-    for (int k = -1; k < nc; k++) {
-        size_t n = 0;
-        const char *name = "all";
-        for (int r = 0; r < ev->n_rows; r++)
-            if ((int)icl_csv_num(ev, r, cc) == k && icl_csv_num(ev, r, cs) > 0) {
-                x[n] = icl_csv_num(ev, r, cs);
-                y[n++] = icl_csv_num(ev, r, cm);
-                name = icl_csv_str(ev, r, cn);
-            }
-        if (!n) continue;
-        int s = icl_fig_add_series(f, k < 0 ? "all concepts" : name, x, y, n);
-        if (k < 0) {
-            icl_fig_series_color(f, s, 0x555555);
-            icl_fig_series_dash(f, s, ICL_DOTTED);
-        }
+    double *x = malloc(sizeof(double) * (d->eval.n_rows + 1)), *y = malloc(sizeof(double) * (d->eval.n_rows + 1));
+    for (int k = 0; k < d->nc; k++) icl_fig_add_series(f, d->names[k], x, y, select_series(&d->eval, "concept", k, -1, "mse", x, y));
+    size_t n = select_series(&d->eval, "concept", -1, -1, "mse", x, y);
+    if (n) {
+        int s = icl_fig_add_series(f, "all concepts", x, y, n);
+        icl_fig_series_color(f, s, 0x555555);
+        icl_fig_series_dash(f, s, ICL_DOTTED);
     }
     free(x);
     free(y);
-    if (est)
-        for (size_t e = 0; e < sizeof ESTIMATORS / sizeof ESTIMATORS[0]; e++) {
-            double v = estimator_mean(est, ESTIMATORS[e].name);
-            if (isfinite(v)) icl_fig_add_hline(f, v, ESTIMATORS[e].label);
+    for (size_t e = 0; e < sizeof ESTIMATORS / sizeof ESTIMATORS[0]; e++) {
+        double v = estimator_level(&d->est, ESTIMATORS[e].name);
+        if (isfinite(v)) icl_fig_add_hline(f, v, ESTIMATORS[e].label);
+    }
+    for (int k = 0; k < d->nc; k++)
+        if (isfinite(d->drop_step[k]) && d->drop_step[k] > 0) {
+            char label[64];
+            snprintf(label, sizeof label, "%s falls", d->names[k]);
+            icl_fig_add_vline(f, d->drop_step[k], label);
         }
-    return save_both(f, dir, "mse_by_concept", err);
+    return f;
 }
 
-static int fig_mse_by_position(const char *dir, const icl_csv *pos, const icl_csv *est, icl_err *err) {
-    int cs = icl_csv_col(pos, "step"), cc = icl_csv_col(pos, "concept"), cp = icl_csv_col(pos, "position"), cm = icl_csv_col(pos, "mse");
-    if (cs < 0 || cc < 0 || cp < 0 || cm < 0) return icl_errf(err, "eval_positions.csv lacks its columns");
-    /* the distinct evaluation steps, in file order (increasing) */
-    double steps[3] = {NAN, NAN, NAN}, last = NAN;
-    int nsteps = 0, K = 0, nc = 0;
-    double *all_steps = malloc(sizeof(double) * (pos->n_rows + 1));
+static icl_fig *fig_mse_by_position(const run_data *d) {
+    const icl_csv *pos = &d->pos;
+    int K = 0, nsteps = 0;
+    double *steps = malloc(sizeof(double) * (pos->n_rows + 1)), last = NAN;
     for (int r = 0; r < pos->n_rows; r++) {
-        double s = icl_csv_num(pos, r, cs);
-        if (s != last) all_steps[nsteps++] = last = s;
-        int p = (int)icl_csv_num(pos, r, cp), k = (int)icl_csv_num(pos, r, cc);
-        if (p + 1 > K) K = p + 1;
-        if (k + 1 > nc && k < MAX_CONCEPTS) nc = k + 1;
+        double s = col(pos, r, "step");
+        if (s != last) steps[nsteps++] = last = s;
+        K = (int)fmax(K, col(pos, r, "position") + 1);
     }
-    if (nsteps == 0 || K == 0) {
-        free(all_steps);
-        return icl_errf(err, "eval_positions.csv has no rows");
+    if (nsteps == 0 || K == 0 || K > 100000) {
+        free(steps);
+        return NULL;
     }
-    steps[0] = all_steps[nsteps / 4 > 0 ? nsteps / 4 : 0];
-    steps[1] = all_steps[nsteps / 2];
-    steps[2] = all_steps[nsteps - 1];
-    free(all_steps);
+    double pick[3] = {steps[nsteps / 4], steps[nsteps / 2], steps[nsteps - 1]};
+    free(steps);
     icl_fig *f = icl_fig_grid("MSE by in-context position", 1, 3);
     double *x = malloc(sizeof(double) * K), *y = malloc(sizeof(double) * K);
-    for (int p = 0; p < K; p++) x[p] = p + 1;
-    char title[64];
+    for (int p = 0; p < K; p++) x[p] = p;
     for (int panel = 0; panel < 3; panel++) {
-        snprintf(title, sizeof title, "step %.0f", steps[panel]);
-        icl_fig_panel(f, 0, panel, title, "number of examples seen + 1", panel == 0 ? "normalised MSE" : NULL);
-        for (int k = 0; k < nc; k++) {
-            int n = 0;
+        char title[64];
+        snprintf(title, sizeof title, "step %.0f", pick[panel]);
+        icl_fig_panel(f, 0, panel, title, "examples seen before the query", panel == 0 ? "normalised MSE" : NULL);
+        for (int k = 0; k < d->nc; k++) {
             for (int p = 0; p < K; p++) y[p] = NAN;
             for (int r = 0; r < pos->n_rows; r++)
-                if (icl_csv_num(pos, r, cs) == steps[panel] && (int)icl_csv_num(pos, r, cc) == k) {
-                    int p = (int)icl_csv_num(pos, r, cp);
-                    if (p >= 0 && p < K) {
-                        y[p] = icl_csv_num(pos, r, cm);
-                        n++;
-                    }
+                if (col(pos, r, "step") == pick[panel] && (int)col(pos, r, "concept") == k) {
+                    int p = (int)col(pos, r, "position");
+                    if (p >= 0 && p < K) y[p] = col(pos, r, "mse");
                 }
-            char name[32];
-            snprintf(name, sizeof name, "basis %d", k + 1);
-            if (n) icl_fig_add_series(f, name, x, y, K);
+            icl_fig_add_series(f, d->names[k], x, y, K);
         }
-        if (est) {
-            int ce = icl_csv_col(est, "estimator"), ec = icl_csv_col(est, "concept"), ep = icl_csv_col(est, "position"),
-                em = icl_csv_col(est, "mse");
-            for (size_t e = 0; e < sizeof ESTIMATORS / sizeof ESTIMATORS[0]; e++) {
-                for (int p = 0; p < K; p++) y[p] = NAN;
-                for (int r = 0; r < est->n_rows; r++)
-                    if (!strcmp(icl_csv_str(est, r, ce), ESTIMATORS[e].name) && icl_csv_num(est, r, ec) == -1) {
-                        int p = (int)icl_csv_num(est, r, ep);
-                        if (p >= 0 && p < K) y[p] = icl_csv_num(est, r, em);
-                    }
-                int s = icl_fig_add_series(f, ESTIMATORS[e].label, x, y, K);
-                icl_fig_series_dash(f, s, ICL_DASHED);
-                icl_fig_series_color(f, s, e == 0 ? 0x000000 : e == 1 ? 0x777777 : 0xBBBBBB);
-            }
+        for (size_t e = 0; e < sizeof ESTIMATORS / sizeof ESTIMATORS[0] && d->est.n_rows; e++) {
+            for (int p = 0; p < K; p++) y[p] = NAN;
+            for (int r = 0; r < d->est.n_rows; r++)
+                if (!strcmp(icl_csv_str(&d->est, r, icl_csv_col(&d->est, "estimator")), ESTIMATORS[e].name) &&
+                    col(&d->est, r, "concept") == -1) {
+                    int p = (int)col(&d->est, r, "position");
+                    if (p >= 0 && p < K) y[p] = col(&d->est, r, "mse");
+                }
+            int s = icl_fig_add_series(f, ESTIMATORS[e].label, x, y, K);
+            icl_fig_series_dash(f, s, ICL_DASHED);
+            icl_fig_series_color(f, s, e == 0 ? 0x000000 : e == 1 ? 0x777777 : 0xBBBBBB);
         }
         icl_fig_set_ylim(f, 0, 1.5);
     }
     free(x);
     free(y);
-    char path[4400];
-    snprintf(path, sizeof path, "%s/mse_by_position.png", dir);
-    int r = icl_fig_save(f, path, 1400, 460, err);
-    snprintf(path, sizeof path, "%s/mse_by_position.svg", dir);
-    if (!r) r = icl_fig_save(f, path, 1400, 460, err);
-    icl_fig_free(f);
-    return r;
+    return f;
 }
 
-static int fig_train_loss(const char *dir, const icl_csv *tr, icl_err *err) {
-    int cs = icl_csv_col(tr, "step"), cl = icl_csv_col(tr, "loss_norm");
-    if (cs < 0 || cl < 0) return icl_errf(err, "train.csv lacks its columns");
-    if (tr->n_rows == 0) return 0;
-    double *x = malloc(sizeof(double) * tr->n_rows), *y = malloc(sizeof(double) * tr->n_rows);
-    double *sm = malloc(sizeof(double) * tr->n_rows);
+static icl_fig *fig_train_loss(const run_data *d) {
+    const icl_csv *tr = &d->train;
+    if (tr->n_rows == 0 || icl_csv_col(tr, "loss_norm") < 0) return NULL;
+    double *x = malloc(sizeof(double) * tr->n_rows), *y = malloc(sizeof(double) * tr->n_rows), *sm = malloc(sizeof(double) * tr->n_rows);
     double avg = NAN;
     for (int r = 0; r < tr->n_rows; r++) {
-        x[r] = icl_csv_num(tr, r, cs);
-        y[r] = icl_csv_num(tr, r, cl);
+        x[r] = col(tr, r, "step");
+        y[r] = col(tr, r, "loss_norm");
         avg = isnan(avg) ? y[r] : 0.95 * avg + 0.05 * y[r];
         sm[r] = avg;
     }
     icl_fig *f = icl_fig_line("Training loss", "training step", "normalised MSE");
     icl_fig_set_logx(f, 1);
-    int s = icl_fig_add_series(f, "per step", x, y, tr->n_rows);
-    icl_fig_series_color(f, s, 0xBBBBBB);
+    icl_fig_series_color(f, icl_fig_add_series(f, "per step", x, y, tr->n_rows), 0xBBBBBB);
     icl_fig_add_series(f, "smoothed", x, sm, tr->n_rows);
     free(x);
     free(y);
     free(sm);
-    return save_both(f, dir, "train_loss", err);
+    return f;
+}
+
+static icl_fig *fig_td_over_training(const run_data *d) {
+    if (d->td.n_rows == 0 || d->td_layer < 0) return NULL;
+    char title[96];
+    snprintf(title, sizeof title, "Task decodability over training, layer %d", d->td_layer);
+    icl_fig *f = icl_fig_line(title, "training step", "TD (leave-one-out 10-NN)");
+    icl_fig_set_logx(f, 1);
+    icl_fig_set_ylim(f, 0, 1.02);
+    double *x = malloc(sizeof(double) * d->td.n_rows), *y = malloc(sizeof(double) * d->td.n_rows);
+    for (int k = 0; k < d->nc; k++) icl_fig_add_series(f, d->names[k], x, y, select_series(&d->td, "concept", k, d->td_layer, "td", x, y));
+    size_t n = select_series(&d->td, "concept", -1, d->td_layer, "td", x, y);
+    if (n) {
+        int s = icl_fig_add_series(f, "all concepts", x, y, n);
+        icl_fig_series_color(f, s, 0x555555);
+        icl_fig_series_dash(f, s, ICL_DOTTED);
+        icl_fig_add_hline(f, col(&d->td, 0, "chance"), "chance");
+    }
+    free(x);
+    free(y);
+    for (int k = 0; k < d->nc; k++)
+        if (isfinite(d->drop_step[k]) && d->drop_step[k] > 0) {
+            char label[64];
+            snprintf(label, sizeof label, "%s loss falls", d->names[k]);
+            icl_fig_add_vline(f, d->drop_step[k], label);
+        }
+    return f;
+}
+
+/* A matrix from a CSV: rows/cols indexed by two integer columns, filtered by step. */
+static icl_fig *matrix_fig(const icl_csv *t, const char *title, const char *rcol, const char *ccol, const char *vcol,
+                          double step, int rows, int cols, int diverging, const char *rlabel, const char *clabel) {
+    double *z = malloc(sizeof(double) * rows * cols);
+    for (int i = 0; i < rows * cols; i++) z[i] = NAN;
+    double vmax = 0;
+    for (int r = 0; r < t->n_rows; r++) {
+        if (!isnan(step) && col(t, r, "step") != step) continue;
+        int i = (int)col(t, r, rcol), j = (int)col(t, r, ccol);
+        if (i >= 0 && i < rows && j >= 0 && j < cols) {
+            z[i * cols + j] = col(t, r, vcol);
+            vmax = fmax(vmax, fabs(z[i * cols + j]));
+        }
+    }
+    icl_fig *f = icl_fig_heatmap(title, clabel, rlabel, z, rows, cols);
+    if (diverging) {
+        icl_fig_heatmap_cmap(f, ICL_CMAP_DIVERGING);
+        if (vmax > 0) icl_fig_heatmap_range(f, -vmax, vmax);
+    } else icl_fig_heatmap_range(f, 0, 1);
+    if (rows * cols <= 64) icl_fig_heatmap_annotate(f, "%.2f");
+    free(z);
+    return f;
+}
+
+static double last_step(const icl_csv *t) {
+    double s = NAN;
+    for (int r = 0; r < t->n_rows; r++) s = isnan(s) ? col(t, r, "step") : fmax(s, col(t, r, "step"));
+    return s;
+}
+
+static icl_fig *fig_td_heatmap(const run_data *d) {
+    if (d->td.n_rows == 0) return NULL;
+    /* rows = layers, columns = checkpoints in order */
+    int L = 0, ns = 0;
+    double *steps = malloc(sizeof(double) * d->td.n_rows), prev = NAN;
+    for (int r = 0; r < d->td.n_rows; r++) {
+        L = (int)fmax(L, col(&d->td, r, "layer") + 1);
+        if (col(&d->td, r, "step") != prev) steps[ns++] = prev = col(&d->td, r, "step");
+    }
+    double *z = malloc(sizeof(double) * L * ns);
+    char **clab = malloc(sizeof(char *) * ns), **rlab = malloc(sizeof(char *) * L);
+    for (int i = 0; i < L * ns; i++) z[i] = NAN;
+    for (int r = 0, j = -1; r < d->td.n_rows; r++) {
+        if (j < 0 || col(&d->td, r, "step") != steps[j]) j++;
+        if (col(&d->td, r, "concept") == -1) z[(int)col(&d->td, r, "layer") * ns + j] = col(&d->td, r, "td");
+    }
+    for (int j = 0; j < ns; j++) {
+        clab[j] = malloc(24);
+        snprintf(clab[j], 24, "%.0f", steps[j]);
+    }
+    for (int l = 0; l < L; l++) {
+        rlab[l] = malloc(16);
+        snprintf(rlab[l], 16, "%d", l);
+    }
+    icl_fig *f = icl_fig_heatmap("Task decodability, layer x checkpoint", "checkpoint (step)", "layer (0 = embedding)", z, L, ns);
+    icl_fig_heatmap_range(f, 0, 1);
+    icl_fig_heatmap_labels(f, (const char *const *)rlab, (const char *const *)clab);
+    icl_fig_colorbar_label(f, "TD");
+    for (int j = 0; j < ns; j++) free(clab[j]);
+    for (int l = 0; l < L; l++) free(rlab[l]);
+    free(clab);
+    free(rlab);
+    free(z);
+    free(steps);
+    return f;
+}
+
+static icl_fig *fig_patching(const run_data *d) {
+    if (d->patch.n_rows == 0) return NULL;
+    double s = last_step(&d->patch);
+    char title[128];
+    snprintf(title, sizeof title, "Mean-activation patching at layer %.0f, step %.0f: change of MSE", col(&d->patch, 0, "layer"), s);
+    icl_fig *f = matrix_fig(&d->patch, title, "source", "target", "delta_mse", s, d->nc, d->nc, 1, "source concept", "patched-in concept mean");
+    const char *names[MAX_CONCEPTS];
+    for (int k = 0; k < d->nc; k++) names[k] = d->names[k];
+    icl_fig_heatmap_labels(f, names, names);
+    return f;
+}
+
+static icl_fig *fig_heads(const run_data *d) {
+    if (d->heads.n_rows == 0) return NULL;
+    double s = last_step(&d->heads);
+    int L = 0, H = 0;
+    for (int r = 0; r < d->heads.n_rows; r++) {
+        L = (int)fmax(L, col(&d->heads, r, "layer") + 1);
+        H = (int)fmax(H, col(&d->heads, r, "head") + 1);
+    }
+    double *z = malloc(sizeof(double) * L * H * d->nc), vmax = 0;
+    for (int i = 0; i < L * H * d->nc; i++) z[i] = NAN;
+    for (int r = 0; r < d->heads.n_rows; r++)
+        if (col(&d->heads, r, "step") == s) {
+            int row = (int)col(&d->heads, r, "layer") * H + (int)col(&d->heads, r, "head"), k = (int)col(&d->heads, r, "concept");
+            if (row >= 0 && row < L * H && k >= 0 && k < d->nc) {
+                z[row * d->nc + k] = col(&d->heads, r, "delta_mse");
+                vmax = fmax(vmax, fabs(z[row * d->nc + k]));
+            }
+        }
+    char title[96], **rlab = malloc(sizeof(char *) * L * H);
+    snprintf(title, sizeof title, "Head ablation at step %.0f: change of MSE", s);
+    icl_fig *f = icl_fig_heatmap(title, "concept", "head (layer.head)", z, L * H, d->nc);
+    icl_fig_heatmap_cmap(f, ICL_CMAP_DIVERGING);
+    if (vmax > 0) icl_fig_heatmap_range(f, -vmax, vmax);
+    const char *names[MAX_CONCEPTS];
+    for (int k = 0; k < d->nc; k++) names[k] = d->names[k];
+    for (int i = 0; i < L * H; i++) {
+        rlab[i] = malloc(32);
+        snprintf(rlab[i], 32, "l%d.h%d", i / H + 1, i % H);
+    }
+    icl_fig_heatmap_labels(f, (const char *const *)rlab, names);
+    for (int i = 0; i < L * H; i++) free(rlab[i]);
+    free(rlab);
+    free(z);
+    return f;
+}
+
+/* ---------------------------------------------------------------- output */
+
+typedef struct named_fig {
+    const char *name, *caption;
+    icl_fig *fig;
+    int width, height;
+} named_fig;
+
+/* Builds every figure the run's files allow. */
+static int build_figs(const run_data *d, named_fig *out) {
+    int n = 0;
+    named_fig all[] = {
+        {"mse_by_concept", "Held-out normalised MSE per concept over training (log steps). Vertical lines mark where each concept's "
+                           "loss fell; horizontal lines are the reference estimators averaged over positions.", fig_mse_by_concept(d), 0, 0},
+        {"td_over_training", "Task decodability (leave-one-out 10-NN on the y-token representation) per concept over training at "
+                             "the layer where it ends highest, with the loss drops marked.", fig_td_over_training(d), 0, 0},
+        {"td_heatmap", "Overall task decodability for every layer and checkpoint.", fig_td_heatmap(d), 1000, 480},
+        {"mse_by_position", "MSE by the number of in-context examples, early, midway and at the end of training, against the "
+                            "reference estimators (dashed).", fig_mse_by_position(d), 1400, 460},
+        {"patching", "Replacing the concept representation of source-concept sequences by the mean of another concept: change "
+                     "of the final prediction's MSE (self-patching on the diagonal).", fig_patching(d), 640, 520},
+        {"head_ablation", "Zeroing one attention head at a time: change of the MSE per concept.", fig_heads(d), 640, 0},
+        {"train_loss", "Training loss.", fig_train_loss(d), 0, 0},
+    };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i].fig) out[n++] = all[i];
+    return n;
 }
 
 int icl_run_figures(const char *run_dir, icl_err *err) {
-    char path[4200], dir[4200];
+    run_data d;
+    named_fig figs[MAX_FIGS];
+    char dir[4200], path[4400];
     snprintf(dir, sizeof dir, "%s/figures", run_dir);
-    if (icl_mkdirs(dir, err)) return -1;
-    icl_csv ev = {0}, pos = {0}, est = {0}, tr = {0};
-    int have_est;
-    snprintf(path, sizeof path, "%s/eval.csv", run_dir);
-    if (icl_csv_read(&ev, path, err)) return -1;
-    snprintf(path, sizeof path, "%s/eval_positions.csv", run_dir);
-    if (icl_csv_read(&pos, path, err)) {
-        icl_csv_free(&ev);
+    if (load_run(&d, run_dir, err) || icl_mkdirs(dir, err)) {
+        free_run(&d);
         return -1;
     }
-    snprintf(path, sizeof path, "%s/estimators.csv", run_dir);
-    have_est = icl_csv_read(&est, path, NULL) == 0;
-    snprintf(path, sizeof path, "%s/train.csv", run_dir);
-    int r = icl_csv_read(&tr, path, err);
-    if (!r) r = fig_mse_by_concept(dir, &ev, have_est ? &est : NULL, err);
-    if (!r) r = fig_mse_by_position(dir, &pos, have_est ? &est : NULL, err);
-    if (!r) r = fig_train_loss(dir, &tr, err);
-    icl_csv_free(&ev);
-    icl_csv_free(&pos);
-    icl_csv_free(&est);
-    icl_csv_free(&tr);
+    int n = build_figs(&d, figs), r = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s.png", dir, figs[i].name);
+        if (!r) r = icl_fig_save(figs[i].fig, path, figs[i].width, figs[i].height, err);
+        snprintf(path, sizeof path, "%s/%s.svg", dir, figs[i].name);
+        if (!r) r = icl_fig_save(figs[i].fig, path, figs[i].width, figs[i].height, err);
+        icl_fig_free(figs[i].fig);
+    }
+    free_run(&d);
+    return r;
+}
+
+/* The automatic summary: when each concept's loss fell and when its TD rose. */
+static void summary(icl_report *rep, const run_data *d) {
+    icl_report_h2(rep, "Summary");
+    int any = 0;
+    for (int k = 0; k < d->nc; k++) {
+        char td[160] = "";
+        if (d->td.n_rows && d->td_layer >= 0) {
+            if (isfinite(d->td_step[k])) snprintf(td, sizeof td, "; its TD at layer %d reached 0.9 at step %.0f", d->td_layer, d->td_step[k]);
+            else snprintf(td, sizeof td, "; its TD at layer %d never reached 0.9", d->td_layer);
+        }
+        if (isfinite(d->drop_step[k])) icl_report_p(rep, "%s: loss fell at step %.0f%s.", d->names[k], d->drop_step[k], td);
+        else icl_report_p(rep, "%s: no clear loss drop (less than 0.1 between its highest and final MSE)%s.", d->names[k], td);
+        any |= isfinite(d->drop_step[k]);
+    }
+    double first = INFINITY, lastd = -INFINITY;
+    for (int k = 0; k < d->nc; k++)
+        if (isfinite(d->drop_step[k])) {
+            first = fmin(first, d->drop_step[k]);
+            lastd = fmax(lastd, d->drop_step[k]);
+        }
+    if (any && lastd > first * 1.25)
+        icl_report_p(rep, "The concepts were learned in stages: the first loss drop at step %.0f, the last at step %.0f.", first, lastd);
+    else if (any)
+        icl_report_p(rep, "The concepts' losses fell together (within 25%% of the training steps of each other).");
+    if (!d->td.n_rows) icl_report_p(rep, "Run `iclab decode` on this run to add task decodability.");
+    if (!d->patch.n_rows) icl_report_p(rep, "Run `iclab patch` on this run to add patching and head ablation.");
+}
+
+int icl_run_report(const char *run_dir, icl_err *err) {
+    if (icl_run_figures(run_dir, err)) return -1;
+    run_data d;
+    if (load_run(&d, run_dir, err)) {
+        free_run(&d);
+        return -1;
+    }
+    char title[4400], path[4400];
+    snprintf(title, sizeof title, "iclab run %s", run_dir);
+    icl_report *rep = icl_report_new(title);
+    icl_report_p(rep, "Toy in-context regression model after Han et al. (arXiv 2412.12276). MSE is normalised by E[y^2], so 1.0 "
+                      "is predicting zero. All numbers below are recomputed from the run folder's CSV files.");
+    summary(rep, &d);
+    named_fig figs[MAX_FIGS];
+    int n = build_figs(&d, figs), r = 0;
+    icl_report_h2(rep, "Figures");
+    for (int i = 0; i < n; i++) {
+        icl_report_h3(rep, figs[i].name);
+        if (!r) r = icl_report_figure(rep, figs[i].fig, figs[i].caption, figs[i].width, figs[i].height, err);
+        icl_fig_free(figs[i].fig);
+    }
+    if (d.algo.n_rows) {
+        icl_report_h2(rep, "Which algorithm the model follows");
+        icl_report_p(rep, "Mean squared distance between the model's predictions and each reference estimator's (normalised), per "
+                          "concept; smaller means the model behaves more like that estimator.");
+        const char *hdr[4] = {"step", "concept", "estimator", "distance"};
+        const char **cells = malloc(sizeof(char *) * 4 * d.algo.n_rows);
+        for (int row = 0; row < d.algo.n_rows; row++)
+            for (int c = 0; c < 4; c++) cells[row * 4 + c] = icl_csv_str(&d.algo, row, icl_csv_col(&d.algo, hdr[c]));
+        icl_report_table(rep, 4, hdr, d.algo.n_rows, cells);
+        free(cells);
+    }
+    icl_report_h2(rep, "Configuration");
+    icl_report_pre(rep, d.config);
+    snprintf(path, sizeof path, "%s/report.html", run_dir);
+    if (!r) r = icl_report_write(rep, path, err);
+    icl_report_free(rep);
+    free_run(&d);
     return r;
 }
