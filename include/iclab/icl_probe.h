@@ -7,6 +7,10 @@
  * the same minimiser as sklearn's C sum_i loss_i + |W|^2 / 2 (the intercept is not penalised).
  * Solver: L-BFGS (memory 10) with backtracking Armijo line search, all in double, from W = b = 0;
  * deterministic. Stops when max|gradient| of the objective above is below tol, or after max_iter.
+ * The features are centred on the training mean internally (exact with an unpenalised intercept,
+ * and much better conditioned); tolerances much below 1e-10 can be beyond what the line search
+ * resolves, so max_iter then ends the fit. scikit-learn's lbfgs stops earlier still (scipy's
+ * relative-decrease test), up to ~1e-3 in probability off the optimum on tests/fixtures.
  * W is unique (strictly convex in W); b only up to a common constant, so b is reported centred
  * (sum_c b_c = 0), which leaves the probabilities unchanged. For two classes this is still the
  * two-row softmax (sklearn does the same for multi_class='multinomial').
@@ -72,10 +76,10 @@ typedef struct icl_probe_result {
     int converged;              /* the fit reached tol */
 } icl_probe_result;
 
-/* Probe accuracy: stratified split (test_frac, e.g. 0.5, and seed), fit on the training part
- * (classes that occur there are the probe's classes; a test point of another class counts as
- * wrong), accuracy on both parts. opts may be NULL. Needs two classes with at least 2 points each.
- * Returns 0, or -1 with err set. */
+/* Probe accuracy: stratified split (test_frac, e.g. 0.5, and seed), fit on the training part,
+ * accuracy on both parts. Classes with fewer than 2 points are left out (they cannot be in both
+ * parts); needs two classes with at least 2 points each. opts may be NULL (defaults; for hidden
+ * states consider standardize = 1). Returns 0, or -1 with err set. */
 int icl_probe_accuracy(const float *X, const int *labels, int N, int d, int n_classes, double test_frac,
                        uint64_t seed, const icl_logreg_opts *opts, icl_probe_result *res, icl_err *err);
 

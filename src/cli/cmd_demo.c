@@ -1,8 +1,11 @@
 /* `iclab demo`: the project's main job on defaults. Trains the demo configuration (a few minutes on
- * a 2-core CPU) into runs/demo and draws its figures. */
+ * a 2-core CPU) into runs/demo, decodes every checkpoint, runs the causal tests at the end of
+ * training and writes the report. */
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
+#include "iclab/icl_causal.h"
+#include "iclab/icl_decode.h"
 #include "iclab/icl_runplot.h"
 #include "iclab/icl_train.h"
 
@@ -14,7 +17,8 @@ int cmd_demo(int argc, char **argv) {
         if (!strcmp(argv[i], "--help")) {
             printf("usage: iclab demo [--out DIR] [--threads N]\n\n"
                    "Trains the demo configuration (iclab train --preset demo) into DIR (default runs/demo,\n"
-                   "replaced if it is an earlier iclab run) and writes its figures to DIR/figures.\n");
+                   "replaced if it is an earlier iclab run), then runs iclab decode, iclab patch and iclab report\n"
+                   "on it: open DIR/report.html.\n");
             return 0;
         }
         char name[64];
@@ -40,7 +44,14 @@ int cmd_demo(int argc, char **argv) {
     icl_train_options opt = {.mode = ICL_RUN_OVERWRITE, .progress = stderr};
     fprintf(stderr, "iclab demo: training the demo configuration into %s\n", out);
     if (icl_train(out, &c, &opt, &err)) return cli_fail("demo", &err);
-    if (icl_run_figures(out, &err)) return cli_fail("demo", &err);
-    printf("results in %s: eval.csv, estimators.csv, figures/mse_by_concept.png, figures/mse_by_position.png\n", out);
+    icl_decode_config dc;
+    icl_decode_config_default(&dc);
+    fprintf(stderr, "iclab demo: task decodability of every checkpoint x layer\n");
+    if (icl_decode_run(out, &dc, NULL, 0, stderr, &err)) return cli_fail("demo", &err);
+    fprintf(stderr, "iclab demo: patching and head ablation at the final checkpoint\n");
+    char *patch_argv[] = {"patch", (char *)out, "--per-concept", "100", NULL};
+    if (cmd_patch(4, patch_argv)) return 1;
+    if (icl_run_report(out, &err)) return cli_fail("demo", &err);
+    printf("open %s/report.html (figures in %s/figures, data in the CSV files)\n", out, out);
     return 0;
 }

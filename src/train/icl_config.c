@@ -167,19 +167,20 @@ int icl_train_config_preset(icl_train_config *c, const char *name, icl_err *err)
         c->task.n_points = 10;
         return 0;
     }
-    if (!strcmp(name, "demo")) { /* what `iclab demo` trains; see docs/reproduction.md */
+    if (!strcmp(name, "demo")) { /* what `iclab demo` trains; see docs/reproduction.md for how it was chosen */
         c->n_layer = 4;
         c->n_embd = 64;
         c->n_head = 4;
         c->batch = 64;
         c->lr = 1e-3f;
         c->warmup = 200;
-        c->steps = 6000;
-        c->eval_every = 200;
-        c->ckpt_every = 1000;
+        c->steps = 8000;
+        c->eval_every = 100;
+        c->ckpt_every = 250;
         c->ckpt_log = 16;
         c->task.dim = 8;
         c->task.n_bases = 2;
+        c->task.rank = 2;
         c->task.n_points = 12;
         return 0;
     }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# iclab decode / patch / report end to end on a tiny run, and their bad input. Run from the repo root.
+set -u
+ICLAB=${ICLAB:-build/iclab}
+T=$(mktemp -d /tmp/iclab-test-analysis.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fails=0
+ok()  { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails+1)); }
+expect_fail() {
+  local desc=$1 pat=$2; shift 2
+  local out rc
+  out=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && echo "$out" | tail -n 1 | grep -qE "$pat"; then ok "$desc"; else bad "$desc (rc=$rc, stderr: $out)"; fi
+}
+
+$ICLAB train --preset tiny --out "$T/run" --quiet || bad "tiny run failed"
+$ICLAB decode "$T/run" --per-concept 20 >/dev/null 2>&1 || bad "decode failed"
+td="$T/run/decode/td.csv"
+[ -s "$td" ] && ok "td.csv written" || bad "no td.csv"
+# one row per checkpoint x layer x (concepts + overall): 6 checkpoints, 3 layers (tiny: 2 blocks), 5 rows
+rows=$(($(wc -l < "$td") - 1))
+[ "$rows" -eq $((6 * 3 * 5)) ] && ok "td.csv has $rows rows" || bad "td.csv has $rows rows, expected 90"
+awk -F, 'NR > 1 && ($5 < 0 || $5 > 1) {bad=1} END {exit bad}' "$td" && ok "TD values in [0,1]" || bad "TD out of range"
+[ -s "$T/run/decode/labels.npy" ] && [ -s "$T/run/decode/reps_step_000000060.npy" ] && ok "representations saved" || bad "no .npy files"
+$ICLAB patch "$T/run" --per-concept 10 --layer 1 >/dev/null 2>&1 || bad "patch failed"
+for f in patch heads algo; do [ -s "$T/run/causal/$f.csv" ] && ok "causal/$f.csv written" || bad "no causal/$f.csv"; done
+[ "$(($(wc -l < "$T/run/causal/patch.csv") - 1))" -eq 16 ] && ok "4x4 patching matrix" || bad "patching matrix has the wrong size"
+$ICLAB report "$T/run" >/dev/null 2>&1 || bad "report failed"
+[ -s "$T/run/report.html" ] && ok "report.html written" || bad "no report.html"
+for f in mse_by_concept td_over_training td_heatmap mse_by_position patching head_ablation train_loss; do
+  [ -s "$T/run/figures/$f.png" ] && [ -s "$T/run/figures/$f.svg" ] && ok "figure $f" || bad "figure $f missing or empty"
+done
+grep -q "<svg" "$T/run/report.html" && ok "report embeds figures" || bad "report has no figures"
+grep -qE 'src="https?:' "$T/run/report.html" && bad "report references the network" || ok "report is self-contained"
+
+# bad input
+mkdir -p "$T/empty/checkpoints"
+expect_fail "decode without checkpoints" "no checkpoints" $ICLAB decode "$T/empty"
+expect_fail "decode of a missing folder" "no checkpoints folder" $ICLAB decode "$T/missing"
+expect_fail "demonstration out of range" "out of range" $ICLAB decode "$T/run" --demo 99
+expect_fail "unknown checkpoint step" "no checkpoint at step 7" $ICLAB decode "$T/run" --steps 7
+expect_fail "bad metric" "." $ICLAB decode "$T/run" --metric manhattan
+expect_fail "patch layer out of range" "out of range" $ICLAB patch "$T/run" --layer 9
+expect_fail "report of a missing run" "cannot open" $ICLAB report "$T/missing"
+$ICLAB train --preset tiny --bases 1 --steps 2 --out "$T/one" --quiet || bad "one-concept run failed"
+expect_fail "probe set with one concept" "at least two concepts" $ICLAB decode "$T/one"
+expect_fail "more neighbours than points" "larger than k" $ICLAB decode "$T/run" --per-concept 2 --k 10
+
+echo "$fails failures"
+[ $fails -eq 0 ]
