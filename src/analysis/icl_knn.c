@@ -96,7 +96,7 @@ static int ws_alloc(knn_ws *w, int N, int d, icl_err *err) {
 static int ws_prepare(knn_ws *w, const float *X, icl_metric metric, icl_err *err) {
     int N = w->N, d = w->d;
     int bad_row = -1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 16)
     for (int i = 0; i < N; i++) {
         double s = dot_exact(X + (size_t)i * d, X + (size_t)i * d, d);
         w->xn[i] = sqrt(s);
@@ -120,7 +120,7 @@ static int ws_prepare(knn_ws *w, const float *X, icl_metric metric, icl_err *err
     w->nzero = 0;
     for (int i = 0; i < N; i++) w->nzero += w->sc[i] == 0;
     /* column sums in a fixed order (each thread owns whole column strips) */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int t0 = 0; t0 < d; t0 += 256) {
         int t1 = t0 + 256 < d ? t0 + 256 : d;
         for (int t = t0; t < t1; t++) w->mean[t] = 0;
@@ -131,7 +131,7 @@ static int ws_prepare(knn_ws *w, const float *X, icl_metric metric, icl_err *err
         }
         for (int t = t0; t < t1; t++) w->mean[t] /= N;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 16)
     for (int i = 0; i < N; i++) {
         const float *x = X + (size_t)i * d;
         float *y = w->Y + (size_t)i * d;

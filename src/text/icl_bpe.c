@@ -218,11 +218,11 @@ static bpe_cand heap_pop(bpe_cand *h, size_t *n) {
 
 static int32_t merge_find(const icl_tokenizer *tk, int32_t lp, int32_t rp, int32_t *res) {
     uint64_t key = (uint64_t)(uint32_t)lp << 32 | (uint32_t)rp;
-    size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & tk->mmask;
-    while (tk->mkey[i] != UINT64_MAX) {
-        if (tk->mkey[i] == key) {
-            *res = tk->mres[i];
-            return tk->mrank[i];
+    size_t i = icl_tok_merge_slot(key, tk->mmask);
+    while (tk->merge[i].key != UINT64_MAX) {
+        if (tk->merge[i].key == key) {
+            *res = tk->merge[i].res;
+            return tk->merge[i].rank;
         }
         i = (i + 1) & tk->mmask;
     }

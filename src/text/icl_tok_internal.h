@@ -11,21 +11,31 @@
 #include "iclab/icl_err.h"
 #include "iclab/icl_tokenizer.h"
 
+typedef struct {
+    uint32_t off, len;
+} icl_tok_piece;
+
+typedef struct {
+    uint64_t key; /* left << 32 | right; UINT64_MAX = empty */
+    int32_t rank, res;
+} icl_tok_merge;
+
 struct icl_tokenizer {
     int kind; /* ICL_TOK_BPE / ICL_TOK_SPM */
     int pre;  /* ICL_PRETOK_*, BPE only */
     int32_t n_vocab, n_piece, cap_piece;
     char *arena; /* piece texts, back to back */
     size_t arena_len, arena_cap;
-    uint32_t *piece_off, *piece_len; /* (cap_piece) */
+    icl_tok_piece *piece;            /* (cap_piece) where each piece's text lies in arena */
     uint8_t *type;                   /* (n_vocab) enum icl_tok_type */
     float *score;                    /* (n_vocab) SentencePiece scores, NULL for BPE */
-    /* Open-addressing hash: piece text -> piece id (-1 = empty slot). */
-    int32_t *hslot;
+    /* Open-addressing hash: piece text -> piece id. A slot holds (hash >> 32) << 32 | id, so that
+     * most non-matching slots are passed over without touching the piece's text; UINT64_MAX = empty. */
+    uint64_t *hslot;
     size_t hmask;
-    /* BPE merges: open-addressing hash of (left piece << 32 | right piece) -> rank and result. */
-    uint64_t *mkey; /* UINT64_MAX = empty */
-    int32_t *mrank, *mres;
+    /* BPE merges: open-addressing hash of (left piece, right piece) -> rank and result; one entry
+     * per cache access (the table is large: two entries per merge). */
+    icl_tok_merge *merge;
     size_t mmask;
     int32_t n_merges;
     int ignore_merges;            /* Llama-3: a whole word found in the vocabulary is one token */
@@ -71,6 +81,10 @@ int32_t icl_tok_lookup(const icl_tokenizer *tk, const char *s, size_t len);
 /* Vocabulary token with that text that merging may produce (type undefined, normal or
  * user-defined), -1 if none. */
 int32_t icl_tok_lookup_token(const icl_tokenizer *tk, const char *s, size_t len);
+/* Home slot of a merge key (Fibonacci hashing: the top bits of the product are the best mixed). */
+static inline size_t icl_tok_merge_slot(uint64_t key, size_t mask) {
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
 static inline int icl_tok_mergeable(int type) {
     return type == ICL_TOKT_NORMAL || type == ICL_TOKT_UNDEFINED || type == ICL_TOKT_USER_DEFINED;
 }

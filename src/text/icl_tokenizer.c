@@ -30,24 +30,42 @@ int icl_tok_push(icl_tok_ivec *v, int32_t id) {
     return 0;
 }
 
-/* FNV-1a, then a final mix so that the low bits (the slot) depend on every byte. */
-static uint64_t str_hash(const char *s, size_t len) {
-    uint64_t h = 0xcbf29ce484222325ull;
+/* FNV-1a, then a final mix so that the low bits (the slot) depend on every byte. Streamed (start,
+ * step, finish) so that a merge's concatenation "AB" can be hashed from its two halves. */
+#define HASH_START 0xcbf29ce484222325ull
+static uint64_t hash_step(uint64_t h, const char *s, size_t len) {
     for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
+    return h;
+}
+static uint64_t hash_finish(uint64_t h) {
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
     return h ^ (h >> 32);
 }
+static uint64_t str_hash(const char *s, size_t len) { return hash_finish(hash_step(HASH_START, s, len)); }
 
 static int piece_is(const icl_tokenizer *tk, int32_t p, const char *s, size_t len) {
-    return tk->piece_len[p] == len && !memcmp(tk->arena + tk->piece_off[p], s, len);
+    if (tk->piece[p].len != len) return 0;
+    const char *t = tk->arena + tk->piece[p].off;
+    for (size_t i = 0; i < len; i++) /* pieces are short: a loop beats a memcmp call */
+        if (t[i] != s[i]) return 0;
+    return 1;
+}
+
+#define SLOT_EMPTY UINT64_MAX
+#define SLOT_TAG(h) ((h) & 0xFFFFFFFF00000000ull)
+
+/* Lookup with the text's str_hash h already known. */
+static int32_t lookup_h(const icl_tokenizer *tk, const char *s, size_t len, uint64_t h) {
+    uint64_t tag = SLOT_TAG(h);
+    size_t i = (size_t)h & tk->hmask;
+    for (uint64_t v; (v = tk->hslot[i]) != SLOT_EMPTY; i = (i + 1) & tk->hmask)
+        if (SLOT_TAG(v) == tag && piece_is(tk, (int32_t)(uint32_t)v, s, len)) return (int32_t)(uint32_t)v;
+    return -1;
 }
 
 int32_t icl_tok_lookup(const icl_tokenizer *tk, const char *s, size_t len) {
-    size_t i = (size_t)str_hash(s, len) & tk->hmask;
-    for (int32_t p; (p = tk->hslot[i]) >= 0; i = (i + 1) & tk->hmask)
-        if (piece_is(tk, p, s, len)) return p;
-    return -1;
+    return lookup_h(tk, s, len, str_hash(s, len));
 }
 
 int32_t icl_tok_lookup_token(const icl_tokenizer *tk, const char *s, size_t len) {
@@ -55,35 +73,50 @@ int32_t icl_tok_lookup_token(const icl_tokenizer *tk, const char *s, size_t len)
     return (p >= 0 && p < tk->n_vocab && icl_tok_mergeable(tk->type[p])) ? p : -1;
 }
 
+/* Table of at least 2 * n slots (load <= 1/2), empty. */
+static int hash_alloc(icl_tokenizer *tk, size_t n) {
+    size_t cap = 64;
+    while (cap < 2 * n) cap *= 2;
+    uint64_t *slot = malloc(cap * sizeof *slot);
+    if (!slot) return -1;
+    memset(slot, 0xff, cap * sizeof *slot);
+    free(tk->hslot);
+    tk->hslot = slot;
+    tk->hmask = cap - 1;
+    return 0;
+}
+
 /* Puts piece p into the hash (a later piece with the same text replaces an earlier one, as in
  * llama.cpp's token_to_id map), doubling the table when it is half full. */
 static int hash_insert(icl_tokenizer *tk, int32_t p) {
     if ((size_t)tk->n_piece * 2 > tk->hmask + 1) {
-        size_t cap = (tk->hmask + 1) * 2;
-        int32_t *slot = malloc(cap * sizeof *slot);
-        if (!slot) return -1;
-        memset(slot, 0xff, cap * sizeof *slot);
-        for (size_t i = 0; i <= tk->hmask; i++) {
-            int32_t q = tk->hslot[i];
-            if (q < 0) continue;
-            size_t j = (size_t)str_hash(tk->arena + tk->piece_off[q], tk->piece_len[q]) & (cap - 1);
-            while (slot[j] >= 0) j = (j + 1) & (cap - 1);
-            slot[j] = q;
+        uint64_t *old = tk->hslot;
+        size_t omask = tk->hmask;
+        tk->hslot = NULL;
+        if (hash_alloc(tk, (omask + 1))) {
+            tk->hslot = old;
+            return -1;
         }
-        free(tk->hslot);
-        tk->hslot = slot;
-        tk->hmask = cap - 1;
+        for (size_t i = 0; i <= omask; i++) {
+            if (old[i] == SLOT_EMPTY) continue;
+            int32_t q = (int32_t)(uint32_t)old[i];
+            size_t j = (size_t)str_hash(tk->arena + tk->piece[q].off, tk->piece[q].len) & tk->hmask;
+            while (tk->hslot[j] != SLOT_EMPTY) j = (j + 1) & tk->hmask;
+            tk->hslot[j] = old[i];
+        }
+        free(old);
     }
-    const char *s = tk->arena + tk->piece_off[p];
-    size_t len = tk->piece_len[p];
-    size_t i = (size_t)str_hash(s, len) & tk->hmask;
-    for (int32_t q; (q = tk->hslot[i]) >= 0; i = (i + 1) & tk->hmask) {
-        if (piece_is(tk, q, s, len)) {
-            tk->hslot[i] = p;
+    const char *s = tk->arena + tk->piece[p].off;
+    size_t len = tk->piece[p].len;
+    uint64_t h = str_hash(s, len), tag = SLOT_TAG(h);
+    size_t i = (size_t)h & tk->hmask;
+    for (uint64_t v; (v = tk->hslot[i]) != SLOT_EMPTY; i = (i + 1) & tk->hmask) {
+        if (SLOT_TAG(v) == tag && piece_is(tk, (int32_t)(uint32_t)v, s, len)) {
+            tk->hslot[i] = tag | (uint32_t)p;
             return 0;
         }
     }
-    tk->hslot[i] = p;
+    tk->hslot[i] = tag | (uint32_t)p;
     return 0;
 }
 
@@ -93,30 +126,32 @@ static int32_t piece_add(icl_tokenizer *tk, const char *s, size_t len) {
     if (icl_tok_grow((void **)&tk->arena, &tk->arena_cap, tk->arena_len + len + 1, 1)) return -1;
     if (tk->n_piece == tk->cap_piece) {
         size_t cap = (size_t)tk->cap_piece;
-        size_t cap2 = cap;
-        if (icl_tok_grow((void **)&tk->piece_off, &cap, cap + 1, sizeof *tk->piece_off)) return -1;
-        if (icl_tok_grow((void **)&tk->piece_len, &cap2, cap2 + 1, sizeof *tk->piece_len)) return -1;
+        if (icl_tok_grow((void **)&tk->piece, &cap, cap + 1, sizeof *tk->piece)) return -1;
         if (cap > INT32_MAX) cap = INT32_MAX;
         tk->cap_piece = (int32_t)cap;
     }
     int32_t p = tk->n_piece++;
     if (len) memcpy(tk->arena + tk->arena_len, s, len);
-    tk->piece_off[p] = (uint32_t)tk->arena_len;
-    tk->piece_len[p] = (uint32_t)len;
+    tk->piece[p].off = (uint32_t)tk->arena_len;
+    tk->piece[p].len = (uint32_t)len;
     tk->arena_len += len;
     if (hash_insert(tk, p)) return -1;
     return p;
 }
 
-static int32_t piece_get(icl_tokenizer *tk, const char *s, size_t len) {
-    int32_t p = icl_tok_lookup(tk, s, len);
+static int32_t piece_get_h(icl_tokenizer *tk, const char *s, size_t len, uint64_t h) {
+    int32_t p = lookup_h(tk, s, len, h);
     return p >= 0 ? p : piece_add(tk, s, len);
+}
+
+static int32_t piece_get(icl_tokenizer *tk, const char *s, size_t len) {
+    return piece_get_h(tk, s, len, str_hash(s, len));
 }
 
 void icl_tokenizer_free(icl_tokenizer *tk) {
     if (!tk) return;
-    free(tk->arena), free(tk->piece_off), free(tk->piece_len), free(tk->type), free(tk->score);
-    free(tk->hslot), free(tk->mkey), free(tk->mrank), free(tk->mres), free(tk->spec);
+    free(tk->arena), free(tk->piece), free(tk->type), free(tk->score);
+    free(tk->hslot), free(tk->merge), free(tk->spec);
     free(tk);
 }
 
@@ -158,15 +193,10 @@ static int load_vocab(icl_tokenizer *tk, const icl_gguf *g, icl_err *err) {
     tk->arena_cap = total + 1;
     tk->cap_piece = n + 256;
     tk->arena = malloc(tk->arena_cap);
-    tk->piece_off = malloc((size_t)tk->cap_piece * sizeof *tk->piece_off);
-    tk->piece_len = malloc((size_t)tk->cap_piece * sizeof *tk->piece_len);
+    tk->piece = malloc((size_t)tk->cap_piece * sizeof *tk->piece);
     tk->type = malloc((size_t)n);
-    size_t hcap = 64;
-    while (hcap < 2 * (size_t)tk->cap_piece) hcap *= 2;
-    tk->hslot = malloc(hcap * sizeof *tk->hslot);
-    if (!tk->arena || !tk->piece_off || !tk->piece_len || !tk->type || !tk->hslot) return icl_errf(err, "out of memory");
-    memset(tk->hslot, 0xff, hcap * sizeof *tk->hslot);
-    tk->hmask = hcap - 1;
+    if (!tk->arena || !tk->piece || !tk->type || hash_alloc(tk, (size_t)tk->cap_piece))
+        return icl_errf(err, "out of memory");
     for (int32_t i = 0; i < n; i++) {
         uint64_t len;
         const char *s = icl_gguf_arr_str(&toks, (uint64_t)i, &len);
@@ -201,6 +231,31 @@ static int load_scores(icl_tokenizer *tk, const icl_gguf *g, icl_err *err) {
     return 0;
 }
 
+/* A merge "A B" parsed ahead of its turn: its text, the separator position, the hashes of A, B and
+ * AB. s == NULL: unreadable; pos + 1 >= len: malformed (checked when its turn comes). */
+typedef struct {
+    const char *s;
+    size_t len, pos;
+    uint64_t h[3];
+} merge_prep;
+
+static void merge_prepare(const icl_tokenizer *tk, const icl_gguf_arr *a, uint64_t r, merge_prep *m) {
+    uint64_t len;
+    m->s = icl_gguf_arr_str(a, r, &len);
+    if (!m->s) return;
+    m->len = (size_t)len;
+    /* "A B": the separator is the first space after the first byte (as llama.cpp splits it). */
+    size_t pos = 1;
+    while (pos < m->len && m->s[pos] != ' ') pos++;
+    m->pos = pos;
+    if (m->len < 3 || pos + 1 >= m->len) return;
+    uint64_t ha = hash_step(HASH_START, m->s, pos);
+    m->h[0] = hash_finish(ha);
+    m->h[1] = str_hash(m->s + pos + 1, m->len - pos - 1);
+    m->h[2] = hash_finish(hash_step(ha, m->s + pos + 1, m->len - pos - 1));
+    for (int k = 0; k < 3; k++) __builtin_prefetch(&tk->hslot[m->h[k] & tk->hmask]);
+}
+
 static int load_merges(icl_tokenizer *tk, const icl_gguf *g, icl_err *err) {
     icl_gguf_arr a;
     if (icl_gguf_find_key(g, "tokenizer.ggml.merges") < 0)
@@ -209,27 +264,37 @@ static int load_merges(icl_tokenizer *tk, const icl_gguf *g, icl_err *err) {
     if (a.type != ICL_GGUF_STRING) return icl_errf(err, "tokenizer.ggml.merges is not an array of strings");
     if (a.n == 0) return icl_errf(err, "tokenizer.ggml.merges is empty (a byte-level BPE vocabulary needs merges)");
     if (a.n > INT32_MAX / 4) return icl_errf(err, "tokenizer.ggml.merges has too many entries");
+    /* Two passes: the merges' pieces first (into a list in rank order), then the hash inserts, each
+     * table line prefetched a few merges ahead: the table is far larger than the caches, and waiting
+     * for each line in turn would dominate loading. */
     size_t cap = 64;
     while (cap < 2 * a.n) cap *= 2;
-    tk->mkey = malloc(cap * sizeof *tk->mkey);
-    tk->mrank = malloc(cap * sizeof *tk->mrank);
-    tk->mres = malloc(cap * sizeof *tk->mres);
-    if (!tk->mkey || !tk->mrank || !tk->mres) return icl_errf(err, "out of memory");
-    memset(tk->mkey, 0xff, cap * sizeof *tk->mkey);
+    icl_tok_merge *list = malloc(a.n * sizeof *list);
+    tk->merge = malloc(cap * sizeof *tk->merge);
+    if (!list || !tk->merge) {
+        free(list);
+        return icl_errf(err, "out of memory");
+    }
+    for (size_t i = 0; i < cap; i++) tk->merge[i].key = UINT64_MAX;
     tk->mmask = cap - 1;
     char *cat = NULL;
     size_t cat_cap = 0;
     int rc = -1;
+    /* Merge r + AHEAD is parsed and hashed, and its three hash slots prefetched, while merge r is
+     * looked up. */
+    enum { AHEAD = 16 };
+    merge_prep ring[AHEAD];
+    uint64_t n_prep = a.n < AHEAD ? a.n : AHEAD;
+    for (uint64_t r = 0; r < n_prep; r++) merge_prepare(tk, &a, r, &ring[r]);
     for (uint64_t r = 0; r < a.n; r++) {
-        uint64_t len;
-        const char *s = icl_gguf_arr_str(&a, r, &len);
-        if (!s) {
+        merge_prep m = ring[r % AHEAD];
+        if (r + AHEAD < a.n) merge_prepare(tk, &a, r + AHEAD, &ring[r % AHEAD]);
+        if (!m.s) {
             icl_errf(err, "tokenizer.ggml.merges[%llu] unreadable", (unsigned long long)r);
             goto done;
         }
-        /* "A B": the separator is the first space after the first byte (as llama.cpp splits it). */
-        size_t pos = 1;
-        while (pos < len && s[pos] != ' ') pos++;
+        size_t len = m.len, pos = m.pos;
+        const char *s = m.s;
         if (len < 3 || pos + 1 >= len) {
             icl_errf(err, "tokenizer.ggml.merges[%llu] '%.*s' is not two pieces separated by a space",
                      (unsigned long long)r, (int)(len < 64 ? len : 64), s);
@@ -241,25 +306,28 @@ static int load_merges(icl_tokenizer *tk, const icl_gguf *g, icl_err *err) {
         }
         memcpy(cat, s, pos);
         memcpy(cat + pos, s + pos + 1, len - pos - 1);
-        int32_t pa = piece_get(tk, s, pos), pb = piece_get(tk, s + pos + 1, len - pos - 1);
-        int32_t pr = piece_get(tk, cat, len - 1);
+        int32_t pa = piece_get_h(tk, s, pos, m.h[0]), pb = piece_get_h(tk, s + pos + 1, len - pos - 1, m.h[1]);
+        int32_t pr = piece_get_h(tk, cat, len - 1, m.h[2]);
         if (pa < 0 || pb < 0 || pr < 0) {
             icl_errf(err, "out of memory");
             goto done;
         }
-        uint64_t key = (uint64_t)(uint32_t)pa << 32 | (uint32_t)pb;
-        size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & tk->mmask;
-        while (tk->mkey[i] != UINT64_MAX && tk->mkey[i] != key) i = (i + 1) & tk->mmask;
-        if (tk->mkey[i] == UINT64_MAX) { /* a repeated pair keeps its first (best) rank */
-            tk->mkey[i] = key;
-            tk->mrank[i] = (int32_t)r;
-            tk->mres[i] = pr;
-        }
+        list[r].key = (uint64_t)(uint32_t)pa << 32 | (uint32_t)pb;
+        list[r].rank = (int32_t)r;
+        list[r].res = pr;
+    }
+    for (uint64_t r = 0; r < a.n; r++) {
+        if (r + AHEAD < a.n) __builtin_prefetch(&tk->merge[icl_tok_merge_slot(list[r + AHEAD].key, tk->mmask)], 1);
+        uint64_t key = list[r].key;
+        size_t i = icl_tok_merge_slot(key, tk->mmask);
+        while (tk->merge[i].key != UINT64_MAX && tk->merge[i].key != key) i = (i + 1) & tk->mmask;
+        if (tk->merge[i].key == UINT64_MAX) tk->merge[i] = list[r]; /* a repeated pair keeps its first (best) rank */
     }
     tk->n_merges = (int32_t)a.n;
     rc = 0;
 done:
     free(cat);
+    free(list);
     return rc;
 }
 
@@ -280,7 +348,7 @@ static int load_specials(icl_tokenizer *tk, icl_err *err) {
     size_t n = 0;
     for (int32_t i = 0; i < tk->n_vocab; i++) {
         int t = tk->type[i];
-        if ((t == ICL_TOKT_CONTROL || t == ICL_TOKT_UNKNOWN || t == ICL_TOKT_USER_DEFINED) && tk->piece_len[i] > 0) n++;
+        if ((t == ICL_TOKT_CONTROL || t == ICL_TOKT_UNKNOWN || t == ICL_TOKT_USER_DEFINED) && tk->piece[i].len > 0) n++;
     }
     spec_key *k = malloc((n ? n : 1) * sizeof *k);
     tk->spec = malloc((n ? n : 1) * sizeof *tk->spec);
@@ -291,9 +359,9 @@ static int load_specials(icl_tokenizer *tk, icl_err *err) {
     n = 0;
     for (int32_t i = 0; i < tk->n_vocab; i++) {
         int t = tk->type[i];
-        if ((t == ICL_TOKT_CONTROL || t == ICL_TOKT_UNKNOWN || t == ICL_TOKT_USER_DEFINED) && tk->piece_len[i] > 0) {
-            k[n].first = (uint8_t)tk->arena[tk->piece_off[i]];
-            k[n].len = tk->piece_len[i];
+        if ((t == ICL_TOKT_CONTROL || t == ICL_TOKT_UNKNOWN || t == ICL_TOKT_USER_DEFINED) && tk->piece[i].len > 0) {
+            k[n].first = (uint8_t)tk->arena[tk->piece[i].off];
+            k[n].len = tk->piece[i].len;
             k[n].id = i;
             n++;
             tk->n_user_defined += t == ICL_TOKT_USER_DEFINED;
@@ -411,8 +479,8 @@ static int32_t match_special(const icl_tokenizer *tk, const uint8_t *text, size_
     for (size_t j = tk->spec_first[b]; j < tk->spec_first[b + 1]; j++) {
         int32_t id = tk->spec[j];
         if (!parse_special && tk->type[id] != ICL_TOKT_USER_DEFINED) continue;
-        size_t l = tk->piece_len[id];
-        if (l <= len - p && !memcmp(text + p, tk->arena + tk->piece_off[id], l)) return id;
+        size_t l = tk->piece[id].len;
+        if (l <= len - p && !memcmp(text + p, tk->arena + tk->piece[id].off, l)) return id;
     }
     return -1;
 }
@@ -462,7 +530,7 @@ int icl_tokenizer_encode(const icl_tokenizer *tk, const char *text, size_t len, 
                 goto done;
             }
             prev_special = 1;
-            p += tk->piece_len[id];
+            p += tk->piece[id].len;
             start = p;
         }
     }
@@ -500,8 +568,8 @@ static int hexval(char c) {
 
 /* Appends the text of one token. */
 static int put_token(const icl_tokenizer *tk, int32_t id, sbuf *b) {
-    const char *s = tk->arena + tk->piece_off[id];
-    size_t len = tk->piece_len[id];
+    const char *s = tk->arena + tk->piece[id].off;
+    size_t len = tk->piece[id].len;
     int t = tk->type[id];
     if (t == ICL_TOKT_CONTROL || t == ICL_TOKT_UNKNOWN || t == ICL_TOKT_USER_DEFINED) return sb_put(b, s, len);
     if (t == ICL_TOKT_BYTE && len == 6 && !memcmp(s, "<0x", 3) && s[5] == '>' && hexval(s[3]) >= 0 && hexval(s[4]) >= 0) {
@@ -589,8 +657,8 @@ const char *icl_tokenizer_token_text(const icl_tokenizer *tk, int32_t id, size_t
         if (len) *len = 0;
         return NULL;
     }
-    if (len) *len = tk->piece_len[id];
-    return tk->arena + tk->piece_off[id];
+    if (len) *len = tk->piece[id].len;
+    return tk->arena + tk->piece[id].off;
 }
 
 int icl_tokenizer_token_type(const icl_tokenizer *tk, int32_t id) {

@@ -19,7 +19,9 @@ typedef struct run_data {
     int nc;                          /* concepts */
     char names[MAX_CONCEPTS][48];    /* concept names from eval.csv */
     double drop_step[MAX_CONCEPTS];  /* step at which each concept's MSE fell (NaN if it did not) */
-    double td_step[MAX_CONCEPTS];    /* step at which its TD at td_layer first reached 0.9 (NaN if never) */
+    double td_step[MAX_CONCEPTS];    /* step at which its TD at td_layer first rose halfway from chance to its maximum */
+    double td_level[MAX_CONCEPTS];   /* that halfway level */
+    double td_max[MAX_CONCEPTS];
     int td_layer;                    /* the layer with the highest final overall TD */
 } run_data;
 
@@ -87,9 +89,18 @@ static void find_td(run_data *d) {
             d->td_layer = (int)col(td, r, "layer");
         }
     for (int k = 0; k < d->nc; k++) {
-        d->td_step[k] = NAN;
+        double mx = -1, chance = 0;
         for (int r = 0; r < td->n_rows; r++)
-            if ((int)col(td, r, "layer") == d->td_layer && (int)col(td, r, "concept") == k && col(td, r, "td") >= 0.9) {
+            if ((int)col(td, r, "layer") == d->td_layer && (int)col(td, r, "concept") == k) {
+                mx = fmax(mx, col(td, r, "td"));
+                chance = col(td, r, "chance");
+            }
+        d->td_max[k] = mx;
+        d->td_level[k] = 0.5 * (chance + mx);
+        d->td_step[k] = NAN;
+        if (!(mx > chance + 0.05)) continue; /* never clearly above chance */
+        for (int r = 0; r < td->n_rows; r++)
+            if ((int)col(td, r, "layer") == d->td_layer && (int)col(td, r, "concept") == k && col(td, r, "td") >= d->td_level[k]) {
                 d->td_step[k] = col(td, r, "step");
                 break;
             }
@@ -444,10 +455,12 @@ static void summary(icl_report *rep, const run_data *d) {
     icl_report_h2(rep, "Summary");
     int any = 0;
     for (int k = 0; k < d->nc; k++) {
-        char td[160] = "";
+        char td[256] = "";
         if (d->td.n_rows && d->td_layer >= 0) {
-            if (isfinite(d->td_step[k])) snprintf(td, sizeof td, "; its TD at layer %d reached 0.9 at step %.0f", d->td_layer, d->td_step[k]);
-            else snprintf(td, sizeof td, "; its TD at layer %d never reached 0.9", d->td_layer);
+            if (isfinite(d->td_step[k]))
+                snprintf(td, sizeof td, "; its TD at layer %d rose past %.2f (halfway from chance to its maximum %.2f) at step %.0f",
+                         d->td_layer, d->td_level[k], d->td_max[k], d->td_step[k]);
+            else snprintf(td, sizeof td, "; its TD at layer %d never rose clearly above chance", d->td_layer);
         }
         if (isfinite(d->drop_step[k])) icl_report_p(rep, "%s: loss fell at step %.0f%s.", d->names[k], d->drop_step[k], td);
         else icl_report_p(rep, "%s: no clear loss drop (less than 0.1 between its highest and final MSE)%s.", d->names[k], td);
