@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Parallel regions are skipped for small work: below this many elements the fork/join costs more
@@ -198,19 +199,6 @@ void icl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t 
 
 /* ---------------------------------------------------------------- attention */
 
-/* Dot product with 16 fixed partial sums, so it vectorises without -ffast-math and the order of
- * additions is fixed (deterministic, independent of the thread count). */
-static inline float dot16(const float *restrict a, const float *restrict b, int n) {
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
-    float s = 0;
-    for (; i < n; i++) s += a[i] * b[i];
-    for (int j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
-
 /* out[i] += sum_r w[r] * rows[r*stride + i] for i < hs: accumulates 16 channels at a time in
  * registers instead of re-reading and re-writing out for every row. */
 static inline void weighted_rows_acc(float *restrict out, const float *restrict w, const float *restrict rows,
@@ -232,39 +220,67 @@ static inline void weighted_rows_acc(float *restrict out, const float *restrict 
     }
 }
 
+/* rows (T, hs) with row stride `stride` -> transposed (hs, Tp), zero-padded to Tp columns. */
+static void gather_transposed(float *dst, const float *rows, size_t stride, int T, int Tp, int hs) {
+    for (int i = 0; i < hs; i++) {
+        float *d = dst + (size_t)i * Tp;
+        for (int t = 0; t < T; t++) d[t] = rows[t * stride + i];
+        for (int t = T; t < Tp; t++) d[t] = 0;
+    }
+}
+
+/* s[j] = scale * sum_i q[i] * kt[i*Tp + j] for j < n (n rounded up to 16 is computed; s has room):
+ * 16 scores at a time in registers, no horizontal sums. */
+static inline void scores16(float *restrict s, const float *restrict q, const float *restrict kt, int Tp, int n, int hs,
+                            float scale) {
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        float acc[16] = {0};
+        for (int i = 0; i < hs; i++) {
+            float qi = q[i];
+            const float *k = kt + (size_t)i * Tp + j0;
+            for (int j = 0; j < 16; j++) acc[j] += qi * k[j];
+        }
+        for (int j = 0; j < 16; j++) s[j0 + j] = acc[j] * scale;
+    }
+}
+
 void icl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H) {
-    int hs = C / H;
+    int hs = C / H, Tp = (T + 15) / 16 * 16;
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = 3 * (size_t)C;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * H * T * T * hs > PAR_MIN)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const float *base = qkv + (size_t)b * T * C3;
-            float *a = att + (((size_t)b * H + h) * T) * T;
-            for (int t = 0; t < T; t++) {
-                const float *q = base + t * C3 + h * hs;
-                float *arow = a + (size_t)t * T;
-                float maxv = -INFINITY;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = base + t2 * C3 + C + h * hs;
-                    float s = dot16(q, k, hs) * scale;
-                    arow[t2] = s;
-                    if (s > maxv) maxv = s;
+#pragma omp parallel if ((size_t)B * H * T * T * hs > PAR_MIN)
+    {
+        float *kt = malloc(sizeof(float) * ((size_t)hs * Tp + Tp));
+        float *srow = kt ? kt + (size_t)hs * Tp : NULL;
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++) {
+                if (!kt) continue; /* out of memory: cannot happen for sane T */
+                const float *base = qkv + (size_t)b * T * C3;
+                float *a = att + (((size_t)b * H + h) * T) * T;
+                gather_transposed(kt, base + C + h * hs, C3, T, Tp, hs);
+                for (int t = 0; t < T; t++) {
+                    float *arow = a + (size_t)t * T;
+                    int n = t + 1;
+                    scores16(srow, base + t * C3 + h * hs, kt, Tp, n, hs, scale);
+                    float maxv = srow[0];
+                    for (int t2 = 1; t2 < n; t2++) maxv = srow[t2] > maxv ? srow[t2] : maxv;
+                    float sum = 0;
+                    for (int t2 = 0; t2 < n; t2++) {
+                        float e = exp_poly(srow[t2] - maxv);
+                        arow[t2] = e;
+                        sum += e;
+                    }
+                    float inv = 1.0f / sum;
+                    for (int t2 = 0; t2 < n; t2++) arow[t2] *= inv;
+                    for (int t2 = n; t2 < T; t2++) arow[t2] = 0;
+                    float *o = out + ((size_t)b * T + t) * C + h * hs;
+                    for (int i = 0; i < hs; i++) o[i] = 0;
+                    weighted_rows_acc(o, arow, base + 2 * C + h * hs, C3, n, hs);
                 }
-                float sum = 0;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    float e = exp_poly(arow[t2] - maxv);
-                    arow[t2] = e;
-                    sum += e;
-                }
-                float inv = 1.0f / sum;
-                for (int t2 = 0; t2 <= t; t2++) arow[t2] *= inv;
-                for (int t2 = t + 1; t2 < T; t2++) arow[t2] = 0;
-                float *o = out + ((size_t)b * T + t) * C + h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0;
-                weighted_rows_acc(o, arow, base + 2 * C + h * hs, C3, t + 1, hs);
             }
-        }
+        free(kt);
+    }
 }
 
 void icl_attention_forward_ref(float *out, float *att, const float *qkv, int B, int T, int C, int H) {
@@ -296,25 +312,30 @@ void icl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
     int hs = C / H;
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = 3 * (size_t)C;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * H * T * T * hs > PAR_MIN)
+    int Tp = (T + 15) / 16 * 16;
+#pragma omp parallel if ((size_t)B * H * T * T * hs > PAR_MIN)
+    {
+    float *vt = malloc(sizeof(float) * ((size_t)hs * Tp + 2 * Tp));
+#pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
+            if (!vt) continue;
             const float *base = qkv + (size_t)b * T * C3;
             float *dbase = dqkv + (size_t)b * T * C3;
             const float *a = att + (((size_t)b * H + h) * T) * T;
-            float datt[T > 0 ? T : 1], dpre[T > 0 ? T : 1];
+            float *datt = vt + (size_t)hs * Tp, *dpre = datt + Tp;
+            gather_transposed(vt, base + 2 * C + h * hs, C3, T, Tp, hs);
             for (int t = 0; t < T; t++) {
                 const float *arow = a + (size_t)t * T;
                 const float *dy = dout + ((size_t)b * T + t) * C + h * hs;
-                /* through att @ v */
+                /* through att @ v: datt = dy . v (16 at a time), dv += att * dy */
+                scores16(datt, dy, vt, Tp, t + 1, hs, 1.0f);
                 float dot = 0;
                 for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = base + t2 * C3 + 2 * C + h * hs;
                     float *dv = dbase + t2 * C3 + 2 * C + h * hs;
-                    float p = arow[t2], s = dot16(dy, v, hs);
+                    float p = arow[t2];
                     for (int i = 0; i < hs; i++) dv[i] += p * dy[i];
-                    datt[t2] = s;
-                    dot += p * s;
+                    dot += p * datt[t2];
                 }
                 /* through softmax and q k^T */
                 const float *q = base + t * C3 + h * hs;
@@ -327,6 +348,8 @@ void icl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                 weighted_rows_acc(dq, dpre, base + C + h * hs, C3, t + 1, hs);
             }
         }
+    free(vt);
+    }
 }
 
 /* ---------------------------------------------------------------- elementwise */
