@@ -7,13 +7,16 @@
  *   cc -O3 -march=native -fopenmp -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-openmp \
  *      bench/bench_td.c build/libiclab.a -o build/bench_td \
  *      -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas -lm
- * Usage: bench_td [--dump FILE] [N d L k metric]
+ * Usage: bench_td [--dump FILE] [--umap] [N d L k metric]
+ * --umap also times icl_umap (defaults: n_neighbors 15, min_dist 0.1, 2-D, 500 epochs) on 400 x 256
+ * (4 Gaussian clusters) and on the middle layer of the TD data (N x d).
  * The dump is little-endian: int32 L, N, d, k, metric; float32 X (L,N,d); int32 labels (N);
  * float64 TD per layer as computed here. */
 #include "iclab/icl_file.h"
 #include "iclab/icl_knn.h"
 #include "iclab/icl_progress.h"
 #include "iclab/icl_rng.h"
+#include "iclab/icl_umap.h"
 #include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,9 +37,26 @@ static int dump(const char *path, const float *X, const int *lab, const double *
     return icl_afile_commit(&af, err);
 }
 
+/* Times one UMAP run; returns -1 on failure. */
+static int time_umap(const char *what, const float *X, int N, int d, icl_err *err) {
+    float *E = malloc(sizeof(float) * (size_t)N * 2);
+    if (!E) return icl_errf(err, "out of memory");
+    double t0 = icl_now();
+    int rc = icl_umap(X, N, d, NULL, E, err);
+    double t1 = icl_now();
+    if (!rc) printf("UMAP %s (%d x %d): %.3f s\n", what, N, d, t1 - t0);
+    free(E);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *dump_path = NULL;
-    if (argc > 2 && !strcmp(argv[1], "--dump")) { dump_path = argv[2]; argv += 2; argc -= 2; }
+    int umap = 0;
+    for (;;) {
+        if (argc > 2 && !strcmp(argv[1], "--dump")) { dump_path = argv[2]; argv += 2; argc -= 2; }
+        else if (argc > 1 && !strcmp(argv[1], "--umap")) { umap = 1; argv++; argc--; }
+        else break;
+    }
     int N = argc > 1 ? atoi(argv[1]) : 700, d = argc > 2 ? atoi(argv[2]) : 4096;
     int L = argc > 3 ? atoi(argv[3]) : 33, k = argc > 4 ? atoi(argv[4]) : 10;
     icl_metric metric = ICL_METRIC_EUCLIDEAN;
@@ -92,6 +112,21 @@ int main(int argc, char **argv) {
     for (int l = 0; l < L; l++) printf(" %.4f", overall[l]);
     printf("\nbest of 3: batched icl_td_layers %.3f s total (%.1f ms/layer); separate icl_td calls %.3f s; "
            "ssyrk alone %.3f s\n", best_b, 1e3 * best_b / L, best_s, best_g);
+    if (umap) {
+        int n4 = 400, d4 = 256;
+        float *C = malloc(sizeof(float) * n4 * d4);
+        double cen[4 * 256];
+        if (!C) { fprintf(stderr, "out of memory\n"); return 1; }
+        for (int t = 0; t < 4 * d4; t++) cen[t] = 0.5 * icl_rng_normal(&r);
+        for (int i = 0; i < n4; i++)
+            for (int t = 0; t < d4; t++) C[i * d4 + t] = (float)(cen[(i % 4) * d4 + t] + icl_rng_normal(&r));
+        if (time_umap("4 clusters", C, n4, d4, &err) ||
+            time_umap("middle TD layer", X + (size_t)(L / 2) * N * d, N, d, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        free(C);
+    }
     if (dump_path) {
         int32_t hdr[5] = {L, N, d, k, (int32_t)metric};
         if (dump(dump_path, X, lab, overall, hdr, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }

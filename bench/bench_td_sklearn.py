@@ -23,6 +23,10 @@ with open(path, "rb") as f:
     y = np.frombuffer(f.read(4 * N), "<i4").astype(np.int64)
     td_c = np.frombuffer(f.read(8 * L), "<f8")
 metric = "euclidean" if metric == 0 else "cosine"
+if metric == "cosine":
+    # sklearn's cosine distances on float32 input are float32 (rounding-level near-ties reorder
+    # neighbours, even between its own two forms below); the same values in float64 avoid that.
+    X = X.astype(np.float64)
 ncls = y.max() + 1
 print(f"sklearn TD bench: {L} layers of {N} x {d}, k={k}, {metric}")
 

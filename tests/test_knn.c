@@ -174,6 +174,31 @@ static void test_random(void) {
     free(X);
 }
 
+/* More than 4096 points: the Gram matrix is computed in row blocks (sgemm) instead of one ssyrk.
+ * Rows from the first, a middle and the last block are checked against the reference. */
+static void test_block_path(void) {
+    int N = 4500, d = 3, k = 6;
+    float *X = malloc(sizeof(float) * N * d);
+    int *idx = malloc(sizeof(int) * N * k);
+    double *dist = malloc(sizeof(double) * N * k);
+    rc *c = malloc(sizeof(rc) * N);
+    fill(X, N, d, 5.0, 1.0, 21);
+    for (int i = 0; i < N * d; i++) X[i] = roundf(X[i] * 8) / 8; /* coarse grid: exact ties too */
+    icl_err err;
+    CHECK(icl_knn(X, N, d, k, ICL_METRIC_EUCLIDEAN, idx, dist, &err) == 0);
+    int rows[6] = {0, 1, 2100, 2200, 4498, 4499}, bad = 0;
+    for (int r = 0; r < 6; r++) {
+        int i = rows[r], n = 0;
+        for (int j = 0; j < N; j++)
+            if (j != i) { c[n].D = ref_dist(X, d, ICL_METRIC_EUCLIDEAN, i, j); c[n].j = j; n++; }
+        qsort(c, n, sizeof(rc), rc_cmp);
+        for (int t = 0; t < k; t++) bad += idx[i * k + t] != c[t].j || dist[i * k + t] != c[t].D;
+    }
+    printf("block path (N=%d): %d mismatches in 6 checked rows\n", N, bad);
+    CHECK(bad == 0);
+    free(X); free(idx); free(dist); free(c);
+}
+
 /* ---- vote rule, stats, layers, threads -------------------------------------------------------- */
 static void test_vote_and_stats(void) {
     icl_err err;
@@ -307,6 +332,7 @@ int main(void) {
     check_fixture("tests/fixtures/analysis_td_int.bin");
     check_fixture("tests/fixtures/analysis_td_float.bin");
     test_random();
+    test_block_path();
     test_vote_and_stats();
     test_layers_and_threads();
     test_errors();

@@ -617,7 +617,7 @@ int icl_umap(const float *X, int N, int d, const icl_umap_opts *opts, float *emb
     double a, b;
     if (icl_umap_find_ab(o.spread, o.min_dist, &a, &b, err)) return -1;
     int n_epochs = o.n_epochs ? o.n_epochs : (N <= 10000 ? 500 : 200);
-    int k = o.n_neighbors < N ? o.n_neighbors : N;
+    int k = o.n_neighbors < N ? o.n_neighbors : N - 1; /* umap-learn: at most N - 1 */
 
     int *idx1 = malloc(sizeof(int) * (size_t)N * (k - 1)), *idx = malloc(sizeof(int) * (size_t)N * k);
     double *dist1 = malloc(sizeof(double) * (size_t)N * (k - 1)), *dist = malloc(sizeof(double) * (size_t)N * k);
