@@ -1,8 +1,9 @@
 /* The transformer's compute kernels, forward and backward, fp32. Each fast kernel has a simple
  * reference beside it (suffix _ref) and tests/test_kernels.c holds them together and checks every
  * backward against finite differences. Shapes in comments: N = rows (B*T), C = channels.
- * Backward kernels ACCUMULATE (+=) into parameter gradients and input gradients, as the model's
- * residual stream needs; callers zero them first. All kernels give the same bits for the same
+ * Backward kernels ACCUMULATE (+=) into parameter gradients, and into input gradients where the
+ * residual stream needs it (layernorm, attention); the linear and GELU input gradients are written
+ * (=), which saves zeroing them. All kernels give the same bits for the same
  * thread count; reductions over rows are done per column so they do not depend on it at all. */
 #ifndef ICL_KERNELS_H
 #define ICL_KERNELS_H
@@ -10,7 +11,7 @@
 
 /* out (N,OC) = inp (N,IC) @ w^T (w: (OC,IC), PyTorch Linear layout) + b (OC, may be NULL). */
 void icl_linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC);
-/* dinp (N,IC) += dout @ w (dinp may be NULL); dw (OC,IC) += dout^T @ inp; db (OC) += column sums of dout (may be NULL). */
+/* dinp (N,IC) = dout @ w (dinp may be NULL); dw (OC,IC) += dout^T @ inp; db (OC) += column sums of dout (may be NULL). */
 void icl_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, int N,
                          int IC, int OC);
 void icl_linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC);
@@ -26,7 +27,7 @@ void icl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 
 /* GELU, tanh approximation (GPT-2's). */
 void icl_gelu_forward(float *out, const float *inp, size_t n);
-/* dinp += gelu'(inp) * dout */
+/* dinp = gelu'(inp) * dout */
 void icl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 
 /* Causal multi-head self-attention core (no projections).

@@ -41,7 +41,7 @@ void icl_linear_forward(float *out, const float *inp, const float *w, const floa
 
 /* Column sums of (N,C) into acc (C); parallel over columns so the order of additions is fixed. */
 static void column_sums_acc(float *acc, const float *x, int N, int C) {
-    enum { BLOCK = 64 };
+    enum { BLOCK = 16 }; /* one cache line of columns per row: enough blocks for every thread */
     int nblocks = (C + BLOCK - 1) / BLOCK;
 #pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
     for (int blk = 0; blk < nblocks; blk++) {
@@ -63,7 +63,7 @@ void icl_linear_backward(float *dinp, float *dw, float *db, const float *dout, c
         split_range(N, part, parts, &lo, &hi);
         if (dinp && hi > lo)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, IC, OC, 1.0f, dout + (size_t)lo * OC, OC, w, IC,
-                        1.0f, dinp + (size_t)lo * IC, IC);
+                        0.0f, dinp + (size_t)lo * IC, IC);
         split_range(OC, part, parts, &lo, &hi);
         if (hi > lo)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, IC, N, 1.0f, dout + lo, OC, inp, IC, 1.0f,
@@ -83,6 +83,7 @@ void icl_linear_forward_ref(float *out, const float *inp, const float *w, const 
 
 void icl_linear_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, int N,
                              int IC, int OC) {
+    if (dinp) memset(dinp, 0, sizeof(float) * (size_t)N * IC);
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             float g = dout[(size_t)n * OC + o];
@@ -140,7 +141,7 @@ void icl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         }
     }
     /* parameter gradients: per column, fixed order over rows */
-    enum { BLOCK = 64 };
+    enum { BLOCK = 16 }; /* one cache line of columns per row: enough blocks for every thread */
     int nblocks = (C + BLOCK - 1) / BLOCK;
 #pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
     for (int blk = 0; blk < nblocks; blk++) {
@@ -212,7 +213,7 @@ static void gelu_backward_chunk(float *restrict dinp, const float *restrict inp,
         float t = tanh_fast(GELU_K * (x + 0.044715f * x * x * x));
         float sech2 = 1.0f - t * t;
         float grad = 0.5f * (1.0f + t) + 0.5f * x * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
-        dinp[i] += grad * dout[i];
+        dinp[i] = grad * dout[i];
     }
 }
 
@@ -246,6 +247,42 @@ static inline void weighted_rows_acc(float *restrict out, const float *restrict 
         for (int r = 0; r < nrows; r++) acc += w[r] * rows[r * stride + i];
         out[i] += acc;
     }
+}
+
+/* Sum and maximum with 16 fixed lanes: vectorised without reassociating (-ffast-math), and in an
+ * order that does not depend on anything but n. */
+static inline float lanes_sum(const float *x, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    float s = 0;
+    for (; i < n; i++) s += x[i];
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+static inline float lanes_dot(const float *a, const float *b, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
+    float s = 0;
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+static inline float lanes_max(const float *x, int n) {
+    float acc[16];
+    for (int j = 0; j < 16; j++) acc[j] = x[0];
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    float m = x[0];
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (int j = 0; j < 16; j++) m = acc[j] > m ? acc[j] : m;
+    return m;
 }
 
 /* rows (T, hs) with row stride `stride` -> transposed (hs, Tp), zero-padded to Tp columns. */
@@ -291,15 +328,9 @@ void icl_attention_forward(float *out, float *att, const float *qkv, int B, int 
                     float *arow = a + (size_t)t * T;
                     int n = t + 1;
                     scores16(srow, base + t * C3 + h * hs, kt, Tp, n, hs, scale);
-                    float maxv = srow[0];
-                    for (int t2 = 1; t2 < n; t2++) maxv = srow[t2] > maxv ? srow[t2] : maxv;
-                    float sum = 0;
-                    for (int t2 = 0; t2 < n; t2++) {
-                        float e = exp_poly(srow[t2] - maxv);
-                        arow[t2] = e;
-                        sum += e;
-                    }
-                    float inv = 1.0f / sum;
+                    float maxv = lanes_max(srow, n);
+                    for (int t2 = 0; t2 < n; t2++) arow[t2] = exp_poly(srow[t2] - maxv);
+                    float inv = 1.0f / lanes_sum(arow, n);
                     for (int t2 = 0; t2 < n; t2++) arow[t2] *= inv;
                     for (int t2 = n; t2 < T; t2++) arow[t2] = 0;
                     float *o = out + ((size_t)b * T + t) * C + h * hs;
@@ -358,20 +389,19 @@ void icl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                 const float *dy = dout + ((size_t)b * T + t) * C + h * hs;
                 /* through att @ v: datt = dy . v (16 at a time), dv += att * dy */
                 scores16(datt, dy, vt, Tp, t + 1, hs, 1.0f);
-                float dot = 0;
+                float dot = lanes_dot(arow, datt, t + 1);
                 for (int t2 = 0; t2 <= t; t2++) {
                     float *dv = dbase + t2 * C3 + 2 * C + h * hs;
                     float p = arow[t2];
                     for (int i = 0; i < hs; i++) dv[i] += p * dy[i];
-                    dot += p * datt[t2];
                 }
                 /* through softmax and q k^T */
                 const float *q = base + t * C3 + h * hs;
                 float *dq = dbase + t * C3 + h * hs;
+                for (int t2 = 0; t2 <= t; t2++) dpre[t2] = arow[t2] * (datt[t2] - dot) * scale;
                 for (int t2 = 0; t2 <= t; t2++) {
-                    dpre[t2] = arow[t2] * (datt[t2] - dot) * scale;
-                    float *dk = dbase + t2 * C3 + C + h * hs;
-                    for (int i = 0; i < hs; i++) dk[i] += dpre[t2] * q[i];
+                    float *dk = dbase + t2 * C3 + C + h * hs, g = dpre[t2];
+                    for (int i = 0; i < hs; i++) dk[i] += g * q[i];
                 }
                 weighted_rows_acc(dq, dpre, base + C + h * hs, C3, t + 1, hs);
             }

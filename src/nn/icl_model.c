@@ -347,7 +347,6 @@ int icl_model_backward(icl_model *m, icl_err *err) {
     float inv = (float)(2.0 / cnt);
     for (size_t i = 0; i < nout; i++) dout[i] = (mk ? mk[i] : 1.0f) * inv * (out[i] - tg[i]);
 
-    memset(dln, 0, NC * sizeof(float));
     icl_linear_backward(dln, m->g[ICL_P_WOUT], m->g[ICL_P_BOUT], dout, m->a[ICL_A_LNF], m->p[ICL_P_WOUT], N, C, O);
     memset(dresid, 0, NC * sizeof(float));
     icl_layernorm_backward(dresid, m->g[ICL_P_LNFW], m->g[ICL_P_LNFB], dln, m->a[ICL_A_RESID] + (size_t)L * NC,
@@ -363,25 +362,20 @@ int icl_model_backward(icl_model *m, icl_err *err) {
         float *fch = m->a[ICL_A_FCH] + (size_t)l * N * F, *fcg = m->a[ICL_A_FCGELU] + (size_t)l * N * F;
 
         /* MLP: resid_next = resid2 + proj(gelu(fc(ln2(resid2)))); dresid is d resid_next and becomes d resid2 */
-        memset(dfcg, 0, (size_t)N * F * sizeof(float));
         icl_linear_backward(dfcg, m->g[ICL_P_PROJW] + (size_t)l * C * F, m->g[ICL_P_PROJB] + l * C, dresid, fcg,
                             m->p[ICL_P_PROJW] + (size_t)l * C * F, N, F, C);
-        memset(dfch, 0, (size_t)N * F * sizeof(float));
         icl_gelu_backward(dfch, fch, dfcg, (size_t)N * F);
-        memset(dln, 0, NC * sizeof(float));
-        icl_linear_backward(dln, m->g[ICL_P_FCW] + (size_t)l * F * C, m->g[ICL_P_FCB] + (size_t)l * F, dfch, ln2,
+            icl_linear_backward(dln, m->g[ICL_P_FCW] + (size_t)l * F * C, m->g[ICL_P_FCB] + (size_t)l * F, dfch, ln2,
                             m->p[ICL_P_FCW] + (size_t)l * F * C, N, C, F);
         icl_layernorm_backward(dresid, m->g[ICL_P_LN2W] + l * C, m->g[ICL_P_LN2B] + l * C, dln, resid2,
                                m->p[ICL_P_LN2W] + l * C, ln2m, ln2r, N, C);
 
         /* attention: resid2 = resid + attproj(attn(qkv(ln1(resid)))) */
-        memset(dtmp, 0, NC * sizeof(float));
         icl_linear_backward(dtmp, m->g[ICL_P_ATTW] + (size_t)l * C * C, m->g[ICL_P_ATTB] + l * C, dresid, atty,
                             m->p[ICL_P_ATTW] + (size_t)l * C * C, N, C, C);
         memset(dqkv, 0, 3 * NC * sizeof(float));
         icl_attention_backward(dqkv, dtmp, qkv, att, B, T, C, H);
-        memset(dln, 0, NC * sizeof(float));
-        icl_linear_backward(dln, m->g[ICL_P_QKVW] + (size_t)l * 3 * C * C, m->g[ICL_P_QKVB] + l * 3 * C, dqkv, ln1,
+            icl_linear_backward(dln, m->g[ICL_P_QKVW] + (size_t)l * 3 * C * C, m->g[ICL_P_QKVB] + l * 3 * C, dqkv, ln1,
                             m->p[ICL_P_QKVW] + (size_t)l * 3 * C * C, N, C, 3 * C);
         icl_layernorm_backward(dresid, m->g[ICL_P_LN1W] + l * C, m->g[ICL_P_LN1B] + l * C, dln, resid,
                                m->p[ICL_P_LN1W] + l * C, ln1m, ln1r, N, C);
