@@ -16,5 +16,6 @@ int cmd_demo(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -37,6 +37,7 @@ static const struct {
     {"decode", cmd_decode, "task decodability of a run's checkpoints x layers (paper §2)"},
     {"patch", cmd_patch, "causal tests: concept patching, head ablation, which algorithm (paper Figs. 7, 18)"},
     {"report", cmd_report, "figures and a self-contained report.html for a run"},
+    {"tokenize", cmd_tokenize, "token ids of a text with a GGUF model's tokenizer (--decode: ids to text)"},
     {"info", cmd_info, "show a checkpoint's configuration and held-out MSE"},
     {"bench", cmd_bench, "time training steps on given shapes (for bench/)"},
 };
