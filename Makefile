@@ -58,10 +58,12 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libiclab.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/libiclab.a -o $@ $(LDLIBS)
 
-bench: $(BUILD)/iclab $(BUILD)/bench/gemm_peak
+# Benchmarks against the peers (not timed tests): see docs/performance.md.
+bench: $(BUILD)/iclab $(BUILD)/bench/gemm_peak $(BUILD)/bench/bench_td
 	$(BUILD)/bench/gemm_peak 1
 	$(BUILD)/bench/gemm_peak 2
 	bench/run_train_bench.sh
+	$(BUILD)/bench/bench_td --dump /tmp/iclab-td-bench.bin && /usr/bin/python3 bench/bench_td_sklearn.py /tmp/iclab-td-bench.bin; rm -f /tmp/iclab-td-bench.bin
 
 # libFuzzer target for the GGUF parser (needs clang and libclang-rt-14-dev); see fuzz/README.md.
 FUZZ_TIME ?= 60

@@ -10,14 +10,14 @@ PEER=${PEER:-../shared/bench/torch_icl.py}
 ICLAB=${ICLAB:-build/iclab}
 [ -x "$ICLAB" ] || make -j2 >/dev/null
 configs=("paper:--layers 12 --width 256 --heads 8 --batch 128 --points 20 --dim 16 --threads 2 --steps 5"
-         "small:--layers 4 --width 64 --heads 4 --batch 64 --points 20 --dim 16 --threads 2 --steps 50")
+         "small:--layers 4 --width 64 --heads 4 --batch 64 --points 20 --dim 16 --threads 2 --steps 200")
 rate() { sed -n 's/.*steps_per_s=\([0-9.]*\).*/\1/p'; }
 for entry in "${configs[@]}"; do
   name=${entry%%:*}; args=${entry#*:}
   ratios=()
   for r in $(seq "$ROUNDS"); do
-    t=$(/usr/bin/python3 "$PEER" $args | tee /dev/stderr | rate)
-    i=$(OMP_NUM_THREADS=2 "$ICLAB" bench $args | tee /dev/stderr | rate)
+    tl=$(/usr/bin/python3 "$PEER" $args); echo "  torch: $tl"; t=$(echo "$tl" | rate)
+    il=$("$ICLAB" bench $args); echo "  iclab: $il"; i=$(echo "$il" | rate)
     ratios+=("$(awk -v a="$i" -v b="$t" 'BEGIN {printf "%.2f", a / b}')")
     echo "$name round $r: iclab $i steps/s, torch $t steps/s, ratio ${ratios[-1]}"
   done
