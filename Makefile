@@ -41,9 +41,19 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libiclab.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) $< $(BUILD)/libiclab.a -o $@ $(LDLIBS)
 
+# The reference vocabularies are stored xz-compressed in tests/data/vocab; unpacked for the tests.
+VOCABS := $(patsubst tests/data/vocab/%.xz,$(BUILD)/vocab/%,$(wildcard tests/data/vocab/*.gguf.xz))
+VOCAB_SUITES := $(patsubst tests/data/vocab/%,$(BUILD)/vocab/%,$(wildcard tests/data/vocab/*.inp tests/data/vocab/*.out))
+$(BUILD)/vocab/%.gguf: tests/data/vocab/%.gguf.xz
+	@mkdir -p $(dir $@)
+	xz -dc $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/vocab/%: tests/data/vocab/%
+	@mkdir -p $(dir $@)
+	cp $< $@
+
 # Tests run from the repository root; each prints its checks and exits non-zero on failure.
-test: $(TESTS) $(BUILD)/iclab
-	@ICLAB=$(BUILD)/iclab tests/run_all.sh $(TESTS)
+test: $(TESTS) $(BUILD)/iclab $(VOCABS) $(VOCAB_SUITES)
+	@ICLAB=$(BUILD)/iclab ICLAB_VOCAB_DIR=$(BUILD)/vocab tests/run_all.sh $(TESTS)
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" XLDFLAGS="-fsanitize=address,undefined"

@@ -3,7 +3,7 @@
 # Optional extras for regenerating reference fixtures and running the benchmarks:
 #   ICLAB_DEV=1 scripts/install-deps.sh   (adds python3-torch, python3-sklearn, libopenblas0-pthread)
 set -euo pipefail
-pkgs=(build-essential pkg-config libopenblas-openmp-dev libcairo2-dev python3 python3-numpy)
+pkgs=(build-essential pkg-config xz-utils libopenblas-openmp-dev libcairo2-dev python3 python3-numpy)
 if [ "${ICLAB_DEV:-0}" = 1 ]; then pkgs+=(python3-torch python3-sklearn libopenblas0-pthread hyperfine); fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -24,7 +24,12 @@
 
 #define V2_FIXTURE "tests/fixtures/gguf_v2.gguf"
 #define QUANT_FIXTURE "tests/fixtures/gguf_quant.gguf"
-#define VOCAB_DIR "../shared/data/vocab/"
+/* The reference vocabularies: $ICLAB_VOCAB_DIR (make test unpacks them into build/vocab), else the
+ * shared folder beside the repository. */
+static const char *vocab_dir(void) {
+    const char *d = getenv("ICLAB_VOCAB_DIR");
+    return d && *d ? d : "../shared/data/vocab";
+}
 
 static char g_dir[64];
 
@@ -714,7 +719,7 @@ static double now_s(void) {
 static void test_vocab(const char *file, const char *model, uint64_t n_tok, uint64_t tok_bytes, const char *tok13,
                        const char *last, int64_t tt_sum) {
     char path[256];
-    snprintf(path, sizeof path, VOCAB_DIR "%s", file);
+    snprintf(path, sizeof path, "%s/%s", vocab_dir(), file);
     icl_err err = {{0}};
     icl_gguf *g = NULL;
     double t0 = now_s();
@@ -758,7 +763,9 @@ static void test_vocab_files(void) {
     test_vocab("ggml-vocab-llama-spm.gguf", "llama", 32000, 210919, "<0x0A>", "\xe7\xbb\x99", 33285);
     icl_err err = {{0}};
     icl_gguf *g = NULL;
-    if (icl_gguf_open(&g, VOCAB_DIR "ggml-vocab-gpt-2.gguf", &err) == 0) {
+    char vpath[4096];
+    snprintf(vpath, sizeof vpath, "%s/ggml-vocab-gpt-2.gguf", vocab_dir());
+    if (icl_gguf_open(&g, vpath, &err) == 0) {
         icl_gguf_arr m;
         uint64_t len;
         CHECK(icl_gguf_get_arr(g, "tokenizer.ggml.merges", &m, &err) == 0 && m.n == 50000);
@@ -772,7 +779,8 @@ static void test_vocab_files(void) {
         CHECK(icl_gguf_get_f32(g, "gpt2.attention.layer_norm_epsilon", &eps, &err) == 0 && eps == 1e-5f);
         icl_gguf_close(g);
     }
-    if (icl_gguf_open(&g, VOCAB_DIR "ggml-vocab-llama-spm.gguf", &err) == 0) {
+    snprintf(vpath, sizeof vpath, "%s/ggml-vocab-llama-spm.gguf", vocab_dir());
+    if (icl_gguf_open(&g, vpath, &err) == 0) {
         icl_gguf_arr sc;
         CHECK(icl_gguf_get_arr(g, "tokenizer.ggml.scores", &sc, &err) == 0 && sc.type == ICL_GGUF_FLOAT32 && sc.n == 32000);
         float *f = malloc(32000 * sizeof *f);
@@ -1119,7 +1127,9 @@ static void test_corruption(void) {
     }
     /* a real vocab file: random truncations must all fail (it ends exactly at its last byte of
      * metadata), random flips in the first 8 KB must fail cleanly or parse consistently */
-    if (icl_read_file(VOCAB_DIR "ggml-vocab-gpt-2.gguf", &raw, &n, &err) == 0) {
+    char vpath[4096];
+    snprintf(vpath, sizeof vpath, "%s/ggml-vocab-gpt-2.gguf", vocab_dir());
+    if (icl_read_file(vpath, &raw, &n, &err) == 0) {
         icl_rng rng;
         icl_rng_seed(&rng, 99);
         int opened = 0, bad = 0;

@@ -16,7 +16,12 @@
 #include "iclab/icl_tokenizer.h"
 #include "icl_test.h"
 
-#define VOCAB_DIR "../shared/data/vocab/"
+/* The reference vocabularies: $ICLAB_VOCAB_DIR (make test unpacks them into build/vocab), else the
+ * shared folder beside the repository. */
+static const char *vocab_dir(void) {
+    const char *d = getenv("ICLAB_VOCAB_DIR");
+    return d && *d ? d : "../shared/data/vocab";
+}
 #define SEP "__ggml_vocab_test__"
 
 static double now_ms(void) {
@@ -107,7 +112,7 @@ static void print_ids(const char *what, const int32_t *ids, size_t n) {
  * listed ids, and decode back to itself. Returns the number of strings that passed both. */
 static size_t run_suite(const char *name, size_t *total, double *load_ms, double *enc_ms) {
     char path[512], pin[600], pout[600];
-    snprintf(path, sizeof path, VOCAB_DIR "%s.gguf", name);
+    snprintf(path, sizeof path, "%s/%s.gguf", vocab_dir(), name);
     snprintf(pin, sizeof pin, "%s.inp", path);
     snprintf(pout, sizeof pout, "%s.out", path);
     size_t nin = 0, nout = 0, passed = 0;
@@ -261,7 +266,7 @@ static void test_pretok_fixture(void) {
 
 static icl_tokenizer *load_vocab(const char *name) {
     char path[512];
-    snprintf(path, sizeof path, VOCAB_DIR "%s.gguf", name);
+    snprintf(path, sizeof path, "%s/%s.gguf", vocab_dir(), name);
     icl_tokenizer *tk = NULL;
     icl_err err = {{0}};
     int rc = icl_tokenizer_load_file(&tk, path, &err);

@@ -16,6 +16,8 @@ typedef struct icl_decode_config {
     int k;            /* neighbours (paper: 10) */
     icl_metric metric;
     int save_reps;    /* write decode/reps_step_N.npy (L+1, N, C) */
+    int probe;        /* also a held-out linear probe per layer (multinomial logistic regression, half the points) */
+    int n_embed;      /* 2-D PCA and UMAP embeddings of every layer at this many log-spaced checkpoints */
 } icl_decode_config;
 
 void icl_decode_config_default(icl_decode_config *d);
@@ -32,8 +34,9 @@ int icl_decode_position(const icl_train_config *c, int demo);
 int icl_capture_layers(icl_model *m, const icl_batch *b, int pos, int chunk, float *reps, icl_err *err);
 
 /* Decodes the checkpoints of run_dir with the given steps (all when steps == NULL): writes
- * run_dir/decode/td.csv (step,layer,concept,name,td,chance) — concept -1 is the overall TD — plus
- * decode/labels.npy and, if asked, the representations. */
+ * run_dir/decode/td.csv and td.jsonl (step, layer, concept, name, td, chance, probe_acc; concept -1
+ * is the overall value; NaN/null where no probe ran), decode/labels.npy, the representations if
+ * asked (reps_step_N.npy), and pca_step_N.npy / umap_step_N.npy (L+1, N, 2) at n_embed checkpoints. */
 int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64_t *steps, int n_steps, FILE *progress,
                    icl_err *err);
 

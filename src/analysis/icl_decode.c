@@ -8,7 +8,10 @@
 #include "iclab/icl_ckpt.h"
 #include "iclab/icl_file.h"
 #include "iclab/icl_npy.h"
+#include "iclab/icl_pca.h"
+#include "iclab/icl_probe.h"
 #include "iclab/icl_progress.h"
+#include "iclab/icl_umap.h"
 
 enum { STREAM_PROBE = 3 }; /* after the training streams (init 0, held-out 1, train 2) */
 
@@ -18,6 +21,101 @@ void icl_decode_config_default(icl_decode_config *d) {
     d->k = 10;
     d->metric = ICL_METRIC_EUCLIDEAN;
     d->save_reps = 1;
+    d->probe = 1;
+    d->n_embed = 3;
+}
+
+/* Held-out linear-probe accuracy per concept (and overall, acc[nc]) for one layer's points X (N,d):
+ * multinomial logistic regression on standardised features, fitted on a seeded stratified half. */
+static int probe_layer(const float *X, const int *labels, int N, int d, int nc, uint64_t seed, double *acc, icl_err *err) {
+    unsigned char *is_test = malloc(N);
+    float *Xtr = malloc(sizeof(float) * (size_t)N * d);
+    int *ytr = malloc(sizeof(int) * N), *pred = malloc(sizeof(int) * N), ntr = 0;
+    int r = (!is_test || !Xtr || !ytr || !pred) ? icl_errf(err, "out of memory") : 0;
+    if (!r) r = icl_stratified_split(labels, N, nc, 0.5, seed, is_test, err);
+    icl_logreg lr;
+    memset(&lr, 0, sizeof lr);
+    if (!r) {
+        for (int i = 0; i < N; i++)
+            if (!is_test[i]) {
+                memcpy(Xtr + (size_t)ntr * d, X + (size_t)i * d, sizeof(float) * d);
+                ytr[ntr++] = labels[i];
+            }
+        icl_logreg_opts o;
+        icl_logreg_opts_default(&o);
+        o.standardize = 1;
+        r = icl_logreg_fit(Xtr, ytr, ntr, d, nc, &o, &lr, err) || icl_logreg_predict(&lr, X, N, d, pred, err);
+    }
+    if (!r) {
+        int right_all = 0, n_all = 0;
+        for (int k = 0; k < nc; k++) {
+            int right = 0, n = 0;
+            for (int i = 0; i < N; i++)
+                if (is_test[i] && labels[i] == k) {
+                    n++;
+                    right += pred[i] == k;
+                }
+            acc[k] = n ? (double)right / n : NAN;
+            right_all += right;
+            n_all += n;
+        }
+        acc[nc] = n_all ? (double)right_all / n_all : NAN;
+    }
+    icl_logreg_free(&lr);
+    free(is_test);
+    free(Xtr);
+    free(ytr);
+    free(pred);
+    return r;
+}
+
+/* 2-D PCA and UMAP embeddings of every layer's points, saved as (L+1, N, 2) arrays. */
+static int embed_layers(const char *dir, int64_t step, const float *reps, int L1, int N, int d, uint64_t seed, icl_err *err) {
+    float *pca = malloc(sizeof(float) * (size_t)L1 * N * 2), *um = malloc(sizeof(float) * (size_t)L1 * N * 2);
+    double *proj = malloc(sizeof(double) * (size_t)N * 2);
+    int r = (!pca || !um || !proj) ? icl_errf(err, "out of memory") : 0;
+    for (int l = 0; l < L1 && !r; l++) {
+        const float *X = reps + (size_t)l * N * d;
+        icl_pca p;
+        memset(&p, 0, sizeof p);
+        r = icl_pca_fit(X, N, d, 2, &p, proj, err);
+        icl_pca_free(&p);
+        for (int i = 0; i < N * 2 && !r; i++) pca[(size_t)l * N * 2 + i] = (float)proj[i];
+        if (r) break;
+        icl_umap_opts o;
+        icl_umap_opts_default(&o);
+        o.seed = seed;
+        r = icl_umap(X, N, d, &o, um + (size_t)l * N * 2, err);
+        if (r) icl_err_prefix(err, "UMAP of layer %d: ", l);
+    }
+    char path[4400];
+    int64_t shape[3] = {L1, N, 2};
+    snprintf(path, sizeof path, "%s/pca_step_%09" PRId64 ".npy", dir, step);
+    if (!r) r = icl_npy_write_f32(path, pca, 3, shape, err);
+    snprintf(path, sizeof path, "%s/umap_step_%09" PRId64 ".npy", dir, step);
+    if (!r) r = icl_npy_write_f32(path, um, 3, shape, err);
+    free(pca);
+    free(um);
+    free(proj);
+    return r;
+}
+
+/* Which of the n decoded steps get embeddings: n_embed of them, log-spaced from 2% of training (or
+ * the first non-zero step, if later) to the last (the paper's Fig. 11 shows epochs 5, 20 and 100
+ * of about 300). */
+static void pick_embed_steps(const int64_t *steps, int n, int n_embed, unsigned char *pick) {
+    memset(pick, 0, n);
+    int first = 0;
+    while (first < n && steps[first] <= 0) first++;
+    if (first >= n || n_embed < 1) return;
+    double lo = log(fmax((double)steps[first], steps[n - 1] / 50.0)), hi = log((double)steps[n - 1]);
+    for (int j = 0; j < n_embed; j++) {
+        double target = n_embed > 1 ? lo + (hi - lo) * j / (n_embed - 1) : hi;
+        int best = first;
+        for (int i = first; i < n; i++)
+            if (fabs(log((double)steps[i]) - target) < fabs(log((double)steps[best]) - target)) best = i;
+        pick[best] = 1;
+    }
 }
 
 int icl_probe_batch(const icl_train_config *c, int per_concept, icl_batch *b, icl_err *err) {
@@ -184,7 +282,18 @@ int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64
     snprintf(path, sizeof path, "%s/td.csv", dir);
     if (!r) r = icl_afile_open(&af, path, err);
     if (r) goto done;
-    icl_afile_printf(&af, err, "step,layer,concept,name,td,chance\n");
+    icl_afile_printf(&af, err, "step,layer,concept,name,td,chance,probe_acc\n");
+    icl_afile jl;
+    snprintf(path, sizeof path, "%s/td.jsonl", dir);
+    if (icl_afile_open(&jl, path, err)) {
+        icl_afile_abort(&af);
+        r = -1;
+        goto done;
+    }
+    unsigned char *embed = malloc(n_steps);
+    double *pacc = malloc(sizeof(double) * (size_t)(L + 1) * (nc + 1));
+    if (!embed || !pacc) r = icl_errf(err, "out of memory");
+    else pick_embed_steps(steps, n_steps, dc->n_embed, embed);
     icl_progress prog;
     icl_progress_init(&prog, progress, "decode", 0, n_steps);
     for (int i = 0; i < n_steps && !r; i++) {
@@ -203,14 +312,29 @@ int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64
         icl_td_stats stats;
         if (!r) r = icl_td_layers(reps, L + 1, labels, N, C, nc, dc->k, dc->metric, overall, per, NULL, &stats, err);
         for (int l = 0; l <= L && !r; l++) {
-            for (int k = 0; k < nc; k++) {
-                char name[64];
-                icl_task_concept_name(&c.task, k, name, sizeof name);
-                icl_afile_printf(&af, err, "%" PRId64 ",%d,%d,%s,%.6g,%.6g\n", steps[i], l, k, name, per[(size_t)l * nc + k],
-                                 stats.chance_uniform);
-            }
-            icl_afile_printf(&af, err, "%" PRId64 ",%d,-1,all,%.6g,%.6g\n", steps[i], l, overall[l], stats.chance_uniform);
+            double *acc = pacc + (size_t)l * (nc + 1);
+            for (int k = 0; k <= nc; k++) acc[k] = NAN;
+            if (dc->probe) r = probe_layer(reps + (size_t)l * N * C, labels, N, C, nc, c.seed, acc, err);
         }
+        for (int l = 0; l <= L && !r; l++) {
+            const double *acc = pacc + (size_t)l * (nc + 1);
+            for (int k = 0; k <= nc; k++) {
+                char name[64];
+                if (k < nc) icl_task_concept_name(&c.task, k, name, sizeof name);
+                else snprintf(name, sizeof name, "all");
+                double td = k < nc ? per[(size_t)l * nc + k] : overall[l];
+                icl_afile_printf(&af, err, "%" PRId64 ",%d,%d,%s,%.6g,%.6g,%.6g\n", steps[i], l, k < nc ? k : -1, name, td,
+                                 stats.chance_uniform, acc[k]);
+                char pv[32]; /* JSON has no NaN */
+                if (isnan(acc[k])) snprintf(pv, sizeof pv, "null");
+                else snprintf(pv, sizeof pv, "%.6g", acc[k]);
+                icl_afile_printf(&jl, err,
+                                 "{\"step\": %" PRId64 ", \"layer\": %d, \"concept\": %d, \"name\": \"%s\", \"td\": %.6g, "
+                                 "\"chance\": %.6g, \"probe_acc\": %s}\n",
+                                 steps[i], l, k < nc ? k : -1, name, td, stats.chance_uniform, pv);
+            }
+        }
+        if (!r && embed[i]) r = embed_layers(dir, steps[i], reps, L + 1, N, C, c.seed, err);
         if (!r && dc->save_reps) {
             int64_t shape[3] = {L + 1, N, C};
             snprintf(path, sizeof path, "%s/reps_step_%09" PRId64 ".npy", dir, steps[i]);
@@ -218,9 +342,13 @@ int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64
         }
         icl_progress_update(&prog, i + 1, NULL);
     }
-    if (r) icl_afile_abort(&af);
-    else {
-        r = icl_afile_commit(&af, err);
+    free(embed);
+    free(pacc);
+    if (r) {
+        icl_afile_abort(&af);
+        icl_afile_abort(&jl);
+    } else {
+        r = icl_afile_commit(&af, err) || icl_afile_commit(&jl, err);
         icl_progress_finish(&prog, n_steps, NULL);
     }
 done:

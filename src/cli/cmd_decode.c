@@ -24,11 +24,13 @@ int cmd_decode(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
             printf("usage: iclab decode RUN [--steps S1,S2,...] [--per-concept 100] [--demo K] [--k 10]\n"
-                   "                        [--metric euclidean|cosine] [--no-reps]\n\n"
+                   "                        [--metric euclidean|cosine] [--embed 3] [--no-probe] [--no-reps]\n\n"
                    "For every checkpoint (or the listed steps) and every layer (0 = embedding, l = after block l),\n"
                    "captures the residual stream of a fixed probe set (per-concept sequences of each concept) at the\n"
                    "y-token of demonstration K (default: the last) and measures leave-one-out kNN task decodability.\n"
-                   "Writes RUN/decode/td.csv, labels.npy and reps_step_N.npy (layers x points x width).\n");
+                   "Also fits a held-out linear probe per layer, and embeds every layer in 2-D (PCA, UMAP with\n"
+                   "n_neighbors 15, min_dist 0.1) at --embed log-spaced checkpoints. Writes RUN/decode/td.csv and\n"
+                   "td.jsonl, labels.npy, reps_step_N.npy (layers x points x width), pca_/umap_step_N.npy.\n");
             return 0;
         }
         if (strncmp(a, "--", 2)) {
@@ -43,6 +45,10 @@ int cmd_decode(int argc, char **argv) {
             dc.save_reps = 0;
             continue;
         }
+        if (!strcmp(a, "--no-probe")) {
+            dc.probe = 0;
+            continue;
+        }
         char name[64];
         const char *v = cli_flag_value(argc, argv, &i, name, sizeof name, &err);
         if (!v) return cli_fail("decode", &err);
@@ -50,6 +56,7 @@ int cmd_decode(int argc, char **argv) {
         if (!strcmp(name, "per-concept")) bad = parse_int(name, v, 1, 100000, &dc.per_concept, &err);
         else if (!strcmp(name, "demo")) bad = parse_int(name, v, 1, 65536, &dc.demo, &err);
         else if (!strcmp(name, "k")) bad = parse_int(name, v, 1, 10000, &dc.k, &err);
+        else if (!strcmp(name, "embed")) bad = parse_int(name, v, 0, 100, &dc.n_embed, &err);
         else if (!strcmp(name, "metric")) bad = icl_metric_parse(v, &dc.metric, &err);
         else if (!strcmp(name, "steps")) {
             have_steps = 1;

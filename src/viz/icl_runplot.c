@@ -1,16 +1,18 @@
 /* Figures and report of a training run from its CSV files (see icl_runplot.h). */
 #include "iclab/icl_runplot.h"
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "iclab/icl_csv.h"
 #include "iclab/icl_file.h"
+#include "iclab/icl_npy.h"
 #include "iclab/icl_plot.h"
 #include "iclab/icl_report.h"
 
 #define MAX_CONCEPTS 64
-#define MAX_FIGS 8
+#define MAX_FIGS 12
 
 /* Everything read from a run folder; tables that are absent have n_rows == 0. */
 typedef struct run_data {
@@ -400,6 +402,77 @@ static icl_fig *fig_heads(const run_data *d) {
     return f;
 }
 
+static int cmp_ll(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* The paper's Fig. 11: a grid of 2-D embeddings (rows = layers, columns = checkpoints) coloured by
+ * concept, from decode/<kind>_step_N.npy and decode/labels.npy. NULL when there are none. */
+static icl_fig *fig_embeddings(const run_data *d, const char *run, const char *kind) {
+    char dir[4200], path[4400], prefix[32];
+    snprintf(dir, sizeof dir, "%s/decode", run);
+    snprintf(prefix, sizeof prefix, "%s_step_", kind);
+    DIR *dd = opendir(dir);
+    if (!dd) return NULL;
+    long long steps[64];
+    int ns = 0;
+    struct dirent *e;
+    while ((e = readdir(dd)) && ns < 64) {
+        long long v;
+        if (!strncmp(e->d_name, prefix, strlen(prefix)) && sscanf(e->d_name + strlen(prefix), "%lld", &v) == 1) steps[ns++] = v;
+    }
+    closedir(dd);
+    if (ns == 0) return NULL;
+    qsort(steps, ns, sizeof steps[0], cmp_ll);
+    icl_npy lab;
+    snprintf(path, sizeof path, "%s/labels.npy", dir);
+    if (icl_npy_read_as(path, ICL_NPY_I32, &lab, NULL)) return NULL;
+    icl_fig *f = NULL;
+    char **rh = NULL, **ch = calloc(ns, sizeof(char *));
+    int L1 = 0;
+    for (int j = 0; j < ns; j++) {
+        icl_npy emb;
+        snprintf(path, sizeof path, "%s/%s%09lld.npy", dir, prefix, steps[j]);
+        if (icl_npy_read_as(path, ICL_NPY_F32, &emb, NULL)) continue;
+        if (emb.ndim != 3 || emb.shape[2] != 2 || emb.shape[1] != lab.n || emb.shape[0] < 1 || emb.shape[0] > 256) {
+            icl_npy_free(&emb);
+            continue;
+        }
+        if (!f) {
+            L1 = (int)emb.shape[0];
+            char title[96];
+            snprintf(title, sizeof title, "%s of the concept representations: layers x checkpoints", !strcmp(kind, "umap") ? "UMAP" : "PCA");
+            f = icl_fig_grid(title, L1, ns);
+            rh = calloc(L1, sizeof(char *));
+            for (int l = 0; l < L1; l++) {
+                rh[l] = malloc(24);
+                snprintf(rh[l], 24, l == 0 ? "embedding" : "layer %d", l);
+            }
+        }
+        ch[j] = malloc(32);
+        snprintf(ch[j], 32, "step %lld", steps[j]);
+        for (int l = 0; l < L1 && l < emb.shape[0]; l++) {
+            icl_fig_panel(f, l, j, NULL, NULL, NULL);
+            icl_fig_add_points_xy(f, (const float *)emb.data + (size_t)l * lab.n * 2, (const int *)lab.data, (size_t)lab.n);
+            icl_fig_set_ticks(f, 0);
+        }
+        icl_npy_free(&emb);
+    }
+    if (f) {
+        const char *names[MAX_CONCEPTS];
+        for (int k = 0; k < d->nc; k++) names[k] = d->names[k];
+        icl_fig_grid_headers(f, (const char *const *)rh, (const char *const *)ch);
+        icl_fig_set_classes(f, names, d->nc);
+    }
+    for (int l = 0; rh && l < L1; l++) free(rh[l]);
+    for (int j = 0; j < ns; j++) free(ch[j]);
+    free(rh);
+    free(ch);
+    icl_npy_free(&lab);
+    return f;
+}
+
 /* ---------------------------------------------------------------- output */
 
 typedef struct named_fig {
@@ -409,7 +482,7 @@ typedef struct named_fig {
 } named_fig;
 
 /* Builds every figure the run's files allow. */
-static int build_figs(const run_data *d, named_fig *out) {
+static int build_figs(const run_data *d, const char *run, named_fig *out) {
     int n = 0;
     named_fig all[] = {
         {"mse_by_concept", "Held-out normalised MSE per concept over training (log steps). Vertical lines mark where each concept's "
@@ -417,6 +490,9 @@ static int build_figs(const run_data *d, named_fig *out) {
         {"td_over_training", "Task decodability (leave-one-out 10-NN on the y-token representation) per concept over training at "
                              "the layer where it ends highest, with the loss drops marked.", fig_td_over_training(d), 0, 0},
         {"td_heatmap", "Overall task decodability for every layer and checkpoint.", fig_td_heatmap(d), 1000, 480},
+        {"umap", "UMAP (n_neighbors 15, min_dist 0.1) of the probe set's y-token representations at every layer, at "
+                 "log-spaced checkpoints, coloured by concept (the paper's Fig. 11).", fig_embeddings(d, run, "umap"), 0, 0},
+        {"pca", "The same representations projected on their first two principal components.", fig_embeddings(d, run, "pca"), 0, 0},
         {"mse_by_position", "MSE by the number of in-context examples, early, midway and at the end of training, against the "
                             "reference estimators (dashed).", fig_mse_by_position(d), 1400, 460},
         {"patching", "Replacing the concept representation of source-concept sequences by the mean of another concept: change "
@@ -438,7 +514,7 @@ int icl_run_figures(const char *run_dir, icl_err *err) {
         free_run(&d);
         return -1;
     }
-    int n = build_figs(&d, figs), r = 0;
+    int n = build_figs(&d, run_dir, figs), r = 0;
     for (int i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/%s.png", dir, figs[i].name);
         if (!r) r = icl_fig_save(figs[i].fig, path, figs[i].width, figs[i].height, err);
@@ -494,7 +570,7 @@ int icl_run_report(const char *run_dir, icl_err *err) {
                       "is predicting zero. All numbers below are recomputed from the run folder's CSV files.");
     summary(rep, &d);
     named_fig figs[MAX_FIGS];
-    int n = build_figs(&d, figs), r = 0;
+    int n = build_figs(&d, run_dir, figs), r = 0;
     icl_report_h2(rep, "Figures");
     for (int i = 0; i < n; i++) {
         icl_report_h3(rep, figs[i].name);

@@ -3,11 +3,11 @@
 # compared with the listed ids), --decode round trips, and bad input. Run from the repository root.
 set -u
 ICLAB=${ICLAB:-build/iclab}
-V=${VOCAB_DIR:-../shared/data/vocab}
+V=${ICLAB_VOCAB_DIR:-../shared/data/vocab}
 fails=0
 ok()  { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails+1)); }
-if [ ! -d "$V" ]; then echo "skip: no vocab folder at $V"; exit 0; fi
+if [ ! -d "$V" ]; then echo "no vocab folder at $V (make test unpacks tests/data/vocab)"; exit 1; fi
 for name in gpt-2 llama-bpe llama-spm; do
   inp="$V/ggml-vocab-$name.gguf.inp"; out="$V/ggml-vocab-$name.gguf.out"; model="$V/ggml-vocab-$name.gguf"
   # split the suite with python-free tools: awk writes each string (without the newline before the separator) to a file
