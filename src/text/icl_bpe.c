@@ -186,34 +186,9 @@ typedef struct {
     int32_t rank, left, right, lp, rp, res;
 } bpe_cand;
 
-static int cand_before(const bpe_cand *a, const bpe_cand *b) {
+static int cand_before(const void *pa, const void *pb) {
+    const bpe_cand *a = pa, *b = pb;
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static void heap_push(bpe_cand *h, size_t *n, bpe_cand c) {
-    size_t i = (*n)++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!cand_before(&c, &h[p])) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = c;
-}
-
-static bpe_cand heap_pop(bpe_cand *h, size_t *n) {
-    bpe_cand top = h[0], last = h[--(*n)];
-    size_t i = 0, m = *n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= m) break;
-        if (c + 1 < m && cand_before(&h[c + 1], &h[c])) c++;
-        if (!cand_before(&h[c], &last)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (m > 0) h[i] = last;
-    return top;
 }
 
 static int32_t merge_find(const icl_tokenizer *tk, int32_t lp, int32_t rp, int32_t *res) {
@@ -234,7 +209,7 @@ static void try_pair(const icl_tokenizer *tk, const bpe_sym *s, int32_t l, int32
     int32_t res, rank = merge_find(tk, s[l].piece, s[r].piece, &res);
     if (rank < 0) return;
     bpe_cand c = {rank, l, r, s[l].piece, s[r].piece, res};
-    heap_push(h, nh, c);
+    icl_tok_heap_push(h, nh, &c, sizeof c, cand_before);
 }
 
 static int push_bytes(const icl_tokenizer *tk, const uint8_t *b, size_t n, icl_tok_ivec *out, icl_err *err) {
@@ -277,7 +252,8 @@ static int bpe_word(const icl_tokenizer *tk, icl_tok_scratch *sc, const uint8_t 
      * when popped, and the heap grows if needed. */
     for (size_t i = 0; i + 1 < n; i++) try_pair(tk, s, (int32_t)i, (int32_t)i + 1, h, &nh);
     while (nh > 0) {
-        bpe_cand c = heap_pop(h, &nh);
+        bpe_cand c;
+        icl_tok_heap_pop(h, &nh, &c, sizeof c, cand_before);
         bpe_sym *l = &s[c.left], *r = &s[c.right];
         if (l->len == 0 || r->len == 0 || l->next != c.right || l->piece != c.lp || r->piece != c.rp) continue;
         l->piece = c.res;

@@ -18,34 +18,9 @@ typedef struct {
     uint32_t size; /* bytes of the merged piece: a stale candidate no longer adds up to it */
 } spm_cand;
 
-static int cand_before(const spm_cand *a, const spm_cand *b) {
+static int cand_before(const void *pa, const void *pb) {
+    const spm_cand *a = pa, *b = pb;
     return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static void heap_push(spm_cand *h, size_t *n, spm_cand c) {
-    size_t i = (*n)++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!cand_before(&c, &h[p])) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = c;
-}
-
-static spm_cand heap_pop(spm_cand *h, size_t *n) {
-    spm_cand top = h[0], last = h[--(*n)];
-    size_t i = 0, m = *n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= m) break;
-        if (c + 1 < m && cand_before(&h[c + 1], &h[c])) c++;
-        if (!cand_before(&h[c], &last)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (m > 0) h[i] = last;
-    return top;
 }
 
 static void try_pair(const icl_tokenizer *tk, const char *buf, const spm_sym *s, int32_t l, int32_t r, spm_cand *h,
@@ -55,7 +30,7 @@ static void try_pair(const icl_tokenizer *tk, const char *buf, const spm_sym *s,
     int32_t id = icl_tok_lookup_token(tk, buf + s[l].off, size);
     if (id < 0) return;
     spm_cand c = {tk->score[id], l, r, size};
-    heap_push(h, nh, c);
+    icl_tok_heap_push(h, nh, &c, sizeof c, cand_before);
 }
 
 int icl_spm_fragment(const icl_tokenizer *tk, icl_tok_scratch *sc, const uint8_t *text, size_t len,
@@ -95,7 +70,8 @@ int icl_spm_fragment(const icl_tokenizer *tk, icl_tok_scratch *sc, const uint8_t
     }
     for (size_t i = 0; i + 1 < ns; i++) try_pair(tk, buf, s, (int32_t)i, (int32_t)i + 1, h, &nh);
     while (nh > 0) {
-        spm_cand c = heap_pop(h, &nh);
+        spm_cand c;
+        icl_tok_heap_pop(h, &nh, &c, sizeof c, cand_before);
         spm_sym *l = &s[c.left], *r = &s[c.right];
         if (l->len == 0 || r->len == 0 || l->next != c.right || l->len + r->len != c.size) continue;
         l->len += r->len;

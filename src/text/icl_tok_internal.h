@@ -8,6 +8,7 @@
 #define ICL_TOK_INTERNAL_H
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "iclab/icl_err.h"
 #include "iclab/icl_tokenizer.h"
 
@@ -100,6 +101,38 @@ size_t icl_pretok_words(int pre, const uint32_t *cps, const uint8_t *cls, size_t
 /* Appends the tokens of a raw-text fragment (no special tokens in it). */
 int icl_bpe_fragment(const icl_tokenizer *tk, icl_tok_scratch *sc, const uint8_t *text, size_t len,
                      icl_tok_ivec *out, icl_err *err);
+/* A binary heap of merge candidates shared by both merge loops: elements of `size` bytes (at most
+ * 64), ordered by `before` (the first to pop is the one before all others). */
+static inline void icl_tok_heap_push(void *heap, size_t *n, const void *elem, size_t size,
+                                     int (*before)(const void *, const void *)) {
+    unsigned char *h = heap;
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!before(elem, h + p * size)) break;
+        memcpy(h + i * size, h + p * size, size);
+        i = p;
+    }
+    memcpy(h + i * size, elem, size);
+}
+
+static inline void icl_tok_heap_pop(void *heap, size_t *n, void *top, size_t size,
+                                    int (*before)(const void *, const void *)) {
+    unsigned char *h = heap, last[64];
+    memcpy(top, h, size);
+    memcpy(last, h + --(*n) * size, size);
+    size_t i = 0, m = *n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= m) break;
+        if (c + 1 < m && before(h + (c + 1) * size, h + c * size)) c++;
+        if (!before(h + c * size, last)) break;
+        memcpy(h + i * size, h + c * size, size);
+        i = c;
+    }
+    if (m > 0) memcpy(h + i * size, last, size);
+}
+
 /* Same for SentencePiece; space_prefix puts U+2581 in front. */
 int icl_spm_fragment(const icl_tokenizer *tk, icl_tok_scratch *sc, const uint8_t *text, size_t len,
                      int space_prefix, icl_tok_ivec *out, icl_err *err);

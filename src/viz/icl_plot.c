@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include "iclab/icl_file.h"
+#include "iclab/icl_utf8.h"
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -27,23 +28,6 @@ __attribute__((format(printf, 2, 3))) static int fig_fail(icl_fig *f, const char
     return -1;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes there are not valid UTF-8. */
-static int utf8_len(const unsigned char *s) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    int n;
-    unsigned min;
-    if ((c & 0xE0) == 0xC0) n = 2, min = 0x80, c &= 0x1F;
-    else if ((c & 0xF0) == 0xE0) n = 3, min = 0x800, c &= 0x0F;
-    else if ((c & 0xF8) == 0xF0) n = 4, min = 0x10000, c &= 0x07;
-    else return 0;
-    for (int i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-    return n;
-}
 
 /* A malloc'd copy of s with invalid UTF-8 bytes and control characters replaced by '?' (cairo
  * refuses invalid UTF-8, and a stray newline would break a one-line label). NULL stays NULL;
@@ -59,7 +43,7 @@ static char *clean_dup(const char *s, int *oom) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, j = 0;
     while (i < n) {
-        int k = utf8_len(u + i);
+        int k = icl_utf8_len(u + i);
         if (k == 0) {
             d[j++] = '?';
             i++;

@@ -2,6 +2,7 @@
  * figures) turned into one page with a table of contents and a built-in stylesheet, written
  * atomically. */
 #include "iclab/icl_report.h"
+#include "iclab/icl_utf8.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,23 +60,6 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(sbuf *b, const char 
     free(big);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes are not valid UTF-8. */
-static int utf8_len(const unsigned char *s) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    int n;
-    unsigned min;
-    if ((c & 0xE0) == 0xC0) n = 2, min = 0x80, c &= 0x1F;
-    else if ((c & 0xF0) == 0xE0) n = 3, min = 0x800, c &= 0x0F;
-    else if ((c & 0xF8) == 0xF0) n = 4, min = 0x10000, c &= 0x07;
-    else return 0;
-    for (int i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-    return n;
-}
 
 /* Appends s HTML-escaped: markup characters as entities, invalid UTF-8 as U+FFFD, control
  * characters dropped except newlines and tabs (kept when keep_lines, else spaces). */
@@ -85,7 +69,7 @@ static void sb_esc(sbuf *b, const char *s, int keep_lines) {
     size_t i = 0, run = 0; /* run: start of plain bytes not yet copied */
     while (u[i]) {
         const char *rep = NULL;
-        int k = utf8_len(u + i);
+        int k = icl_utf8_len(u + i);
         switch (k == 1 ? u[i] : 0x100) {
         case '&': rep = "&amp;"; break;
         case '<': rep = "&lt;"; break;

@@ -4,15 +4,7 @@ set -u
 ICLAB=${ICLAB:-build/iclab}
 T=$(mktemp -d /tmp/iclab-test-analysis.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-fails=0
-ok()  { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
-expect_fail() {
-  local desc=$1 pat=$2; shift 2
-  local out rc
-  out=$("$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && echo "$out" | tail -n 1 | grep -qE "$pat"; then ok "$desc"; else bad "$desc (rc=$rc, stderr: $out)"; fi
-}
+source "$(dirname "$0")/lib.bash"
 
 $ICLAB train --preset tiny --out "$T/run" --quiet || bad "tiny run failed"
 $ICLAB decode "$T/run" --per-concept 20 >/dev/null 2>&1 || bad "decode failed"
@@ -51,5 +43,4 @@ $ICLAB train --preset tiny --bases 1 --steps 2 --out "$T/one" --quiet || bad "on
 expect_fail "probe set with one concept" "at least two concepts" $ICLAB decode "$T/one"
 expect_fail "more neighbours than points" "larger than k" $ICLAB decode "$T/run" --per-concept 2 --k 10
 
-echo "$fails failures"
-[ $fails -eq 0 ]
+finish

@@ -4,9 +4,7 @@
 set -u
 ICLAB=${ICLAB:-build/iclab}
 V=${ICLAB_VOCAB_DIR:-../shared/data/vocab}
-fails=0
-ok()  { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
+source "$(dirname "$0")/lib.bash"
 if [ ! -d "$V" ]; then echo "no vocab folder at $V (make test unpacks tests/data/vocab)"; exit 1; fi
 for name in gpt-2 llama-bpe llama-spm; do
   inp="$V/ggml-vocab-$name.gguf.inp"; out="$V/ggml-vocab-$name.gguf.out"; model="$V/ggml-vocab-$name.gguf"
@@ -37,5 +35,4 @@ $ICLAB tokenize "$m" >/dev/null 2>&1 && bad "missing text accepted" || ok "missi
 head -c 100 "$m" > /tmp/iclab-trunc-vocab.gguf
 $ICLAB tokenize /tmp/iclab-trunc-vocab.gguf "x" >/dev/null 2>&1 && bad "truncated model accepted" || ok "truncated model refused"
 rm -f /tmp/iclab-trunc-vocab.gguf
-echo "$fails failures"
-[ $fails -eq 0 ]
+finish

@@ -6,16 +6,7 @@ set -u
 ICLAB=${ICLAB:-build/iclab}
 T=$(mktemp -d /tmp/iclab-test-train.XXXXXX)
 trap 'umount "$T/full" 2>/dev/null; rm -rf "$T"' EXIT
-fails=0
-ok()   { echo "ok: $*"; }
-bad()  { echo "FAIL: $*"; fails=$((fails+1)); }
-# expect_fail DESCRIPTION PATTERN CMD...: non-zero exit, one-line error matching PATTERN, no crash
-expect_fail() {
-  local desc=$1 pat=$2; shift 2
-  local out rc
-  out=$("$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && echo "$out" | tail -n 1 | grep -qE "$pat"; then ok "$desc"; else bad "$desc (rc=$rc, stderr: $out)"; fi
-}
+source "$(dirname "$0")/lib.bash"
 
 # 1. golden tiny run: the held-out MSE and the training loss after 60 steps of the tiny preset on
 #    seed 1 were recorded here (same on 1 and 2 threads). They must match to 5e-4: another CPU may
@@ -94,5 +85,4 @@ else
   echo "skip: cannot mount a small tmpfs here (not root?); full-disk test not run"
 fi
 
-echo "$fails failures"
-[ $fails -eq 0 ]
+finish
