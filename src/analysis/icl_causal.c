@@ -11,6 +11,7 @@ enum { STREAM_PATCH_MEAN = 4 }; /* the probe set itself is stream 3 (icl_decode.
 /* Forward over the whole batch in chunks; pred (B,K) = the model's predictions at the x tokens. */
 static int predict(icl_model *m, const icl_batch *b, int chunk, const icl_hook *hooks, int n_hooks, float *pred,
                    icl_err *err) {
+    if (n_hooks > 8) return icl_errf(err, "at most 8 hooks per prediction pass");
     int K = b->K, D = b->D, T = 2 * K;
     float *tokens = malloc(sizeof(float) * (size_t)chunk * T * D);
     if (!tokens) return icl_errf(err, "out of memory");
@@ -19,11 +20,14 @@ static int predict(icl_model *m, const icl_batch *b, int chunk, const icl_hook *
         int n = b->B - first < chunk ? b->B - first : chunk;
         icl_batch view = {.B = n, .K = K, .D = D, .x = b->x + (size_t)first * K * D, .y = b->y + (size_t)first * K};
         icl_batch_tokens(&view, tokens);
-        /* per-sequence hook vectors must follow the chunk */
+        /* per-sequence vectors and capture buffers hold the whole batch: point them at this chunk */
         icl_hook hk[8];
         for (int i = 0; i < n_hooks && i < 8; i++) {
             hk[i] = hooks[i];
-            if (hk[i].per_sequence) hk[i].vec += (size_t)first * hk[i].n_positions * m->cfg.n_embd;
+            int w = hk[i].site == ICL_SITE_HEAD_OUT ? m->cfg.n_embd / m->cfg.n_head : m->cfg.n_embd;
+            size_t np = hk[i].positions ? (size_t)hk[i].n_positions : (size_t)T;
+            if (hk[i].per_sequence) hk[i].vec += (size_t)first * np * w;
+            if (hk[i].action == ICL_HOOK_CAPTURE) hk[i].out += (size_t)first * np * w;
         }
         r = icl_model_set_hooks(m, n_hooks ? hk : NULL, n_hooks, err) || icl_model_forward(m, tokens, n, T, NULL, NULL, NULL, err);
         for (int i = 0; i < n && !r; i++)

@@ -22,6 +22,7 @@ awk -F, 'NR > 1 && $7 != "nan" && ($7 < 0 || $7 > 1) {bad=1} END {exit bad}' "$t
 $ICLAB patch "$T/run" --per-concept 10 --layer 1 >/dev/null 2>&1 || bad "patch failed"
 for f in patch heads algo; do [ -s "$T/run/causal/$f.csv" ] && ok "causal/$f.csv written" || bad "no causal/$f.csv"; done
 [ "$(($(wc -l < "$T/run/causal/patch.csv") - 1))" -eq 16 ] && ok "4x4 patching matrix" || bad "patching matrix has the wrong size"
+grep -qi nan "$T/run/causal/patch.csv" "$T/run/causal/heads.csv" && bad "NaN in the causal results" || ok "causal results are finite"
 $ICLAB report "$T/run" >/dev/null 2>&1 || bad "report failed"
 [ -s "$T/run/report.html" ] && ok "report.html written" || bad "no report.html"
 for f in mse_by_concept td_over_training td_heatmap umap pca mse_by_position patching head_ablation train_loss; do
