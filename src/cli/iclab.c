@@ -50,15 +50,16 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    /* Idle OpenMP threads should sleep, not spin: on this project's (virtual, 2-core) machines the
-     * default spinning made small runs up to 17x slower (the tiny preset: 4.3 s vs 0.25 s) and cost
-     * nothing measurable on large ones. The runtime reads the policy before main, so set it and
-     * start again; an explicit OMP_WAIT_POLICY is respected. */
-    if (!getenv("OMP_WAIT_POLICY") && !getenv("ICLAB_REEXEC")) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
+    /* Idle OpenMP threads should spin only briefly: on this project's (virtual, 2-core) machines
+     * libgomp's default spinning made small runs up to 17x slower (the tiny preset's training loop:
+     * 4.3 s vs 0.43 s), while sleeping at once cost about 10% on the small benchmark model; a spin
+     * count of 10,000 gets most of both (docs/performance.md). The runtime reads its settings before
+     * main, so set them and start again; explicit settings are respected. */
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT") && !getenv("ICLAB_REEXEC")) {
+        setenv("GOMP_SPINCOUNT", "10000", 1);
         setenv("ICLAB_REEXEC", "1", 1);
         execv("/proc/self/exe", argv);
-        /* exec failed: carry on with the default policy */
+        /* exec failed: carry on with the default settings */
     }
     if (argc < 2) {
         usage(stderr);
