@@ -3,6 +3,7 @@
  * representation, zeroing a head changes only what causally depends on it, bad hooks are refused. */
 #include <stdlib.h>
 #include <string.h>
+#include "iclab/icl_decode.h"
 #include "iclab/icl_model.h"
 #include "icl_test.h"
 
@@ -115,6 +116,19 @@ int main(void) {
     CHECK(icl_model_forward(&m, tok, B, T, NULL, NULL, NULL, &err) == -1);
     icl_hook nocap = {.site = ICL_SITE_RESID_PRE, .layer = 0, .action = ICL_HOOK_CAPTURE};
     CHECK(icl_model_set_hooks(&m, &nocap, 1, &err) == -1);
+
+    /* named position sets of a 4-pair sequence (tokens x1 y1 x2 y2 x3 y3 x4 y4) */
+    int ps[16];
+    CHECK(icl_token_positions("all", 4, ps, 16, &err) == 8 && ps[7] == 7);
+    CHECK(icl_token_positions("x", 4, ps, 16, &err) == 4 && ps[0] == 0 && ps[3] == 6);
+    CHECK(icl_token_positions("y", 4, ps, 16, &err) == 4 && ps[0] == 1 && ps[3] == 7);
+    CHECK(icl_token_positions("last", 4, ps, 16, &err) == 1 && ps[0] == 7);
+    CHECK(icl_token_positions("y:2", 4, ps, 16, &err) == 1 && ps[0] == 3);
+    CHECK(icl_token_positions("x:4", 4, ps, 16, &err) == 1 && ps[0] == 6);
+    CHECK(icl_token_positions("y:5", 4, ps, 16, &err) == -1);
+    CHECK(icl_token_positions("z:1", 4, ps, 16, &err) == -1);
+    CHECK(icl_token_positions("y:1x", 4, ps, 16, &err) == -1);
+    CHECK(icl_token_positions("all", 4, ps, 3, &err) == -1);
 
     free(tok); free(out0); free(resid0); free(cap); free(tg); free(atty_ref);
     icl_model_free(&m);

@@ -13,6 +13,7 @@
 typedef struct icl_decode_config {
     int per_concept;  /* probe sequences per concept (paper: 100) */
     int demo;         /* 1-based demonstration whose y-token is read (paper: 20, the last); 0 = the last */
+    char at[32];      /* or a named single position (icl_token_positions: "x:K", "y:K", "last"); "" = use demo */
     int k;            /* neighbours (paper: 10) */
     icl_metric metric;
     int save_reps;    /* write decode/reps_step_N.npy (L+1, N, C) */
@@ -25,6 +26,11 @@ void icl_decode_config_default(icl_decode_config *d);
 /* The probe set: per_concept sequences of each concept in concept-major order, from a seed stream of
  * the run's seed that training and evaluation never use. */
 int icl_probe_batch(const icl_train_config *c, int per_concept, icl_batch *b, icl_err *err);
+
+/* Named token positions of a toy sequence of K (x, y) pairs, for hooks: "all", "last" (the last
+ * token), "x" / "y" (every x or y token), "x:k" / "y:k" (the x or y token of 1-based demonstration
+ * k). Fills pos (capacity cap) and returns the count, or -1 with err set. */
+int icl_token_positions(const char *spec, int K, int *pos, int cap, icl_err *err);
 
 /* Token index of the y-token of 1-based demonstration `demo` (0 = last), or -1 if out of range. */
 int icl_decode_position(const icl_train_config *c, int demo);

@@ -23,6 +23,7 @@ void icl_decode_config_default(icl_decode_config *d) {
     d->save_reps = 1;
     d->probe = 1;
     d->n_embed = 3;
+    d->at[0] = 0;
 }
 
 /* Held-out linear-probe accuracy per concept (and overall, acc[nc]) for one layer's points X (N,d):
@@ -147,6 +148,30 @@ int icl_probe_batch(const icl_train_config *c, int per_concept, icl_batch *b, ic
     return 0;
 }
 
+int icl_token_positions(const char *spec, int K, int *pos, int cap, icl_err *err) {
+    int T = 2 * K, n = 0, k;
+    char kind, tail;
+    if (!strcmp(spec, "all") || !strcmp(spec, "x") || !strcmp(spec, "y")) {
+        int first = spec[0] == 'y' ? 1 : 0, step = spec[0] == 'a' ? 1 : 2;
+        for (int t = first; t < T; t += step) {
+            if (n == cap) return icl_errf(err, "too many positions for '%s'", spec);
+            pos[n++] = t;
+        }
+        return n;
+    }
+    if (cap < 1) return icl_errf(err, "no room for positions");
+    if (!strcmp(spec, "last")) {
+        pos[0] = T - 1;
+        return 1;
+    }
+    if (sscanf(spec, "%c:%d%c", &kind, &k, &tail) == 2 && (kind == 'x' || kind == 'y')) {
+        if (k < 1 || k > K) return icl_errf(err, "demonstration %d is out of range 1..%d in '%s'", k, K, spec);
+        pos[0] = 2 * (k - 1) + (kind == 'y');
+        return 1;
+    }
+    return icl_errf(err, "unknown position '%s' (all, last, x, y, x:K or y:K)", spec);
+}
+
 int icl_decode_position(const icl_train_config *c, int demo) {
     int K = c->task.n_points;
     if (demo == 0) demo = K;
@@ -253,7 +278,15 @@ int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64
     }
     int nc = icl_task_n_concepts(&c.task), N = nc * dc->per_concept, L = c.n_layer, C = c.n_embd;
     int pos = icl_decode_position(&c, dc->demo);
-    if (pos < 0) {
+    if (dc->at[0]) {
+        int ps[2] = {0, 0};
+        int np = icl_token_positions(dc->at, c.task.n_points, ps, 2, err);
+        if (np != 1) {
+            free(steps);
+            return np < 0 ? -1 : icl_errf(err, "--at '%s' names %d positions; decode reads one", dc->at, np);
+        }
+        pos = ps[0];
+    } else if (pos < 0) {
         free(steps);
         return icl_errf(err, "demonstration %d is out of range 1..%d", dc->demo, c.task.n_points);
     }

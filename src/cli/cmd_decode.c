@@ -24,10 +24,11 @@ int cmd_decode(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
             printf("usage: iclab decode RUN [--steps S1,S2,...] [--per-concept 100] [--demo K] [--k 10]\n"
-                   "                        [--metric euclidean|cosine] [--embed 3] [--no-probe] [--no-reps]\n\n"
+                   "                        [--at x:K|y:K|last] [--metric euclidean|cosine] [--embed 3] [--no-probe] [--no-reps]\n\n"
                    "For every checkpoint (or the listed steps) and every layer (0 = embedding, l = after block l),\n"
                    "captures the residual stream of a fixed probe set (per-concept sequences of each concept) at the\n"
-                   "y-token of demonstration K (default: the last) and measures leave-one-out kNN task decodability.\n"
+                   "y-token of demonstration K (default: the last; --at picks another token) and measures leave-one-out\n"
+                   "kNN task decodability.\n"
                    "Also fits a held-out linear probe per layer, and embeds every layer in 2-D (PCA, UMAP with\n"
                    "n_neighbors 15, min_dist 0.1) at --embed log-spaced checkpoints. Writes RUN/decode/td.csv and\n"
                    "td.jsonl, labels.npy, reps_step_N.npy (layers x points x width), pca_/umap_step_N.npy.\n");
@@ -57,6 +58,10 @@ int cmd_decode(int argc, char **argv) {
         else if (!strcmp(name, "demo")) bad = parse_int(name, v, 1, 65536, &dc.demo, &err);
         else if (!strcmp(name, "k")) bad = parse_int(name, v, 1, 10000, &dc.k, &err);
         else if (!strcmp(name, "embed")) bad = parse_int(name, v, 0, 100, &dc.n_embed, &err);
+        else if (!strcmp(name, "at")) {
+            if (strlen(v) >= sizeof dc.at) bad = icl_errf(&err, "--at: '%s' is too long", v);
+            else snprintf(dc.at, sizeof dc.at, "%s", v);
+        }
         else if (!strcmp(name, "metric")) bad = icl_metric_parse(v, &dc.metric, &err);
         else if (!strcmp(name, "steps")) {
             have_steps = 1;
