@@ -174,9 +174,9 @@ int icl_train_config_preset(icl_train_config *c, const char *name, icl_err *err)
         c->batch = 64;
         c->lr = 1e-3f;
         c->warmup = 200;
-        c->steps = 8000;
+        c->steps = 14000;
         c->eval_every = 100;
-        c->ckpt_every = 250;
+        c->ckpt_every = 500;
         c->ckpt_log = 16;
         c->task.dim = 8;
         c->task.n_bases = 2;
