@@ -2,6 +2,7 @@
  * a 2-core CPU) into runs/demo, decodes every checkpoint, runs the causal tests at the end of
  * training and writes the report. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 #include "iclab/icl_causal.h"
@@ -48,9 +49,19 @@ int cmd_demo(int argc, char **argv) {
     icl_decode_config_default(&dc);
     fprintf(stderr, "iclab demo: task decodability of every checkpoint x layer\n");
     if (icl_decode_run(out, &dc, NULL, 0, stderr, &err)) return cli_fail("demo", &err);
-    fprintf(stderr, "iclab demo: patching and head ablation at the final checkpoint\n");
-    char *patch_argv[] = {"patch", (char *)out, "--per-concept", "100", NULL};
-    if (cmd_patch(4, patch_argv)) return 1;
+    /* causal tests and the algorithm comparison at every checkpoint, so the report can show when the
+     * model switches algorithm */
+    fprintf(stderr, "iclab demo: patching, head ablation and algorithm comparison at every checkpoint\n");
+    int64_t steps[4096];
+    int n = icl_ckpt_schedule(&c, steps, 4096);
+    char *list = malloc((size_t)n * 24 + 1), *p = list;
+    if (!list) return 1;
+    *p = 0;
+    for (int i = 0; i < n; i++) p += sprintf(p, i ? ",%lld" : "%lld", (long long)steps[i]);
+    char *patch_argv[] = {"patch", (char *)out, "--per-concept", "100", "--steps", list, NULL};
+    int pr = cmd_patch(6, patch_argv);
+    free(list);
+    if (pr) return 1;
     if (icl_run_report(out, &err)) return cli_fail("demo", &err);
     printf("open %s/report.html (figures in %s/figures, data in the CSV files)\n", out, out);
     return 0;

@@ -127,7 +127,7 @@ int cmd_patch(int argc, char **argv) {
     icl_afile_printf(&fa, &err, "step,concept,estimator,distance\n");
     int r = 0;
     for (int i = 0; i < n_steps && !r; i++) {
-        fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
+        if (n_steps < 8 || i + 1 == n_steps || (i + 1) % 8 == 0) fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
         r = run_one(run, steps[i], layer, per, &fp, &fh, &fa, &err);
     }
     if (r) {

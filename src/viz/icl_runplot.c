@@ -25,6 +25,7 @@ typedef struct run_data {
     double td_level[MAX_CONCEPTS];   /* that halfway level */
     double td_max[MAX_CONCEPTS];
     int td_layer;                    /* the layer with the highest final overall TD */
+    double switch_step;              /* from when on the model is closer to the oracle than to Lasso (NaN if never) */
 } run_data;
 
 static double col(const icl_csv *t, int r, const char *name) { return icl_csv_num(t, r, icl_csv_col(t, name)); }
@@ -109,6 +110,38 @@ static void find_td(run_data *d) {
     }
 }
 
+/* Mean over concepts of the distance to estimator `name` at each algo.csv step; returns the count. */
+static int algo_series(const icl_csv *a, const char *name, double *x, double *y, int cap) {
+    int n = 0;
+    for (int r = 0; r < a->n_rows; r++) {
+        if (strcmp(icl_csv_str(a, r, icl_csv_col(a, "estimator")), name)) continue;
+        double s = col(a, r, "step");
+        int i = 0;
+        while (i < n && x[i] != s) i++;
+        if (i == n) {
+            if (n == cap) break;
+            x[n] = s;
+            y[n++] = 0;
+        }
+        y[i] += col(a, r, "distance");
+    }
+    return n;
+}
+
+/* The first step after which the model stays closer to the oracle than to Lasso. */
+static void find_switch(run_data *d) {
+    d->switch_step = NAN;
+    int cap = d->algo.n_rows + 1;
+    double *xo = malloc(sizeof(double) * cap), *yo = malloc(sizeof(double) * cap);
+    double *xl = malloc(sizeof(double) * cap), *yl = malloc(sizeof(double) * cap);
+    int no = algo_series(&d->algo, "oracle-ls", xo, yo, cap), nl = algo_series(&d->algo, "lasso", xl, yl, cap);
+    if (no > 1 && no == nl) {
+        for (int i = no - 1; i >= 0 && yo[i] < yl[i]; i--) d->switch_step = xo[i];
+        if (yo[0] < yl[0]) d->switch_step = NAN; /* closer from the start: no switch */
+    }
+    free(xo); free(yo); free(xl); free(yl);
+}
+
 static int load_run(run_data *d, const char *run, icl_err *err) {
     memset(d, 0, sizeof *d);
     char path[4400];
@@ -141,6 +174,7 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
     }
     find_drops(d);
     find_td(d);
+    find_switch(d);
     return 0;
 }
 
@@ -283,6 +317,37 @@ static icl_fig *fig_td_over_training(const run_data *d) {
             char label[64];
             snprintf(label, sizeof label, "%s loss falls", d->names[k]);
             icl_fig_add_vline(f, d->drop_step[k], label);
+        }
+    return f;
+}
+
+static icl_fig *fig_algorithm(const run_data *d) {
+    int cap = d->algo.n_rows + 1, nsteps = 0;
+    if (d->algo.n_rows == 0) return NULL;
+    double *x = malloc(sizeof(double) * cap), *y = malloc(sizeof(double) * cap);
+    icl_fig *f = icl_fig_line("Which algorithm: distance of the model's predictions to each estimator", "training step",
+                              "mean squared distance (normalised)");
+    icl_fig_set_logx(f, 1);
+    static const struct { const char *name, *label; } E[] = {
+        {"oracle-ls", "oracle-basis LS"}, {"lasso", "Lasso (all D)"}, {"ridge", "ridge (all D)"}};
+    for (size_t e = 0; e < sizeof E / sizeof E[0]; e++) {
+        int n = algo_series(&d->algo, E[e].name, x, y, cap);
+        for (int i = 0; i < n; i++) y[i] /= d->nc;
+        if (n) icl_fig_add_series(f, E[e].label, x, y, n);
+        nsteps = n > nsteps ? n : nsteps;
+    }
+    free(x);
+    free(y);
+    if (nsteps < 2) { /* one checkpoint: a line figure says nothing; the report's table has it */
+        icl_fig_free(f);
+        return NULL;
+    }
+    if (isfinite(d->switch_step) && d->switch_step > 0) icl_fig_add_vline(f, d->switch_step, "closer to the oracle");
+    for (int k = 0; k < d->nc; k++)
+        if (isfinite(d->td_step[k]) && d->td_step[k] > 0) {
+            char label[64];
+            snprintf(label, sizeof label, "%s TD rises", d->names[k]);
+            icl_fig_add_vline(f, d->td_step[k], label);
         }
     return f;
 }
@@ -490,6 +555,10 @@ static int build_figs(const run_data *d, const char *run, named_fig *out) {
         {"td_over_training", "Task decodability (leave-one-out 10-NN on the y-token representation) per concept over training at "
                              "the layer where it ends highest, with the loss drops marked.", fig_td_over_training(d), 0, 0},
         {"td_heatmap", "Overall task decodability for every layer and checkpoint.", fig_td_heatmap(d), 1000, 480},
+        {"algorithm", "Mean squared distance between the model's predictions and each reference estimator's over training "
+                      "(mean over concepts): the model's algorithm moves from the basis-agnostic estimators toward least "
+                      "squares on the true basis. Vertical lines: when it stays closer to the oracle than to Lasso, and when "
+                      "each concept's decodability rose.", fig_algorithm(d), 0, 0},
         {"umap", "UMAP (n_neighbors 15, min_dist 0.1) of the probe set's y-token representations at every layer, at "
                  "log-spaced checkpoints, coloured by concept (the paper's Fig. 11).", fig_embeddings(d, run, "umap"), 0, 0},
         {"pca", "The same representations projected on their first two principal components.", fig_embeddings(d, run, "pca"), 0, 0},
@@ -552,6 +621,9 @@ static void summary(icl_report *rep, const run_data *d) {
         icl_report_p(rep, "The concepts were learned in stages: the first loss drop at step %.0f, the last at step %.0f.", first, lastd);
     else if (any)
         icl_report_p(rep, "The concepts' losses fell together (within 25%% of the training steps of each other).");
+    if (isfinite(d->switch_step))
+        icl_report_p(rep, "From step %.0f on, the model's predictions are closer to least squares on the true basis than to "
+                          "Lasso on all coordinates: it decodes with a concept-specific algorithm.", d->switch_step);
     if (!d->td.n_rows) icl_report_p(rep, "Run `iclab decode` on this run to add task decodability.");
     if (!d->patch.n_rows) icl_report_p(rep, "Run `iclab patch` on this run to add patching and head ablation.");
 }
