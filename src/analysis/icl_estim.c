@@ -177,6 +177,23 @@ static void ridge_fit(const double *X, const double *y, int n, int p, double lam
  * (r = y - X_A w_A; tolerances 1e-9 n alpha + 1e-11 |X_j| |y|). KKT conditions are sufficient for
  * optimality, so an accepted w is a Lasso solution whatever path led to it. Returns 1 if accepted
  * (w overwritten), 0 otherwise (w untouched). */
+/* In-place lower Cholesky factor of the (m,m) Gram matrix G; returns 0 when a pivot falls below
+ * 1e-10 of its original diagonal (lost to cancellation: the active set is degenerate), else 1. */
+static int cholesky_lower(double *G, int m, const double *diag) {
+    for (int j = 0; j < m; j++)
+        for (int i = j; i < m; i++) {
+            double v = G[(size_t)i * m + j];
+            for (int k = 0; k < j; k++) v -= G[(size_t)i * m + k] * G[(size_t)j * m + k];
+            if (i == j) {
+                if (!(v > 1e-10 * diag[j])) return 0;
+                G[(size_t)j * m + j] = sqrt(v);
+            } else {
+                G[(size_t)i * m + j] = v / G[(size_t)j * m + j];
+            }
+        }
+    return 1;
+}
+
 static int lasso_polish(const double *Xc, int ld, const double *y, int n, int p, double alpha, workspace *ws, double *w) {
     int *act = ws->cols, m = 0;
     for (int j = 0; j < p; j++)
@@ -190,18 +207,7 @@ static int lasso_polish(const double *Xc, int ld, const double *y, int n, int p,
         diag[a] = G[(size_t)a * m + a];
         rhs[a] = dot(xa, y, n) - (w[act[a]] > 0 ? thr : -thr);
     }
-    for (int j = 0; j < m; j++) { /* in-place lower Cholesky; refuses pivots lost to cancellation */
-        for (int i = j; i < m; i++) {
-            double v = G[(size_t)i * m + j];
-            for (int k = 0; k < j; k++) v -= G[(size_t)i * m + k] * G[(size_t)j * m + k];
-            if (i == j) {
-                if (!(v > 1e-10 * diag[j])) return 0;
-                G[(size_t)j * m + j] = sqrt(v);
-            } else {
-                G[(size_t)i * m + j] = v / G[(size_t)j * m + j];
-            }
-        }
-    }
+    if (!cholesky_lower(G, m, diag)) return 0;
     for (int i = 0; i < m; i++) { /* L z = rhs */
         double v = rhs[i];
         for (int k = 0; k < i; k++) v -= G[(size_t)i * m + k] * wa[k];
@@ -262,17 +268,7 @@ static int lasso_homotopy(const double *Xc, int ld, const double *y, int n, int 
             for (int c = 0; c <= a; c++) G[(size_t)a * m + c] = dot(xa, Xc + (size_t)act[c] * ld, n);
             diag[a] = G[(size_t)a * m + a];
         }
-        for (int j = 0; j < m; j++)
-            for (int i = j; i < m; i++) {
-                double v = G[(size_t)i * m + j];
-                for (int k = 0; k < j; k++) v -= G[(size_t)i * m + k] * G[(size_t)j * m + k];
-                if (i == j) {
-                    if (!(v > 1e-10 * diag[j])) return 0;
-                    G[(size_t)j * m + j] = sqrt(v);
-                } else {
-                    G[(size_t)i * m + j] = v / G[(size_t)j * m + j];
-                }
-            }
+        if (!cholesky_lower(G, m, diag)) return 0;
         for (int i = 0; i < m; i++) {
             double v = cor[act[i]] >= 0 ? 1.0 : -1.0; /* active correlations equal +-lam: their sign */
             if (w[act[i]] != 0.0) v = w[act[i]] > 0 ? 1.0 : -1.0;
