@@ -197,6 +197,24 @@ static size_t select_series(const icl_csv *t, const char *key_col, int key, int 
     return n;
 }
 
+static double last_step(const icl_csv *t) {
+    double s = NAN;
+    for (int r = 0; r < t->n_rows; r++) s = isnan(s) ? col(t, r, "step") : fmax(s, col(t, r, "step"));
+    return s;
+}
+
+/* A vertical marker whose label is drawn as text at height y (data units), so that markers close
+ * together get their labels at different heights instead of overprinting each other. */
+static void mark_step(icl_fig *f, double step, const char *label, double y, double last) {
+    icl_fig_add_vline(f, step, NULL);
+    if (step * 3 < last) icl_fig_add_text(f, step, y, label);
+    else { /* near the right edge the text would run off the plot: put it left of the line, pointing at it */
+        char text[96];
+        snprintf(text, sizeof text, "%s \xe2\x86\x92", label);
+        icl_fig_add_text(f, step / (1.0 + 0.09 * strlen(label)), y, text);
+    }
+}
+
 static icl_fig *fig_mse_by_concept(const run_data *d) {
     icl_fig *f = icl_fig_line("Held-out MSE per concept", "training step", "normalised MSE (1 = predict 0)");
     icl_fig_set_logx(f, 1);
@@ -214,11 +232,13 @@ static icl_fig *fig_mse_by_concept(const run_data *d) {
         double v = estimator_level(&d->est, ESTIMATORS[e].name);
         if (isfinite(v)) icl_fig_add_hline(f, v, ESTIMATORS[e].label);
     }
-    for (int k = 0; k < d->nc; k++)
+    double top = 0;
+    for (int r = 0; r < d->eval.n_rows; r++) top = fmax(top, col(&d->eval, r, "mse"));
+    for (int k = 0, j = 0; k < d->nc; k++)
         if (isfinite(d->drop_step[k]) && d->drop_step[k] > 0) {
             char label[64];
             snprintf(label, sizeof label, "%s falls", d->names[k]);
-            icl_fig_add_vline(f, d->drop_step[k], label);
+            mark_step(f, d->drop_step[k], label, top * (0.95 - 0.07 * j++), last_step(&d->eval));
         }
     return f;
 }
@@ -312,11 +332,11 @@ static icl_fig *fig_td_over_training(const run_data *d) {
     }
     free(x);
     free(y);
-    for (int k = 0; k < d->nc; k++)
+    for (int k = 0, j = 0; k < d->nc; k++)
         if (isfinite(d->drop_step[k]) && d->drop_step[k] > 0) {
             char label[64];
             snprintf(label, sizeof label, "%s loss falls", d->names[k]);
-            icl_fig_add_vline(f, d->drop_step[k], label);
+            mark_step(f, d->drop_step[k], label, 0.95 - 0.06 * j++, last_step(&d->td));
         }
     return f;
 }
@@ -342,12 +362,17 @@ static icl_fig *fig_algorithm(const run_data *d) {
         icl_fig_free(f);
         return NULL;
     }
-    if (isfinite(d->switch_step) && d->switch_step > 0) icl_fig_add_vline(f, d->switch_step, "closer to the oracle");
+    double top = 0;
+    for (int r = 0; r < d->algo.n_rows; r++)
+        if (strcmp(icl_csv_str(&d->algo, r, icl_csv_col(&d->algo, "estimator")), "zero")) top = fmax(top, col(&d->algo, r, "distance"));
+    int j = 0;
+    double last = last_step(&d->algo);
+    if (isfinite(d->switch_step) && d->switch_step > 0) mark_step(f, d->switch_step, "closer to the oracle", top * (0.95 - 0.07 * j++), last);
     for (int k = 0; k < d->nc; k++)
         if (isfinite(d->td_step[k]) && d->td_step[k] > 0) {
             char label[64];
             snprintf(label, sizeof label, "%s TD rises", d->names[k]);
-            icl_fig_add_vline(f, d->td_step[k], label);
+            mark_step(f, d->td_step[k], label, top * (0.95 - 0.07 * j++), last);
         }
     return f;
 }
@@ -376,11 +401,6 @@ static icl_fig *matrix_fig(const icl_csv *t, const char *title, const char *rcol
     return f;
 }
 
-static double last_step(const icl_csv *t) {
-    double s = NAN;
-    for (int r = 0; r < t->n_rows; r++) s = isnan(s) ? col(t, r, "step") : fmax(s, col(t, r, "step"));
-    return s;
-}
 
 static icl_fig *fig_td_heatmap(const run_data *d) {
     if (d->td.n_rows == 0) return NULL;
