@@ -21,7 +21,7 @@ typedef struct run_data {
     int nc;                          /* concepts */
     char names[MAX_CONCEPTS][48];    /* concept names from eval.csv */
     double drop_step[MAX_CONCEPTS];  /* step at which each concept's MSE fell (NaN if it did not) */
-    double td_step[MAX_CONCEPTS];    /* step at which its TD at td_layer first rose halfway from chance to its maximum */
+    double td_step[MAX_CONCEPTS];    /* step from which on its TD at td_layer stays halfway from chance to its maximum or above */
     double td_level[MAX_CONCEPTS];   /* that halfway level */
     double td_max[MAX_CONCEPTS];
     int td_layer;                    /* the layer with the highest final overall TD */
@@ -102,11 +102,13 @@ static void find_td(run_data *d) {
         d->td_level[k] = 0.5 * (chance + mx);
         d->td_step[k] = NAN;
         if (!(mx > chance + 0.05)) continue; /* never clearly above chance */
-        for (int r = 0; r < td->n_rows; r++)
-            if ((int)col(td, r, "layer") == d->td_layer && (int)col(td, r, "concept") == k && col(td, r, "td") >= d->td_level[k]) {
-                d->td_step[k] = col(td, r, "step");
-                break;
-            }
+        /* the first checkpoint from which on TD stays at or above the level (so ties at the untrained
+         * start, or a dip, do not count as the rise) */
+        for (int r = td->n_rows - 1; r >= 0; r--) {
+            if ((int)col(td, r, "layer") != d->td_layer || (int)col(td, r, "concept") != k) continue;
+            if (col(td, r, "td") < d->td_level[k]) break;
+            d->td_step[k] = col(td, r, "step");
+        }
     }
 }
 
@@ -623,8 +625,11 @@ static void summary(icl_report *rep, const run_data *d) {
         char td[256] = "";
         if (d->td.n_rows && d->td_layer >= 0) {
             if (isfinite(d->td_step[k]))
-                snprintf(td, sizeof td, "; its TD at layer %d rose past %.2f (halfway from chance to its maximum %.2f) at step %.0f",
+                snprintf(td, sizeof td, "; its TD at layer %d stays above %.2f (halfway from chance to its maximum %.2f) from step %.0f",
                          d->td_layer, d->td_level[k], d->td_max[k], d->td_step[k]);
+            else if (d->td_max[k] > d->td_level[k] + 1e-9)
+                snprintf(td, sizeof td, "; its TD at layer %d reached %.2f but does not stay above %.2f (halfway from chance)",
+                         d->td_layer, d->td_max[k], d->td_level[k]);
             else snprintf(td, sizeof td, "; its TD at layer %d never rose clearly above chance", d->td_layer);
         }
         if (isfinite(d->drop_step[k])) icl_report_p(rep, "%s: loss fell at step %.0f%s.", d->names[k], d->drop_step[k], td);
