@@ -2,6 +2,7 @@
 #ifndef ICL_TEST_H
 #define ICL_TEST_H
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
 static int icl_test_failures = 0, icl_test_checks = 0;
@@ -32,6 +33,16 @@ static int icl_test_failures = 0, icl_test_checks = 0;
         double _a = (a), _b = (b);                                                        \
         CHECK_MSG(fabs(_a - _b) <= (tol), "%s = %.9g vs %s = %.9g (tol %g)", #a, _a, #b, _b, (double)(tol)); \
     } while (0)
+
+/* Relative L2 error ||a - b|| / ||b|| (absolute when b is zero), in double. */
+static inline double icl_rel_l2(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
 
 static inline int icl_test_finish(void) {
     printf("%d checks, %d failures\n", icl_test_checks, icl_test_failures);

@@ -16,15 +16,6 @@ static float *randv(size_t n, float s) {
 }
 static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
 
-static double rel_l2(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 /* A scalar probe loss sum(out .* R) over a kernel's output, as a function of one input array. */
 typedef double (*loss_fn)(void *ctx);
 
@@ -47,7 +38,7 @@ static double fd_check(loss_fn f, void *ctx, float *x, size_t n, const float *gr
         x[i] = keep;
         num[i] = (float)((lp - lm) / (2 * h));
     }
-    double e = rel_l2(grad, num, n);
+    double e = icl_rel_l2(grad, num, n);
     free(num);
     return e;
 }
@@ -65,14 +56,14 @@ static void test_linear(int N, int IC, int OC) {
     float *ref = zeros((size_t)N * OC);
     icl_linear_forward(c.out, c.inp, c.w, c.b, N, IC, OC);
     icl_linear_forward_ref(ref, c.inp, c.w, c.b, N, IC, OC);
-    CHECK_MSG(rel_l2(c.out, ref, (size_t)N * OC) < 1e-5, "linear forward %dx%dx%d", N, IC, OC);
+    CHECK_MSG(icl_rel_l2(c.out, ref, (size_t)N * OC) < 1e-5, "linear forward %dx%dx%d", N, IC, OC);
     float *di = zeros((size_t)N * IC), *dw = zeros((size_t)OC * IC), *db = zeros(OC);
     float *di2 = zeros((size_t)N * IC), *dw2 = zeros((size_t)OC * IC), *db2 = zeros(OC);
     icl_linear_backward(di, dw, db, c.R, c.inp, c.w, N, IC, OC);
     icl_linear_backward_ref(di2, dw2, db2, c.R, c.inp, c.w, N, IC, OC);
-    CHECK(rel_l2(di, di2, (size_t)N * IC) < 1e-5);
-    CHECK(rel_l2(dw, dw2, (size_t)OC * IC) < 1e-5);
-    CHECK(rel_l2(db, db2, OC) < 1e-5);
+    CHECK(icl_rel_l2(di, di2, (size_t)N * IC) < 1e-5);
+    CHECK(icl_rel_l2(dw, dw2, (size_t)OC * IC) < 1e-5);
+    CHECK(icl_rel_l2(db, db2, OC) < 1e-5);
     CHECK_MSG(fd_check(lin_loss, &c, c.inp, (size_t)N * IC, di) < 2e-3, "linear dinp fd");
     CHECK_MSG(fd_check(lin_loss, &c, c.w, (size_t)OC * IC, dw) < 2e-3, "linear dw fd");
     CHECK_MSG(fd_check(lin_loss, &c, c.b, OC, db) < 2e-3, "linear db fd");
@@ -151,8 +142,8 @@ static void test_attention(int B, int T, int C, int H) {
     float *out2 = zeros(n), *att2 = zeros((size_t)B * H * T * T);
     att_loss(&c);
     icl_attention_forward_ref(out2, att2, c.qkv, B, T, C, H);
-    CHECK_MSG(rel_l2(c.out, out2, n) < 1e-5, "attention forward B%d T%d C%d H%d", B, T, C, H);
-    CHECK(rel_l2(c.att, att2, (size_t)B * H * T * T) < 1e-5);
+    CHECK_MSG(icl_rel_l2(c.out, out2, n) < 1e-5, "attention forward B%d T%d C%d H%d", B, T, C, H);
+    CHECK(icl_rel_l2(c.att, att2, (size_t)B * H * T * T) < 1e-5);
     /* causality: probabilities above the diagonal are exactly zero, rows sum to one */
     int ok = 1;
     for (int r = 0; r < B * H; r++)
@@ -187,7 +178,7 @@ int main(void) {
     float *o1 = zeros((size_t)N * OC), *o2 = zeros((size_t)N * OC);
     icl_linear_forward(o1, inp, w, b, N, IC, OC);
     icl_linear_forward_ref(o2, inp, w, b, N, IC, OC);
-    CHECK(rel_l2(o1, o2, (size_t)N * OC) < 1e-5);
+    CHECK(icl_rel_l2(o1, o2, (size_t)N * OC) < 1e-5);
     free(inp); free(w); free(b); free(o1); free(o2);
     return icl_test_finish();
 }

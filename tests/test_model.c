@@ -18,15 +18,6 @@ static float *read_floats(FILE *f, size_t n) {
     return p;
 }
 
-static double rel_l2(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 int main(void) {
     FILE *f = fopen("tests/fixtures/model_ref.bin", "rb");
     CHECK(f != NULL);
@@ -53,17 +44,17 @@ int main(void) {
     CHECK_NEAR(loss, loss_ref[0], 1e-5 * fabs(loss_ref[0]));
     for (int l = 0; l <= L; l++) {
         size_t n = (size_t)B * T * C;
-        double e = rel_l2(m.a[ICL_A_RESID] + l * n, resid_ref + l * n, n);
+        double e = icl_rel_l2(m.a[ICL_A_RESID] + l * n, resid_ref + l * n, n);
         CHECK_MSG(e <= 1e-5, "residual stream %d: relative error %.3g", l, e);
     }
-    CHECK(rel_l2(m.a[ICL_A_OUT], out_ref, (size_t)B * T * O) <= 1e-5);
+    CHECK(icl_rel_l2(m.a[ICL_A_OUT], out_ref, (size_t)B * T * O) <= 1e-5);
 
     icl_model_zero_grad(&m);
     CHECK(icl_model_backward(&m, &err) == 0);
     double worst = 0;
     for (int i = 0; i < ICL_NPARAMS; i++) {
         size_t off = m.g[i] - m.grads;
-        double e = rel_l2(m.g[i], grads_ref + off, m.param_sizes[i]);
+        double e = icl_rel_l2(m.g[i], grads_ref + off, m.param_sizes[i]);
         if (e > worst) worst = e;
         CHECK_MSG(e <= 1e-4, "gradient of %s: relative error %.3g", icl_param_specs[i].name, e);
     }

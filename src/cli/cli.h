@@ -1,6 +1,8 @@
 /* Shared helpers of the iclab command's subcommands. */
 #ifndef ICLAB_CLI_H
 #define ICLAB_CLI_H
+#include <stddef.h>
+#include <stdint.h>
 #include "iclab/icl_err.h"
 
 /* Prints "iclab <cmd>: message" to stderr and returns the exit status 1. */
@@ -8,6 +10,11 @@ int cli_fail(const char *cmd, const icl_err *err);
 /* Splits "--name=value" / "--name value": returns the value or NULL (and sets err) if missing;
  * advances *i past a separate value. name_out gets the flag without dashes. */
 const char *cli_flag_value(int argc, char **argv, int *i, char *name_out, size_t n, icl_err *err);
+
+/* An integer flag value in lo..hi; a one-line error naming the flag otherwise. */
+int cli_parse_int(const char *flag, const char *v, int lo, int hi, int *out, icl_err *err);
+/* A comma-separated list of non-negative step numbers (at most cap). */
+int cli_parse_steps(const char *flag, const char *v, int64_t *steps, int cap, int *n, icl_err *err);
 
 int cmd_train(int argc, char **argv);
 int cmd_info(int argc, char **argv);

@@ -5,14 +5,6 @@
 #include "cli.h"
 #include "iclab/icl_decode.h"
 
-static int parse_int(const char *flag, const char *v, int lo, int hi, int *out, icl_err *err) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*end || x < lo || x > hi) return icl_errf(err, "--%s: '%s' is not an integer in %d..%d", flag, v, lo, hi);
-    *out = (int)x;
-    return 0;
-}
-
 int cmd_decode(int argc, char **argv) {
     icl_err err;
     icl_decode_config dc;
@@ -54,10 +46,10 @@ int cmd_decode(int argc, char **argv) {
         const char *v = cli_flag_value(argc, argv, &i, name, sizeof name, &err);
         if (!v) return cli_fail("decode", &err);
         int bad = 0;
-        if (!strcmp(name, "per-concept")) bad = parse_int(name, v, 1, 100000, &dc.per_concept, &err);
-        else if (!strcmp(name, "demo")) bad = parse_int(name, v, 1, 65536, &dc.demo, &err);
-        else if (!strcmp(name, "k")) bad = parse_int(name, v, 1, 10000, &dc.k, &err);
-        else if (!strcmp(name, "embed")) bad = parse_int(name, v, 0, 100, &dc.n_embed, &err);
+        if (!strcmp(name, "per-concept")) bad = cli_parse_int(name, v, 1, 100000, &dc.per_concept, &err);
+        else if (!strcmp(name, "demo")) bad = cli_parse_int(name, v, 1, 65536, &dc.demo, &err);
+        else if (!strcmp(name, "k")) bad = cli_parse_int(name, v, 1, 10000, &dc.k, &err);
+        else if (!strcmp(name, "embed")) bad = cli_parse_int(name, v, 0, 100, &dc.n_embed, &err);
         else if (!strcmp(name, "at")) {
             if (strlen(v) >= sizeof dc.at) bad = icl_errf(&err, "--at: '%s' is too long", v);
             else snprintf(dc.at, sizeof dc.at, "%s", v);
@@ -65,13 +57,7 @@ int cmd_decode(int argc, char **argv) {
         else if (!strcmp(name, "metric")) bad = icl_metric_parse(v, &dc.metric, &err);
         else if (!strcmp(name, "steps")) {
             have_steps = 1;
-            for (const char *p = v; *p && !bad;) {
-                char *end;
-                long long s = strtoll(p, &end, 10);
-                if (end == p || s < 0 || n_steps >= 4096 || (*end && *end != ',')) bad = icl_errf(&err, "--steps: bad list '%s'", v);
-                else steps[n_steps++] = s;
-                p = *end ? end + 1 : end;
-            }
+            bad = cli_parse_steps(name, v, steps, 4096, &n_steps, &err);
         } else bad = icl_errf(&err, "unknown option --%s (see iclab decode --help)", name);
         if (bad) return cli_fail("decode", &err);
     }

@@ -30,10 +30,7 @@ int cmd_demo(int argc, char **argv) {
         }
         if (!strcmp(name, "out")) out = v;
         else if (!strcmp(name, "threads")) {
-            if (sscanf(v, "%d", &threads) != 1 || threads < 1 || threads > 1024) {
-                icl_errf(&err, "--threads: '%s' is not a thread count in 1..1024", v);
-                return cli_fail("demo", &err);
-            }
+            if (cli_parse_int(name, v, 1, 1024, &threads, &err)) return cli_fail("demo", &err);
         } else {
             icl_errf(&err, "unknown option --%s (see iclab demo --help)", name);
             return cli_fail("demo", &err);

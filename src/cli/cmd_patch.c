@@ -53,8 +53,9 @@ int cmd_patch(int argc, char **argv) {
         if (!strcmp(a, "--help")) {
             printf("usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--per-concept 100]\n\n"
                    "For the listed checkpoints (default: the last), writes to RUN/causal/:\n"
-                   "  patch.csv  mean-activation patching: replace the stream after L blocks (default L/2) at the final\n"
-                   "             query of concept-s sequences by the mean of concept t; change of the final MSE\n"
+                   "  patch.csv  mean-activation patching: replace the stream after L blocks (default L/2) at the y token\n"
+                   "             of the last demonstration of concept-s sequences by the mean of concept t; change of\n"
+                   "             the final prediction's MSE\n"
                    "  heads.csv  zero one head at a time; change of the MSE per concept\n"
                    "  algo.csv   distance of the model's predictions to each reference estimator, per concept\n");
             return 0;
@@ -67,35 +68,15 @@ int cmd_patch(int argc, char **argv) {
             run = a;
             continue;
         }
-        char name[64], *end;
+        char name[64];
         const char *v = cli_flag_value(argc, argv, &i, name, sizeof name, &err);
         if (!v) return cli_fail("patch", &err);
-        if (!strcmp(name, "layer")) {
-            layer = (int)strtol(v, &end, 10);
-            if (*end || layer < 0) {
-                icl_errf(&err, "--layer: '%s' is not a layer index", v);
-                return cli_fail("patch", &err);
-            }
-        } else if (!strcmp(name, "per-concept")) {
-            per = (int)strtol(v, &end, 10);
-            if (*end || per < 1 || per > 100000) {
-                icl_errf(&err, "--per-concept: '%s' is not in 1..100000", v);
-                return cli_fail("patch", &err);
-            }
-        } else if (!strcmp(name, "steps")) {
-            for (const char *p = v; *p;) {
-                long long s = strtoll(p, &end, 10);
-                if (end == p || s < 0 || n_steps >= 4096 || (*end && *end != ',')) {
-                    icl_errf(&err, "--steps: bad list '%s'", v);
-                    return cli_fail("patch", &err);
-                }
-                steps[n_steps++] = s;
-                p = *end ? end + 1 : end;
-            }
-        } else {
-            icl_errf(&err, "unknown option --%s (see iclab patch --help)", name);
-            return cli_fail("patch", &err);
-        }
+        int bad = 0;
+        if (!strcmp(name, "layer")) bad = cli_parse_int(name, v, 0, 1 << 20, &layer, &err);
+        else if (!strcmp(name, "per-concept")) bad = cli_parse_int(name, v, 1, 100000, &per, &err);
+        else if (!strcmp(name, "steps")) bad = cli_parse_steps(name, v, steps, 4096, &n_steps, &err);
+        else bad = icl_errf(&err, "unknown option --%s (see iclab patch --help)", name);
+        if (bad) return cli_fail("patch", &err);
     }
     if (!run) {
         icl_errf(&err, "missing the run folder (iclab patch RUN)");

@@ -29,6 +29,27 @@ const char *cli_flag_value(int argc, char **argv, int *i, char *name_out, size_t
     return argv[++*i];
 }
 
+int cli_parse_int(const char *flag, const char *v, int lo, int hi, int *out, icl_err *err) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) return icl_errf(err, "--%s: '%s' is not an integer in %d..%d", flag, v, lo, hi);
+    *out = (int)x;
+    return 0;
+}
+
+int cli_parse_steps(const char *flag, const char *v, int64_t *steps, int cap, int *n, icl_err *err) {
+    *n = 0;
+    for (const char *p = v; *p;) {
+        char *end;
+        long long s = strtoll(p, &end, 10);
+        if (end == p || s < 0 || *n >= cap || (*end && *end != ',')) return icl_errf(err, "--%s: bad list '%s'", flag, v);
+        steps[(*n)++] = s;
+        p = *end ? end + 1 : end;
+    }
+    if (*n == 0) return icl_errf(err, "--%s: empty list", flag);
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(int, char **);

@@ -596,27 +596,6 @@ static int build_figs(const run_data *d, const char *run, named_fig *out) {
     return n;
 }
 
-int icl_run_figures(const char *run_dir, icl_err *err) {
-    run_data d;
-    named_fig figs[MAX_FIGS];
-    char dir[4200], path[4400];
-    snprintf(dir, sizeof dir, "%s/figures", run_dir);
-    if (load_run(&d, run_dir, err) || icl_mkdirs(dir, err)) {
-        free_run(&d);
-        return -1;
-    }
-    int n = build_figs(&d, run_dir, figs), r = 0;
-    for (int i = 0; i < n; i++) {
-        snprintf(path, sizeof path, "%s/%s.png", dir, figs[i].name);
-        if (!r) r = icl_fig_save(figs[i].fig, path, figs[i].width, figs[i].height, err);
-        snprintf(path, sizeof path, "%s/%s.svg", dir, figs[i].name);
-        if (!r) r = icl_fig_save(figs[i].fig, path, figs[i].width, figs[i].height, err);
-        icl_fig_free(figs[i].fig);
-    }
-    free_run(&d);
-    return r;
-}
-
 /* The automatic summary: when each concept's loss fell and when its TD rose. */
 static void summary(icl_report *rep, const run_data *d) {
     icl_report_h2(rep, "Summary");
@@ -653,43 +632,67 @@ static void summary(icl_report *rep, const run_data *d) {
     if (!d->patch.n_rows) icl_report_p(rep, "Run `iclab patch` on this run to add patching and head ablation.");
 }
 
-int icl_run_report(const char *run_dir, icl_err *err) {
-    if (icl_run_figures(run_dir, err)) return -1;
+/* Loads the run once, draws every figure once, saves each as PNG and SVG and, with a report,
+ * embeds it in report.html too. */
+static int render(const char *run_dir, int with_report, icl_err *err) {
     run_data d;
-    if (load_run(&d, run_dir, err)) {
+    named_fig figs[MAX_FIGS];
+    char dir[4200], path[4400];
+    snprintf(dir, sizeof dir, "%s/figures", run_dir);
+    if (load_run(&d, run_dir, err) || icl_mkdirs(dir, err)) {
         free_run(&d);
         return -1;
     }
-    char title[4400], path[4400];
-    snprintf(title, sizeof title, "iclab run %s", run_dir);
-    icl_report *rep = icl_report_new(title);
-    icl_report_p(rep, "Toy in-context regression model after Han et al. (arXiv 2412.12276). MSE is normalised by E[y^2], so 1.0 "
-                      "is predicting zero. All numbers below are recomputed from the run folder's CSV files.");
-    summary(rep, &d);
-    named_fig figs[MAX_FIGS];
+    icl_report *rep = NULL;
+    if (with_report) {
+        char title[4400];
+        snprintf(title, sizeof title, "iclab run %s", run_dir);
+        rep = icl_report_new(title);
+        icl_report_p(rep, "Toy in-context regression model after Han et al. (arXiv 2412.12276). MSE is normalised by E[y^2], so "
+                          "1.0 is predicting zero. All numbers below are recomputed from the run folder's CSV files.");
+        summary(rep, &d);
+        icl_report_h2(rep, "Figures");
+    }
     int n = build_figs(&d, run_dir, figs), r = 0;
-    icl_report_h2(rep, "Figures");
     for (int i = 0; i < n; i++) {
-        icl_report_h3(rep, figs[i].name);
-        if (!r) r = icl_report_figure(rep, figs[i].fig, figs[i].caption, figs[i].width, figs[i].height, err);
+        snprintf(path, sizeof path, "%s/%s.png", dir, figs[i].name);
+        if (!r) r = icl_fig_save(figs[i].fig, path, figs[i].width, figs[i].height, err);
+        snprintf(path, sizeof path, "%s/%s.svg", dir, figs[i].name);
+        if (!r) r = icl_fig_save(figs[i].fig, path, figs[i].width, figs[i].height, err);
+        if (rep) {
+            icl_report_h3(rep, figs[i].name);
+            if (!r) r = icl_report_figure(rep, figs[i].fig, figs[i].caption, figs[i].width, figs[i].height, err);
+        }
         icl_fig_free(figs[i].fig);
     }
-    if (d.algo.n_rows) {
+    if (rep && d.algo.n_rows) {
+        double last = last_step(&d.algo);
         icl_report_h2(rep, "Which algorithm the model follows");
-        icl_report_p(rep, "Mean squared distance between the model's predictions and each reference estimator's (normalised), per "
-                          "concept; smaller means the model behaves more like that estimator.");
-        const char *hdr[4] = {"step", "concept", "estimator", "distance"};
-        const char **cells = malloc(sizeof(char *) * 4 * d.algo.n_rows);
-        for (int row = 0; row < d.algo.n_rows; row++)
-            for (int c = 0; c < 4; c++) cells[row * 4 + c] = icl_csv_str(&d.algo, row, icl_csv_col(&d.algo, hdr[c]));
-        icl_report_table(rep, 4, hdr, d.algo.n_rows, cells);
+        icl_report_p(rep, "At step %.0f: mean squared distance between the model's predictions and each reference estimator's "
+                          "(normalised), per concept; smaller means the model behaves more like that estimator (every "
+                          "checkpoint is in causal/algo.csv).", last);
+        const char *hdr[3] = {"concept", "estimator", "distance"};
+        const char **cells = malloc(sizeof(char *) * 3 * d.algo.n_rows);
+        int rows = 0;
+        for (int row = 0; cells && row < d.algo.n_rows; row++)
+            if (col(&d.algo, row, "step") == last) {
+                for (int c = 0; c < 3; c++) cells[rows * 3 + c] = icl_csv_str(&d.algo, row, icl_csv_col(&d.algo, hdr[c]));
+                rows++;
+            }
+        icl_report_table(rep, 3, hdr, rows, cells);
         free(cells);
     }
-    icl_report_h2(rep, "Configuration");
-    icl_report_pre(rep, d.config);
-    snprintf(path, sizeof path, "%s/report.html", run_dir);
-    if (!r) r = icl_report_write(rep, path, err);
-    icl_report_free(rep);
+    if (rep) {
+        icl_report_h2(rep, "Configuration");
+        icl_report_pre(rep, d.config);
+        snprintf(path, sizeof path, "%s/report.html", run_dir);
+        if (!r) r = icl_report_write(rep, path, err);
+        icl_report_free(rep);
+    }
     free_run(&d);
     return r;
 }
+
+int icl_run_figures(const char *run_dir, icl_err *err) { return render(run_dir, 0, err); }
+
+int icl_run_report(const char *run_dir, icl_err *err) { return render(run_dir, 1, err); }
