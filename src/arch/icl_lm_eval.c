@@ -1,0 +1,457 @@
+/* The LM forward pass: embeddings, pre-norm blocks with RoPE/GQA attention over a KV cache, the
+ * MLP variants, the head; hooks at every site. A call processes the new tokens as one (T, C) batch
+ * per step, so prefill runs on matrix products; one token at a time (generation) runs on dot
+ * products. Shapes in comments: T = tokens of this step, C = n_embd, qd = H*hd, kvd = Hkv*hd. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include "icl_lm_internal.h"
+#include "iclab/icl_kernels.h"
+#include "iclab/icl_qmat.h"
+#include "iclab/icl_quant.h"
+
+struct icl_lm_ctx {
+    const icl_lm *lm;
+    int n_ctx, n_batch, n_past, stopped, n_threads;
+    float *k_cache, *v_cache;                  /* (L, n_ctx, kvd) */
+    float *x, *xn, *qkv, *att, *proj, *ff_a, *ff_b; /* (n_batch, C | C | qd+2kvd | qd | C | F | F) */
+    float *scores;                             /* (n_threads, n_ctx) */
+    double *inv_freq;                          /* (rope_dim/2) RoPE angle per position */
+    float *logits;                             /* (rows, n_vocab), grown on demand */
+    size_t logits_cap;
+    int has_logits;
+    const icl_hook *hooks;
+    int n_hooks;
+    char *mem;
+    uint64_t bytes;
+};
+
+enum { N_BUFS = 12 };
+
+int icl_lm_ctx_init(icl_lm_ctx **out, const icl_lm *lm, int n_ctx, int n_batch, icl_err *err) {
+    *out = NULL;
+    const icl_lm_hparams *hp = &lm->hp;
+    if (n_ctx < 0 || n_batch < 0) return icl_errf(err, "context and batch sizes must be >= 0");
+    if (n_ctx == 0) n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (n_ctx <= 0) n_ctx = 2048;
+    if (n_ctx > (1 << 20)) return icl_errf(err, "context of %d positions is too large", n_ctx);
+    if (hp->arch == ICL_LM_GPT2 && n_ctx > lm->pos_embd.rows)
+        return icl_errf(err, "context of %d positions exceeds the model's %lld learned positions", n_ctx,
+                        (long long)lm->pos_embd.rows);
+    if (n_batch == 0) n_batch = 512;
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    icl_lm_ctx *c = calloc(1, sizeof *c);
+    if (!c) return icl_errf(err, "out of memory");
+    c->lm = lm;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch;
+    c->n_threads = omp_get_max_threads();
+    size_t C = (size_t)hp->n_embd, qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
+    size_t B = (size_t)n_batch, F = (size_t)hp->n_ff, L = (size_t)hp->n_layer;
+    /* One allocation described by a size table (bytes), each piece 64-byte aligned. */
+    size_t sizes[N_BUFS] = {
+        L * n_ctx * kvd * 4, L * n_ctx * kvd * 4, B * C * 4, B * C * 4, B * (qd + 2 * kvd) * 4, B * qd * 4,
+        B * C * 4, B * F * 4, B * F * 4, (size_t)c->n_threads * n_ctx * 4, (size_t)(hp->rope_dim / 2 + 1) * 8, 0};
+    void **slots[N_BUFS] = {(void **)&c->k_cache, (void **)&c->v_cache, (void **)&c->x, (void **)&c->xn,
+                            (void **)&c->qkv, (void **)&c->att, (void **)&c->proj, (void **)&c->ff_a,
+                            (void **)&c->ff_b, (void **)&c->scores, (void **)&c->inv_freq, NULL};
+    size_t total = 0;
+    for (int i = 0; i < N_BUFS; i++) total += (sizes[i] + 63) & ~(size_t)63;
+    /* Plain malloc, not calloc: cache pages become resident only as positions are written. */
+    if (posix_memalign((void **)&c->mem, 64, total ? total : 64)) {
+        free(c);
+        return icl_errf(err, "out of memory allocating a %.1f MiB context", total / 1048576.0);
+    }
+    size_t off = 0;
+    for (int i = 0; i < N_BUFS; i++) {
+        if (slots[i]) *slots[i] = c->mem + off;
+        off += (sizes[i] + 63) & ~(size_t)63;
+    }
+    c->bytes = total;
+    for (int i = 0; i < hp->rope_dim / 2; i++) {
+        double f = pow((double)hp->rope_base, -2.0 * i / hp->rope_dim);
+        if (lm->rope_freqs) f /= lm->rope_freqs[i];
+        c->inv_freq[i] = f;
+    }
+    *out = c;
+    return 0;
+}
+
+void icl_lm_ctx_free(icl_lm_ctx *c) {
+    if (!c) return;
+    free(c->mem);
+    free(c->logits);
+    free(c);
+}
+
+void icl_lm_ctx_reset(icl_lm_ctx *c) {
+    c->n_past = 0;
+    c->stopped = 0;
+    c->has_logits = 0;
+}
+int icl_lm_ctx_n_past(const icl_lm_ctx *c) { return c->n_past; }
+int icl_lm_ctx_n_ctx(const icl_lm_ctx *c) { return c->n_ctx; }
+uint64_t icl_lm_ctx_bytes(const icl_lm_ctx *c) { return c->bytes + c->logits_cap * sizeof(float); }
+const float *icl_lm_logits(const icl_lm_ctx *c) { return c->has_logits ? c->logits : NULL; }
+
+int icl_lm_set_hooks(icl_lm_ctx *c, const icl_hook *hooks, int n, icl_err *err) {
+    const icl_lm_hparams *hp = &c->lm->hp;
+    if (n < 0 || (n > 0 && !hooks)) return icl_errf(err, "bad hook list");
+    for (int i = 0; i < n; i++) {
+        const icl_hook *h = &hooks[i];
+        if (h->site < ICL_SITE_RESID_PRE || h->site > ICL_SITE_HEAD_OUT) return icl_errf(err, "hook %d: unknown site", i);
+        if (h->layer < 0 || h->layer >= hp->n_layer)
+            return icl_errf(err, "hook %d: layer %d out of range [0, %d)", i, h->layer, hp->n_layer);
+        if (h->site == ICL_SITE_HEAD_OUT && (h->head < 0 || h->head >= hp->n_head))
+            return icl_errf(err, "hook %d: head %d out of range [0, %d)", i, h->head, hp->n_head);
+        if (h->action < ICL_HOOK_CAPTURE || h->action > ICL_HOOK_ZERO) return icl_errf(err, "hook %d: unknown action", i);
+        if ((h->action == ICL_HOOK_CAPTURE && !h->out) ||
+            ((h->action == ICL_HOOK_REPLACE || h->action == ICL_HOOK_ADD) && !h->vec))
+            return icl_errf(err, "hook %d: missing buffer", i);
+        if (h->n_positions < 0 || (h->n_positions > 0 && !h->positions)) return icl_errf(err, "hook %d: bad positions", i);
+        for (int k = 0; k < h->n_positions; k++)
+            if (h->positions[k] < 0) return icl_errf(err, "hook %d: negative position %d", i, h->positions[k]);
+    }
+    c->hooks = n ? hooks : NULL;
+    c->n_hooks = n;
+    return 0;
+}
+
+/* Applies the hooks of (site, layer) to buf (T rows of stride ld) holding positions p0..p0+T-1. */
+static void run_hooks(const icl_lm_ctx *c, icl_site site, int layer, float *buf, size_t ld, int p0, int T) {
+    int hd = c->lm->hp.head_dim, C = c->lm->hp.n_embd;
+    for (int i = 0; i < c->n_hooks; i++) {
+        const icl_hook *h = &c->hooks[i];
+        if (h->site != site || h->layer != layer) continue;
+        int w = site == ICL_SITE_HEAD_OUT ? hd : C;
+        size_t off = site == ICL_SITE_HEAD_OUT ? (size_t)h->head * hd : 0;
+        int n = h->positions ? h->n_positions : T;
+        for (int k = 0; k < n; k++) {
+            int p = h->positions ? h->positions[k] : p0 + k;
+            if (p < p0 || p >= p0 + T) continue;
+            int idx = h->positions ? k : p; /* row of vec/out: hook position, or absolute position */
+            float *x = buf + (size_t)(p - p0) * ld + off;
+            const float *v = h->per_sequence ? h->vec + (size_t)idx * w : h->vec;
+            switch (h->action) {
+            case ICL_HOOK_CAPTURE: memcpy(h->out + (size_t)idx * w, x, (size_t)w * sizeof(float)); break;
+            case ICL_HOOK_REPLACE: memcpy(x, v, (size_t)w * sizeof(float)); break;
+            case ICL_HOOK_ADD:
+                for (int j = 0; j < w; j++) x[j] += v[j];
+                break;
+            case ICL_HOOK_ZERO: memset(x, 0, (size_t)w * sizeof(float)); break;
+            }
+        }
+    }
+}
+
+/* out (T,C) = norm(in) with weight w and bias b (either may be NULL), by the model's norm kind.
+ * Sums in double: a row of thousands of squares loses bits in float. */
+static void norm_rows(const icl_lm *lm, float *out, const float *in, const float *w, const float *b, int T) {
+    int C = lm->hp.n_embd;
+    float eps = lm->hp.eps;
+    int rms = lm->norm == LM_NORM_RMS;
+#pragma omp parallel for schedule(static) if (T >= 8)
+    for (int t = 0; t < T; t++) {
+        const float *x = in + (size_t)t * C;
+        float *y = out + (size_t)t * C;
+        double mean = 0, var = 0;
+        if (!rms) {
+            for (int i = 0; i < C; i++) mean += x[i];
+            mean /= C;
+        }
+        for (int i = 0; i < C; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
+        float rstd = (float)(1.0 / sqrt(var / C + eps)), m = (float)mean;
+        for (int i = 0; i < C; i++) {
+            float v = (x[i] - m) * rstd;
+            if (w) v *= w[i];
+            if (b) v += b[i];
+            y[i] = v;
+        }
+    }
+}
+
+static void add_bias(float *y, size_t ld, const float *b, int T, int n) {
+    if (!b) return;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < n; i++) y[(size_t)t * ld + i] += b[i];
+}
+
+static int matmul(const lm_mat *m, const float *x, int T, float *y, size_t ldy, icl_err *err) {
+    return icl_qmatmul(m->type, m->data, m->rows, m->cols, x, T, y, (int64_t)ldy, err);
+}
+
+/* Rotates n_heads heads of width hd (row stride ld) of T tokens at positions p0.. by RoPE. */
+static void rope(const icl_lm_ctx *c, float *x, size_t ld, int n_heads, int T, int p0) {
+    const icl_lm_hparams *hp = &c->lm->hp;
+    int half = hp->rope_dim / 2, hd = hp->head_dim;
+    for (int t = 0; t < T; t++) {
+        double pos = p0 + t;
+        for (int i = 0; i < half; i++) {
+            double a = pos * c->inv_freq[i];
+            float cs = (float)cos(a), sn = (float)sin(a);
+            int i0 = hp->rope_neox ? i : 2 * i, i1 = hp->rope_neox ? i + half : 2 * i + 1;
+            for (int h = 0; h < n_heads; h++) {
+                float *v = x + (size_t)t * ld + (size_t)h * hd;
+                float a0 = v[i0], a1 = v[i1];
+                v[i0] = a0 * cs - a1 * sn;
+                v[i1] = a0 * sn + a1 * cs;
+            }
+        }
+    }
+}
+
+/* Dot product in 16 independent lanes (the compiler vectorises it without reassociating). */
+static inline float dot16(const float *a, const float *b, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += a[i + k] * b[i + k];
+    float s = 0;
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int k = 0; k < 16; k++) s += acc[k];
+    return s;
+}
+
+/* att (T, qd) = softmax over cached keys of (q k * q_scale, soft-capped, causal, windowed) times v. */
+static void attention(icl_lm_ctx *c, int layer, int T, int p0) {
+    const icl_lm_hparams *hp = &c->lm->hp;
+    int H = hp->n_head, hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    size_t qd = (size_t)H * hd, kvd = (size_t)hp->n_head_kv * hd, ldq = qd + 2 * kvd;
+    const float *kc = c->k_cache + (size_t)layer * c->n_ctx * kvd, *vc = c->v_cache + (size_t)layer * c->n_ctx * kvd;
+    int window = hp->sliding_window > 0 && layer % 2 == 0 ? hp->sliding_window : 0;
+    float cap = hp->attn_softcap, scale = hp->q_scale;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)T * (p0 + T) * H * hd > 100000)
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < H; h++) {
+            float *s = c->scores + (size_t)omp_get_thread_num() * c->n_ctx;
+            const float *q = c->qkv + (size_t)t * ldq + (size_t)h * hd;
+            size_t koff = (size_t)(h / group) * hd;
+            int p = p0 + t, j0 = window && p - window + 1 > 0 ? p - window + 1 : 0;
+            float mx = -INFINITY;
+            for (int j = j0; j <= p; j++) {
+                float v = dot16(q, kc + (size_t)j * kvd + koff, hd) * scale;
+                if (cap > 0) v = cap * tanhf(v / cap);
+                s[j] = v;
+                if (v > mx) mx = v;
+            }
+            double sum = 0;
+            for (int j = j0; j <= p; j++) {
+                s[j] = expf(s[j] - mx);
+                sum += s[j];
+            }
+            float inv = (float)(1.0 / sum);
+            float *o = c->att + (size_t)t * qd + (size_t)h * hd;
+            memset(o, 0, (size_t)hd * sizeof(float));
+            for (int j = j0; j <= p; j++) {
+                const float *v = vc + (size_t)j * kvd + koff;
+                float wgt = s[j] * inv;
+                for (int i = 0; i < hd; i++) o[i] += wgt * v[i];
+            }
+        }
+}
+
+static void silu_mul(float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+/* x (T,C) = the residual stream entering layer 0 for tokens at positions p0.. */
+static int embed(icl_lm_ctx *c, const int32_t *tok, int T, int p0, icl_err *err) {
+    const icl_lm *lm = c->lm;
+    int C = lm->hp.n_embd;
+    for (int t = 0; t < T; t++) {
+        float *x = c->x + (size_t)t * C;
+        const char *row = (const char *)lm->tok_embd.data + (size_t)tok[t] * lm->tok_embd.row_bytes;
+        if (icl_quant_dequantize_row(lm->tok_embd.type, row, x, C, err)) return -1;
+        if (lm->hp.embd_scale != 1.0f)
+            for (int i = 0; i < C; i++) x[i] *= lm->hp.embd_scale;
+        if (lm->pos_embd.data) {
+            float *pe = c->xn + (size_t)t * C;
+            row = (const char *)lm->pos_embd.data + (size_t)(p0 + t) * lm->pos_embd.row_bytes;
+            if (icl_quant_dequantize_row(lm->pos_embd.type, row, pe, C, err)) return -1;
+            for (int i = 0; i < C; i++) x[i] += pe[i];
+        }
+    }
+    return 0;
+}
+
+static int attn_block(icl_lm_ctx *c, int l, int T, int p0, icl_err *err) {
+    const icl_lm *lm = c->lm;
+    const icl_lm_hparams *hp = &lm->hp;
+    const lm_layer *L = &lm->layers[l];
+    size_t C = hp->n_embd, qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
+    size_t ldq = qd + 2 * kvd;
+    norm_rows(lm, c->xn, c->x, L->attn_norm, L->attn_norm_b, T);
+    if (L->wqkv.data) {
+        if (matmul(&L->wqkv, c->xn, T, c->qkv, ldq, err)) return -1;
+        add_bias(c->qkv, ldq, L->bqkv, T, (int)ldq);
+    } else {
+        if (matmul(&L->wq, c->xn, T, c->qkv, ldq, err) || matmul(&L->wk, c->xn, T, c->qkv + qd, ldq, err) ||
+            matmul(&L->wv, c->xn, T, c->qkv + qd + kvd, ldq, err))
+            return -1;
+        add_bias(c->qkv, ldq, L->bq, T, (int)qd);
+        add_bias(c->qkv + qd, ldq, L->bk, T, (int)kvd);
+        add_bias(c->qkv + qd + kvd, ldq, L->bv, T, (int)kvd);
+    }
+    if (hp->clamp_kqv > 0) {
+        float m = hp->clamp_kqv;
+        for (size_t i = 0; i < (size_t)T * ldq; i++) c->qkv[i] = c->qkv[i] < -m ? -m : c->qkv[i] > m ? m : c->qkv[i];
+    }
+    if (hp->rope_base > 0) {
+        rope(c, c->qkv, ldq, hp->n_head, T, p0);
+        rope(c, c->qkv + qd, ldq, hp->n_head_kv, T, p0);
+    }
+    float *kc = c->k_cache + ((size_t)l * c->n_ctx + p0) * kvd, *vc = c->v_cache + ((size_t)l * c->n_ctx + p0) * kvd;
+    for (int t = 0; t < T; t++) {
+        memcpy(kc + (size_t)t * kvd, c->qkv + (size_t)t * ldq + qd, kvd * sizeof(float));
+        memcpy(vc + (size_t)t * kvd, c->qkv + (size_t)t * ldq + qd + kvd, kvd * sizeof(float));
+    }
+    attention(c, l, T, p0);
+    run_hooks(c, ICL_SITE_HEAD_OUT, l, c->att, qd, p0, T);
+    if (matmul(&L->wo, c->att, T, c->proj, C, err)) return -1;
+    add_bias(c->proj, C, L->bo, T, (int)C);
+    if (L->post_attn_norm) norm_rows(lm, c->proj, c->proj, L->post_attn_norm, NULL, T);
+    run_hooks(c, ICL_SITE_ATTN_OUT, l, c->proj, C, p0, T);
+    icl_accumulate(c->x, c->proj, (size_t)T * C);
+    return 0;
+}
+
+static int mlp_block(icl_lm_ctx *c, int l, int T, int p0, icl_err *err) {
+    const icl_lm *lm = c->lm;
+    const lm_layer *L = &lm->layers[l];
+    size_t C = lm->hp.n_embd, F = lm->hp.n_ff;
+    norm_rows(lm, c->xn, c->x, L->ffn_norm, L->ffn_norm_b, T);
+    if (matmul(&L->up, c->xn, T, c->ff_b, F, err)) return -1;
+    add_bias(c->ff_b, F, L->b_up, T, (int)F);
+    float *act = c->ff_b;
+    if (lm->mlp != LM_MLP_GELU) {
+        if (matmul(&L->gate, c->xn, T, c->ff_a, F, err)) return -1;
+        add_bias(c->ff_a, F, L->b_gate, T, (int)F);
+        if (lm->mlp == LM_MLP_SWIGLU) {
+            silu_mul(c->ff_a, c->ff_b, (size_t)T * F);
+        } else {
+            icl_gelu_forward(c->ff_a, c->ff_a, (size_t)T * F);
+            for (size_t i = 0; i < (size_t)T * F; i++) c->ff_a[i] *= c->ff_b[i];
+        }
+        act = c->ff_a;
+    } else {
+        icl_gelu_forward(c->ff_b, c->ff_b, (size_t)T * F);
+    }
+    if (matmul(&L->down, act, T, c->proj, C, err)) return -1;
+    add_bias(c->proj, C, L->b_down, T, (int)C);
+    if (L->post_ffn_norm) norm_rows(lm, c->proj, c->proj, L->post_ffn_norm, NULL, T);
+    run_hooks(c, ICL_SITE_MLP_OUT, l, c->proj, C, p0, T);
+    icl_accumulate(c->x, c->proj, (size_t)T * C);
+    return 0;
+}
+
+/* Final norm and head for rows [r0, r0+nr) of x, into logits rows starting at `dst`. */
+static int head(icl_lm_ctx *c, int r0, int nr, float *dst, icl_err *err) {
+    const icl_lm *lm = c->lm;
+    size_t C = lm->hp.n_embd, V = lm->hp.n_vocab;
+    norm_rows(lm, c->xn, c->x + (size_t)r0 * C, lm->out_norm, lm->out_norm_b, nr);
+    if (matmul(&lm->output, c->xn, nr, dst, V, err)) return -1;
+    float cap = lm->hp.final_softcap;
+    if (cap > 0)
+        for (size_t i = 0; i < (size_t)nr * V; i++) dst[i] = cap * tanhf(dst[i] / cap);
+    return 0;
+}
+
+/* One step of T <= n_batch tokens at positions p0..; logits rows go to dst (NULL: none). */
+static int step(icl_lm_ctx *c, const int32_t *tok, int T, int p0, int last_layer, int logits, float *dst,
+                icl_err *err) {
+    if (embed(c, tok, T, p0, err)) return -1;
+    for (int l = 0; l <= last_layer; l++) {
+        run_hooks(c, ICL_SITE_RESID_PRE, l, c->x, c->lm->hp.n_embd, p0, T);
+        if (attn_block(c, l, T, p0, err) || mlp_block(c, l, T, p0, err)) return -1;
+        run_hooks(c, ICL_SITE_RESID_POST, l, c->x, c->lm->hp.n_embd, p0, T);
+    }
+    if (logits == ICL_LM_LOGITS_ALL) return head(c, 0, T, dst, err);
+    if (logits == ICL_LM_LOGITS_LAST && dst) return head(c, T - 1, 1, dst, err);
+    return 0;
+}
+
+int icl_lm_eval(icl_lm_ctx *c, const int32_t *tokens, int n, const icl_lm_eval_opts *opts, icl_err *err) {
+    const icl_lm_hparams *hp = &c->lm->hp;
+    icl_lm_eval_opts o = opts ? *opts : (icl_lm_eval_opts){ICL_LM_LOGITS_LAST, -1};
+    if (c->stopped) return icl_errf(err, "the context stopped early at a layer: reset it before evaluating again");
+    if (n <= 0 || !tokens) return icl_errf(err, "nothing to evaluate");
+    if (n > c->n_ctx - c->n_past)
+        return icl_errf(err, "%d tokens after %d do not fit the context of %d positions", n, c->n_past, c->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+            return icl_errf(err, "token id %d at %d is outside the vocabulary [0, %d)", tokens[i], i, hp->n_vocab);
+    if (o.logits < ICL_LM_LOGITS_NONE || o.logits > ICL_LM_LOGITS_ALL) return icl_errf(err, "bad logits mode");
+    if (o.stop_layer < -1 || o.stop_layer >= hp->n_layer)
+        return icl_errf(err, "stop layer %d out of range [0, %d)", o.stop_layer, hp->n_layer);
+    if (o.stop_layer >= 0 && o.logits != ICL_LM_LOGITS_NONE)
+        return icl_errf(err, "logits need every layer: do not stop early when asking for them");
+    size_t V = hp->n_vocab, rows = o.logits == ICL_LM_LOGITS_ALL ? (size_t)n : o.logits ? 1 : 0;
+    if (rows * V > c->logits_cap) {
+        float *p = realloc(c->logits, rows * V * sizeof(float));
+        if (!p) return icl_errf(err, "out of memory for %zu x %zu logits", rows, V);
+        c->logits = p;
+        c->logits_cap = rows * V;
+    }
+    c->has_logits = 0;
+    int last_layer = o.stop_layer >= 0 ? o.stop_layer : hp->n_layer - 1;
+    for (int off = 0; off < n; off += c->n_batch) {
+        int T = n - off < c->n_batch ? n - off : c->n_batch;
+        float *dst = NULL;
+        if (o.logits == ICL_LM_LOGITS_ALL) dst = c->logits + (size_t)off * V;
+        if (o.logits == ICL_LM_LOGITS_LAST && off + T == n) dst = c->logits;
+        if (step(c, tokens + off, T, c->n_past, last_layer, dst ? o.logits : ICL_LM_LOGITS_NONE, dst, err)) {
+            c->stopped = 1; /* the cache holds a partial step: refuse to continue */
+            return -1;
+        }
+        c->n_past += T;
+    }
+    if (last_layer < hp->n_layer - 1) c->stopped = 1;
+    c->has_logits = o.logits != ICL_LM_LOGITS_NONE;
+    return 0;
+}
+
+/* Sorting (value desc, id asc) for top-k / top-p. */
+typedef struct { float v; int32_t id; } cand;
+static int cand_cmp(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->v != y->v) return x->v > y->v ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+int32_t icl_lm_sample(const float *logits, int n_vocab, float temperature, int top_k, float top_p, icl_rng *rng) {
+    int32_t best = 0;
+    for (int i = 1; i < n_vocab; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (temperature <= 0 || !rng) return best;
+    cand *cs = malloc((size_t)n_vocab * sizeof *cs);
+    if (!cs) return best;
+    for (int i = 0; i < n_vocab; i++) cs[i] = (cand){logits[i] / temperature, i};
+    qsort(cs, (size_t)n_vocab, sizeof *cs, cand_cmp);
+    int n = top_k > 0 && top_k < n_vocab ? top_k : n_vocab;
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += exp((double)cs[i].v - cs[0].v);
+    if (top_p < 1) { /* keep the smallest prefix whose probability reaches top_p */
+        double acc = 0;
+        for (int i = 0; i < n; i++) {
+            acc += exp((double)cs[i].v - cs[0].v) / sum;
+            if (acc >= top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+        sum = 0;
+        for (int i = 0; i < n; i++) sum += exp((double)cs[i].v - cs[0].v);
+    }
+    double u = icl_rng_uniform(rng) * sum, acc = 0;
+    int32_t pick = cs[n - 1].id;
+    for (int i = 0; i < n; i++) {
+        acc += exp((double)cs[i].v - cs[0].v);
+        if (u < acc) {
+            pick = cs[i].id;
+            break;
+        }
+    }
+    free(cs);
+    return pick;
+}

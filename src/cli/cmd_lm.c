@@ -1,0 +1,525 @@
+/* Commands on pretrained GGUF language models:
+ *   iclab run MODEL.gguf -p TEXT       generate a continuation (greedy or sampled)
+ *   iclab capture MODEL.gguf --prompts FILE   residual stream of chosen layers at a position -> .npy
+ *   iclab lmbench MODEL.gguf           prefill/generation throughput (for bench/) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "cli.h"
+#include "iclab/icl_lm.h"
+#include "iclab/icl_npy.h"
+#include "iclab/icl_progress.h"
+#include "iclab/icl_tokenizer.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The model, its tokenizer and a context: what every command here starts from. */
+typedef struct lm_session {
+    icl_lm *lm;
+    icl_tokenizer *tk;
+    icl_lm_ctx *ctx;
+} lm_session;
+
+static void session_free(lm_session *s) {
+    icl_lm_ctx_free(s->ctx);
+    icl_tokenizer_free(s->tk);
+    icl_lm_free(s->lm);
+}
+
+static int session_open(lm_session *s, const char *path, int n_ctx, int need_tokenizer, icl_err *err) {
+    memset(s, 0, sizeof *s);
+    if (icl_lm_load(&s->lm, path, err)) return -1;
+    if (need_tokenizer && icl_tokenizer_load(&s->tk, icl_lm_gguf(s->lm), err)) return icl_err_prefix(err, "%s: ", path);
+    if (s->tk && icl_tokenizer_n_vocab(s->tk) > icl_lm_hp(s->lm)->n_vocab)
+        return icl_errf(err, "%s: the tokenizer has %d tokens but the embedding only %d rows", path,
+                        icl_tokenizer_n_vocab(s->tk), icl_lm_hp(s->lm)->n_vocab);
+    return icl_lm_ctx_init(&s->ctx, s->lm, n_ctx, 0, err);
+}
+
+static int encode(const lm_session *s, const char *text, int bos, int32_t **ids, size_t *n, icl_err *err) {
+    if (icl_tokenizer_encode(s->tk, text, strlen(text), bos, 1, ids, n, err)) return -1;
+    if (*n == 0) return icl_errf(err, "the prompt has no tokens");
+    if (*n > (size_t)icl_lm_ctx_n_ctx(s->ctx))
+        return icl_errf(err, "the prompt has %zu tokens, more than the context of %d (--ctx)", *n, icl_lm_ctx_n_ctx(s->ctx));
+    return 0;
+}
+
+/* Turns "\n" and "\t" escapes of a prompt line into characters, in place. */
+static void unescape(char *s) {
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (p[0] == '\\' && (p[1] == 'n' || p[1] == 't' || p[1] == '\\')) {
+            *o++ = p[1] == 'n' ? '\n' : p[1] == 't' ? '\t' : '\\';
+            p++;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = 0;
+}
+
+int cmd_run(int argc, char **argv) {
+    icl_err err;
+    const char *model = NULL, *prompt = NULL;
+    int n_predict = 64, n_ctx = 0, top_k = 40, bos = -1, seed = 1;
+    double temp = 0, top_p = 0.95;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        char flag[32];
+        if (!strcmp(a, "--help")) {
+            printf("usage: iclab run MODEL.gguf -p TEXT [-n 64] [--temp 0] [--top-k 40] [--top-p 0.95] [--seed 1]\n"
+                   "                 [--ctx N] [--no-bos]\n\n"
+                   "Prints the model's continuation of TEXT. --temp 0 (the default) is greedy; above 0 samples\n"
+                   "from the top-k / top-p tokens with the seed. Stops at the end-of-sequence token or after -n tokens.\n"
+                   "Speeds go to stderr.\n");
+            return 0;
+        }
+        if (!strcmp(a, "--no-bos")) {
+            bos = 0;
+            continue;
+        }
+        if (!strcmp(a, "-p") || !strcmp(a, "-n")) {
+            if (i + 1 >= argc) {
+                icl_errf(&err, "%s needs a value", a);
+                return cli_fail("run", &err);
+            }
+            if (a[1] == 'p') prompt = argv[++i];
+            else if (cli_parse_int("n", argv[++i], 0, 1 << 20, &n_predict, &err)) return cli_fail("run", &err);
+            continue;
+        }
+        if (!strncmp(a, "--", 2)) {
+            const char *v = cli_flag_value(argc, argv, &i, flag, sizeof flag, &err);
+            if (!v) return cli_fail("run", &err);
+            char *end = NULL;
+            int bad = 0;
+            if (!strcmp(flag, "prompt")) prompt = v;
+            else if (!strcmp(flag, "n-predict")) bad = cli_parse_int(flag, v, 0, 1 << 20, &n_predict, &err);
+            else if (!strcmp(flag, "ctx")) bad = cli_parse_int(flag, v, 1, 1 << 20, &n_ctx, &err);
+            else if (!strcmp(flag, "top-k")) bad = cli_parse_int(flag, v, 0, 1 << 30, &top_k, &err);
+            else if (!strcmp(flag, "seed")) bad = cli_parse_int(flag, v, 0, 2147483647, &seed, &err);
+            else if (!strcmp(flag, "temp")) {
+                temp = strtod(v, &end);
+                if (!*v || *end || !(temp >= 0 && temp < 1e6)) bad = icl_errf(&err, "--temp: '%s' is not a number >= 0", v);
+            } else if (!strcmp(flag, "top-p")) {
+                top_p = strtod(v, &end);
+                if (!*v || *end || !(top_p > 0 && top_p <= 1)) bad = icl_errf(&err, "--top-p: '%s' is not in (0, 1]", v);
+            } else bad = icl_errf(&err, "unknown option --%s (see iclab run --help)", flag);
+            if (bad) return cli_fail("run", &err);
+            continue;
+        }
+        if (model) {
+            icl_errf(&err, "unexpected argument '%s'", a);
+            return cli_fail("run", &err);
+        }
+        model = a;
+    }
+    if (!model || !prompt) {
+        icl_errf(&err, "usage: iclab run MODEL.gguf -p TEXT (see --help)");
+        return cli_fail("run", &err);
+    }
+    lm_session s;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int r = session_open(&s, model, n_ctx, 1, &err);
+    if (!r) r = encode(&s, prompt, bos, &ids, &n, &err);
+    int n_vocab = r ? 0 : icl_lm_hp(s.lm)->n_vocab;
+    icl_rng rng;
+    icl_rng_seed(&rng, (uint64_t)seed);
+    double t0 = now_s(), t1 = t0;
+    int produced = 0;
+    if (!r) {
+        icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1};
+        r = icl_lm_eval(s.ctx, ids, (int)n, &o, &err);
+        t1 = now_s();
+        int32_t eos = icl_tokenizer_eos(s.tk);
+        while (!r && produced < n_predict && icl_lm_ctx_n_past(s.ctx) < icl_lm_ctx_n_ctx(s.ctx)) {
+            int32_t tok = icl_lm_sample(icl_lm_logits(s.ctx), n_vocab, (float)temp, top_k, (float)top_p, &rng);
+            if (tok == eos) break;
+            char *text = NULL;
+            size_t len = 0;
+            int flags = ICL_TOK_DECODE_KEEP_PREFIX_SPACE;
+            r = icl_tokenizer_decode_ex(s.tk, &tok, 1, flags, &text, &len, &err);
+            if (!r) {
+                fwrite(text, 1, len, stdout);
+                fflush(stdout);
+            }
+            free(text);
+            produced++;
+            if (!r) r = icl_lm_eval(s.ctx, &tok, 1, &o, &err);
+        }
+        putchar('\n');
+    }
+    double t2 = now_s();
+    if (!r)
+        fprintf(stderr, "iclab run: prompt %zu tokens in %.3f s (%.1f tok/s), generated %d in %.3f s (%.1f tok/s)\n", n,
+                t1 - t0, n / (t1 - t0 + 1e-12), produced, t2 - t1, produced / (t2 - t1 + 1e-12));
+    free(ids);
+    session_free(&s);
+    return r ? cli_fail("run", &err) : 0;
+}
+
+/* "all", "3", "0,2,5", "2-7" (or a mix) -> sorted unique layer list in [0, n_layer). */
+static int parse_layers(const char *v, int n_layer, int *layers, int *n, icl_err *err) {
+    char *mark = calloc((size_t)n_layer, 1);
+    if (!mark) return icl_errf(err, "out of memory");
+    int r = 0;
+    if (!strcmp(v, "all")) memset(mark, 1, (size_t)n_layer);
+    else
+        for (const char *p = v; *p && !r;) {
+            char *end;
+            long a = strtol(p, &end, 10), b = a;
+            if (end == p) r = -1;
+            else if (*end == '-') {
+                const char *q = end + 1;
+                b = strtol(q, &end, 10);
+                if (end == q) r = -1;
+            }
+            if (!r && (*end && *end != ',')) r = -1;
+            if (!r && (a < 0 || b >= n_layer || a > b)) r = -2;
+            for (long l = a; !r && l <= b; l++) mark[l] = 1;
+            p = *end ? end + 1 : end;
+        }
+    *n = 0;
+    for (int l = 0; !r && l < n_layer; l++)
+        if (mark[l]) layers[(*n)++] = l;
+    free(mark);
+    if (r == -2) return icl_errf(err, "--layers '%s': layers must lie in 0..%d", v, n_layer - 1);
+    if (r || *n == 0) return icl_errf(err, "--layers '%s' is not 'all' or a list like 0,3,5-7", v);
+    return 0;
+}
+
+static int parse_site(const char *v, icl_site *site, icl_err *err) {
+    static const char *names[] = {"resid_pre", "attn_out", "mlp_out", "resid_post"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(v, names[i])) {
+            *site = (icl_site)i;
+            return 0;
+        }
+    return icl_errf(err, "--site '%s' is not resid_pre, attn_out, mlp_out or resid_post", v);
+}
+
+/* Reads the prompt file: one prompt per line ("\n" escapes a newline); a line "LABEL<TAB>PROMPT"
+ * gives the prompt a label (then every line must have one). Empty lines are skipped. */
+typedef struct prompts {
+    char **own;          /* each line as read (malloc'd); text and label point into it */
+    const char **text, **label;
+    int n;
+} prompts;
+
+static void prompts_free(prompts *p) {
+    for (int i = 0; i < p->n; i++) free(p->own[i]);
+    free(p->own);
+    free(p->text);
+    free(p->label);
+    memset(p, 0, sizeof *p);
+}
+
+static int prompts_read(prompts *p, const char *path, icl_err *err) {
+    memset(p, 0, sizeof *p);
+    FILE *f = fopen(path, "rb");
+    if (!f) return icl_errf(err, "cannot open prompt file %s", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int r = 0, labelled = -1, cap_n = 0, lineno = 0;
+    while (!r && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0) continue;
+        if ((size_t)len != strlen(line)) {
+            r = icl_errf(err, "%s: line %d holds a NUL byte", path, lineno);
+            break;
+        }
+        char *tab = strchr(line, '\t');
+        if (labelled < 0) labelled = tab != NULL;
+        if (labelled != (tab != NULL)) {
+            r = icl_errf(err, "%s: line %d: either every line is LABEL<TAB>PROMPT or none is", path, lineno);
+            break;
+        }
+        if (p->n == cap_n) {
+            cap_n = cap_n ? 2 * cap_n : 64;
+            char **o = realloc(p->own, sizeof(char *) * cap_n);
+            if (o) p->own = o;
+            const char **t = o ? realloc(p->text, sizeof(char *) * cap_n) : NULL;
+            if (t) p->text = t;
+            const char **l = t ? realloc(p->label, sizeof(char *) * cap_n) : NULL;
+            if (l) p->label = l;
+            if (!o || !t || !l) {
+                r = icl_errf(err, "out of memory");
+                break;
+            }
+        }
+        char *copy = strdup(line);
+        if (!copy) {
+            r = icl_errf(err, "out of memory");
+            break;
+        }
+        p->own[p->n] = copy;
+        p->label[p->n] = NULL;
+        p->text[p->n] = copy;
+        if (tab) {
+            copy[tab - line] = 0;
+            p->label[p->n] = copy;
+            p->text[p->n] = copy + (tab - line) + 1;
+        }
+        unescape(copy + (tab ? tab - line + 1 : 0));
+        p->n++;
+    }
+    free(line);
+    fclose(f);
+    if (!r && p->n == 0) r = icl_errf(err, "%s holds no prompts", path);
+    if (r) prompts_free(p);
+    return r;
+}
+
+/* Sibling path of an .npy output: "dir/x.npy" + "_labels.npy" -> "dir/x_labels.npy". */
+static char *sibling(const char *out, const char *suffix) {
+    size_t n = strlen(out);
+    if (n > 4 && !strcmp(out + n - 4, ".npy")) n -= 4;
+    char *s = malloc(n + strlen(suffix) + 1);
+    if (s) sprintf(s, "%.*s%s", (int)n, out, suffix);
+    return s;
+}
+
+/* Labels as int32 ids (in order of first appearance) plus their names, one per line. */
+static int write_labels(const char *out, const prompts *p, icl_err *err) {
+    int32_t *ids = malloc(sizeof(int32_t) * p->n);
+    const char **names = malloc(sizeof(char *) * p->n);
+    char *npy = sibling(out, "_labels.npy"), *txt = sibling(out, "_labels.txt");
+    int r = (!ids || !names || !npy || !txt) ? icl_errf(err, "out of memory") : 0, k = 0;
+    for (int i = 0; !r && i < p->n; i++) {
+        int j = 0;
+        while (j < k && strcmp(names[j], p->label[i])) j++;
+        if (j == k) names[k++] = p->label[i];
+        ids[i] = j;
+    }
+    int64_t shape[1] = {p->n};
+    if (!r) r = icl_npy_write_i32(npy, ids, 1, shape, err);
+    if (!r) {
+        FILE *f = fopen(txt, "w");
+        if (!f) r = icl_errf(err, "cannot write %s", txt);
+        for (int j = 0; f && j < k; j++) fprintf(f, "%s\n", names[j]);
+        if (f && fclose(f)) r = icl_errf(err, "cannot write %s", txt);
+    }
+    free(ids);
+    free(names);
+    free(npy);
+    free(txt);
+    return r;
+}
+
+int cmd_capture(int argc, char **argv) {
+    icl_err err;
+    const char *model = NULL, *prompt_file = NULL, *out = NULL, *layers_arg = "all", *at = "last", *site_arg = "resid_post";
+    int n_ctx = 0, bos = -1, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        char flag[32];
+        if (!strcmp(a, "--help")) {
+            printf("usage: iclab capture MODEL.gguf --prompts FILE -o OUT.npy [--layers all|0,3,5-7] [--at last|N]\n"
+                   "                     [--site resid_post|resid_pre|attn_out|mlp_out] [--ctx N] [--no-bos] [--quiet]\n\n"
+                   "Runs every prompt of FILE (one per line, \\n for a newline inside one; 'LABEL<TAB>PROMPT' lines\n"
+                   "add labels) and writes the hidden state of each chosen layer at one token position as a float32\n"
+                   "array (layers, prompts, n_embd) to OUT.npy. --at last (default) is each prompt's last token;\n"
+                   "N >= 0 counts from the first token (BOS included), N < 0 from the end (-1 = last).\n"
+                   "resid_post of layer l is the residual stream after block l, resid_pre before it. Later layers and\n"
+                   "the output head are not run. Labelled prompts also give OUT_labels.npy (int32 ids) and\n"
+                   "OUT_labels.txt (the label of each id, one per line).\n");
+            return 0;
+        }
+        if (!strcmp(a, "--no-bos")) bos = 0;
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "-o")) {
+            if (i + 1 >= argc) {
+                icl_errf(&err, "-o needs a value");
+                return cli_fail("capture", &err);
+            }
+            out = argv[++i];
+        } else if (!strncmp(a, "--", 2)) {
+            const char *v = cli_flag_value(argc, argv, &i, flag, sizeof flag, &err);
+            if (!v) return cli_fail("capture", &err);
+            if (!strcmp(flag, "prompts")) prompt_file = v;
+            else if (!strcmp(flag, "out")) out = v;
+            else if (!strcmp(flag, "layers")) layers_arg = v;
+            else if (!strcmp(flag, "at")) at = v;
+            else if (!strcmp(flag, "site")) site_arg = v;
+            else if (!strcmp(flag, "ctx")) {
+                if (cli_parse_int(flag, v, 1, 1 << 20, &n_ctx, &err)) return cli_fail("capture", &err);
+            } else {
+                icl_errf(&err, "unknown option --%s (see iclab capture --help)", flag);
+                return cli_fail("capture", &err);
+            }
+        } else if (!model) model = a;
+        else {
+            icl_errf(&err, "unexpected argument '%s'", a);
+            return cli_fail("capture", &err);
+        }
+    }
+    if (!model || !prompt_file || !out) {
+        icl_errf(&err, "usage: iclab capture MODEL.gguf --prompts FILE -o OUT.npy (see --help)");
+        return cli_fail("capture", &err);
+    }
+    int pos_index = 0, pos_last = !strcmp(at, "last");
+    if (!pos_last && cli_parse_int("at", at, -(1 << 20), 1 << 20, &pos_index, &err)) return cli_fail("capture", &err);
+    icl_site site = ICL_SITE_RESID_POST;
+    if (parse_site(site_arg, &site, &err)) return cli_fail("capture", &err);
+    prompts pr;
+    if (prompts_read(&pr, prompt_file, &err)) return cli_fail("capture", &err);
+    lm_session s;
+    int r = session_open(&s, model, n_ctx, 1, &err);
+    const icl_lm_hparams *hp = r ? NULL : icl_lm_hp(s.lm);
+    int *layers = hp ? malloc(sizeof(int) * hp->n_layer) : NULL, nl = 0;
+    if (!r && !layers) r = icl_errf(&err, "out of memory");
+    if (!r) r = parse_layers(layers_arg, hp->n_layer, layers, &nl, &err);
+    size_t C = hp ? (size_t)hp->n_embd : 0;
+    float *data = r ? NULL : malloc(sizeof(float) * nl * pr.n * C);
+    icl_hook *hooks = r ? NULL : calloc((size_t)nl, sizeof *hooks);
+    if (!r && (!data || !hooks)) r = icl_errf(&err, "out of memory for %d x %d x %zu states", nl, pr.n, C);
+    icl_progress prog;
+    if (!r && !quiet) icl_progress_init(&prog, stderr, "capture", 0, pr.n);
+    int pos = 0;
+    for (int i = 0; !r && i < pr.n; i++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        r = encode(&s, pr.text[i], bos, &ids, &n, &err);
+        if (!r) {
+            pos = pos_last ? (int)n - 1 : pos_index < 0 ? (int)n + pos_index : pos_index;
+            if (pos < 0 || pos >= (int)n)
+                r = icl_errf(&err, "prompt %d has %zu tokens: position %s is outside it", i + 1, n, at);
+        }
+        for (int k = 0; !r && k < nl; k++)
+            hooks[k] = (icl_hook){.site = site, .layer = layers[k], .positions = &pos, .n_positions = 1,
+                                  .action = ICL_HOOK_CAPTURE, .out = data + ((size_t)k * pr.n + i) * C};
+        if (!r) r = icl_lm_set_hooks(s.ctx, hooks, nl, &err);
+        icl_lm_ctx_reset(s.ctx);
+        /* Only the tokens up to the position matter (causal), and only layers up to the last asked for. */
+        icl_lm_eval_opts o = {ICL_LM_LOGITS_NONE, layers[nl - 1]};
+        if (!r) r = icl_lm_eval(s.ctx, ids, pos + 1, &o, &err);
+        if (r) icl_err_prefix(&err, "prompt %d: ", i + 1);
+        free(ids);
+        if (!r && !quiet) icl_progress_update(&prog, i + 1, NULL);
+    }
+    if (!r && !quiet) icl_progress_finish(&prog, pr.n, NULL);
+    int64_t shape[3] = {nl, pr.n, (int64_t)C};
+    if (!r) r = icl_npy_write_f32(out, data, 3, shape, &err);
+    if (!r && pr.label[0]) r = write_labels(out, &pr, &err);
+    if (!r && !quiet) {
+        fprintf(stderr, "iclab capture: wrote %s (%d layers:", out, nl);
+        for (int k = 0; k < nl; k++) fprintf(stderr, " %d", layers[k]);
+        fprintf(stderr, ") x %d prompts x %zu\n", pr.n, C);
+    }
+    free(data);
+    free(hooks);
+    free(layers);
+    prompts_free(&pr);
+    session_free(&s);
+    return r ? cli_fail("capture", &err) : 0;
+}
+
+/* Peak resident memory of this process (VmHWM), in MiB; -1 if /proc does not say. */
+static double peak_rss_mib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    double kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kib = atof(line + 6);
+    fclose(f);
+    return kib < 0 ? -1 : kib / 1024.0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int cmd_lmbench(int argc, char **argv) {
+    icl_err err;
+    const char *model = NULL;
+    int n_prompt = 128, n_gen = 0, reps = 3, capture = 1, seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        char flag[32];
+        if (!strcmp(a, "--help")) {
+            printf("usage: iclab lmbench MODEL.gguf [--prompt 128] [--gen 0] [--reps 3] [--no-capture] [--seed 1]\n\n"
+                   "Times prefill of --prompt random tokens (logits of the last one, and by default every layer's\n"
+                   "last-token residual state captured) and then --gen single-token steps, --reps times, and prints\n"
+                   "one line: the median tokens/s of each, the weights mapped, the context size and peak RSS.\n");
+            return 0;
+        }
+        if (!strcmp(a, "--no-capture")) {
+            capture = 0;
+            continue;
+        }
+        if (!strncmp(a, "--", 2)) {
+            const char *v = cli_flag_value(argc, argv, &i, flag, sizeof flag, &err);
+            int bad = !v;
+            if (!bad && !strcmp(flag, "prompt")) bad = cli_parse_int(flag, v, 1, 1 << 20, &n_prompt, &err);
+            else if (!bad && !strcmp(flag, "gen")) bad = cli_parse_int(flag, v, 0, 1 << 20, &n_gen, &err);
+            else if (!bad && !strcmp(flag, "reps")) bad = cli_parse_int(flag, v, 1, 1000, &reps, &err);
+            else if (!bad && !strcmp(flag, "seed")) bad = cli_parse_int(flag, v, 0, 2147483647, &seed, &err);
+            else if (!bad) bad = icl_errf(&err, "unknown option --%s (see iclab lmbench --help)", flag);
+            if (bad) return cli_fail("lmbench", &err);
+            continue;
+        }
+        if (model) {
+            icl_errf(&err, "unexpected argument '%s'", a);
+            return cli_fail("lmbench", &err);
+        }
+        model = a;
+    }
+    if (!model) {
+        icl_errf(&err, "usage: iclab lmbench MODEL.gguf (see --help)");
+        return cli_fail("lmbench", &err);
+    }
+    double t_load = now_s();
+    lm_session s;
+    int r = session_open(&s, model, n_prompt + n_gen, 0, &err);
+    t_load = now_s() - t_load;
+    double rss_loaded = peak_rss_mib();
+    const icl_lm_hparams *hp = r ? NULL : icl_lm_hp(s.lm);
+    int L = hp ? hp->n_layer : 0, last = n_prompt - 1;
+    size_t C = hp ? (size_t)hp->n_embd : 0;
+    int32_t *toks = malloc(sizeof(int32_t) * (n_prompt + n_gen + 1));
+    float *states = malloc(sizeof(float) * (L ? L : 1) * (C ? C : 1));
+    icl_hook *hooks = calloc((size_t)(L ? L : 1), sizeof *hooks);
+    double *pp = malloc(sizeof(double) * reps), *tg = malloc(sizeof(double) * reps);
+    if (!r && (!toks || !states || !hooks || !pp || !tg)) r = icl_errf(&err, "out of memory");
+    icl_rng rng;
+    icl_rng_seed(&rng, (uint64_t)seed);
+    for (int i = 0; !r && i < n_prompt + n_gen; i++) toks[i] = (int32_t)(icl_rng_uniform(&rng) * hp->n_vocab);
+    for (int l = 0; !r && l < L; l++)
+        hooks[l] = (icl_hook){.site = ICL_SITE_RESID_POST, .layer = l, .positions = &last, .n_positions = 1,
+                              .action = ICL_HOOK_CAPTURE, .out = states + (size_t)l * C};
+    if (!r && capture) r = icl_lm_set_hooks(s.ctx, hooks, L, &err);
+    icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1};
+    for (int k = 0; !r && k < reps; k++) {
+        icl_lm_ctx_reset(s.ctx);
+        double t0 = now_s();
+        r = icl_lm_eval(s.ctx, toks, n_prompt, &o, &err);
+        double t1 = now_s();
+        for (int g = 0; !r && g < n_gen; g++) r = icl_lm_eval(s.ctx, toks + n_prompt + g, 1, &o, &err);
+        pp[k] = n_prompt / (t1 - t0);
+        tg[k] = n_gen ? n_gen / (now_s() - t1) : 0;
+    }
+    if (!r) {
+        qsort(pp, reps, sizeof(double), cmp_double);
+        qsort(tg, reps, sizeof(double), cmp_double);
+        printf("model=%s arch=%s prompt=%d pp_tok_s=%.1f pp_min=%.1f pp_max=%.1f gen=%d tg_tok_s=%.1f capture=%d "
+               "load_s=%.3f weights_mib=%.1f ctx_mib=%.1f rss_after_load_mib=%.1f peak_rss_mib=%.1f\n",
+               model, hp->arch_name, n_prompt, pp[reps / 2], pp[0], pp[reps - 1], n_gen, tg[reps / 2], capture, t_load,
+               icl_lm_weight_bytes(s.lm) / 1048576.0, icl_lm_ctx_bytes(s.ctx) / 1048576.0, rss_loaded, peak_rss_mib());
+    }
+    free(toks);
+    free(states);
+    free(hooks);
+    free(pp);
+    free(tg);
+    session_free(&s);
+    return r ? cli_fail("lmbench", &err) : 0;
+}
