@@ -24,5 +24,9 @@ int cmd_decode(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_capture(int argc, char **argv);
+int cmd_lmbench(int argc, char **argv);
 
 #endif

@@ -63,20 +63,44 @@ static void unescape(char *s) {
     *o = 0;
 }
 
+/* --add/--replace "L:VEC.npy" at --hook-at of an n-token prompt -> one hook on RESID_POST. */
+static int run_hook(lm_session *s, const char *spec, const char *at, icl_hook_action action, int n, icl_npy *vec,
+                    icl_hook *hook, int *pos, icl_err *err) {
+    const icl_lm_hparams *hp = icl_lm_hp(s->lm);
+    char *end;
+    long layer = strtol(spec, &end, 10);
+    if (end == spec || *end != ':' || !end[1]) return icl_errf(err, "'%s' is not LAYER:VEC.npy", spec);
+    if (layer < 0 || layer >= hp->n_layer) return icl_errf(err, "layer %ld out of range 0..%d", layer, hp->n_layer - 1);
+    if (icl_npy_read_as(end + 1, ICL_NPY_F32, vec, err)) return -1;
+    if (vec->n != hp->n_embd)
+        return icl_errf(err, "%s holds %lld values; the model's residual stream has %d", end + 1, (long long)vec->n,
+                        hp->n_embd);
+    int p = n - 1;
+    if (strcmp(at, "last") && cli_parse_int("hook-at", at, -n, n - 1, &p, err)) return -1;
+    *pos = p < 0 ? n + p : p;
+    *hook = (icl_hook){.site = ICL_SITE_RESID_POST, .layer = (int)layer, .positions = pos, .n_positions = 1,
+                       .action = action, .vec = vec->data};
+    return icl_lm_set_hooks(s->ctx, hook, 1, err);
+}
+
 int cmd_run(int argc, char **argv) {
     icl_err err;
     const char *model = NULL, *prompt = NULL;
     int n_predict = 64, n_ctx = 0, top_k = 40, bos = -1, seed = 1;
     double temp = 0, top_p = 0.95;
+    const char *hook_spec = NULL, *hook_at = "last";
+    icl_hook_action hook_action = ICL_HOOK_ADD;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         char flag[32];
         if (!strcmp(a, "--help")) {
             printf("usage: iclab run MODEL.gguf -p TEXT [-n 64] [--temp 0] [--top-k 40] [--top-p 0.95] [--seed 1]\n"
-                   "                 [--ctx N] [--no-bos]\n\n"
+                   "                 [--ctx N] [--no-bos] [--add L:VEC.npy | --replace L:VEC.npy] [--hook-at last|N]\n\n"
                    "Prints the model's continuation of TEXT. --temp 0 (the default) is greedy; above 0 samples\n"
                    "from the top-k / top-p tokens with the seed. Stops at the end-of-sequence token or after -n tokens.\n"
-                   "Speeds go to stderr.\n");
+                   "--add / --replace: add VEC to (or put VEC in place of) the residual stream after layer L at\n"
+                   "the prompt's last token (--hook-at N: token N, negative from the end); VEC.npy holds n_embd\n"
+                   "float32 values (e.g. a mean of `iclab capture` states). Speeds go to stderr.\n");
             return 0;
         }
         if (!strcmp(a, "--no-bos")) {
@@ -102,6 +126,10 @@ int cmd_run(int argc, char **argv) {
             else if (!strcmp(flag, "ctx")) bad = cli_parse_int(flag, v, 1, 1 << 20, &n_ctx, &err);
             else if (!strcmp(flag, "top-k")) bad = cli_parse_int(flag, v, 0, 1 << 30, &top_k, &err);
             else if (!strcmp(flag, "seed")) bad = cli_parse_int(flag, v, 0, 2147483647, &seed, &err);
+            else if (!strcmp(flag, "add") || !strcmp(flag, "replace")) {
+                hook_spec = v;
+                hook_action = flag[0] == 'a' ? ICL_HOOK_ADD : ICL_HOOK_REPLACE;
+            } else if (!strcmp(flag, "hook-at")) hook_at = v;
             else if (!strcmp(flag, "temp")) {
                 temp = strtod(v, &end);
                 if (!*v || *end || !(temp >= 0 && temp < 1e6)) bad = icl_errf(&err, "--temp: '%s' is not a number >= 0", v);
@@ -127,6 +155,10 @@ int cmd_run(int argc, char **argv) {
     size_t n = 0;
     int r = session_open(&s, model, n_ctx, 1, &err);
     if (!r) r = encode(&s, prompt, bos, &ids, &n, &err);
+    icl_npy vec = {0};
+    icl_hook hook;
+    int hook_pos = 0;
+    if (!r && hook_spec) r = run_hook(&s, hook_spec, hook_at, hook_action, (int)n, &vec, &hook, &hook_pos, &err);
     int n_vocab = r ? 0 : icl_lm_hp(s.lm)->n_vocab;
     icl_rng rng;
     icl_rng_seed(&rng, (uint64_t)seed);
@@ -136,6 +168,7 @@ int cmd_run(int argc, char **argv) {
         icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1};
         r = icl_lm_eval(s.ctx, ids, (int)n, &o, &err);
         t1 = now_s();
+        if (!r && hook_spec) r = icl_lm_set_hooks(s.ctx, NULL, 0, &err); /* the intervention is on the prompt */
         int32_t eos = icl_tokenizer_eos(s.tk);
         while (!r && produced < n_predict && icl_lm_ctx_n_past(s.ctx) < icl_lm_ctx_n_ctx(s.ctx)) {
             int32_t tok = icl_lm_sample(icl_lm_logits(s.ctx), n_vocab, (float)temp, top_k, (float)top_p, &rng);
@@ -159,6 +192,7 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "iclab run: prompt %zu tokens in %.3f s (%.1f tok/s), generated %d in %.3f s (%.1f tok/s)\n", n,
                 t1 - t0, n / (t1 - t0 + 1e-12), produced, t2 - t1, produced / (t2 - t1 + 1e-12));
     free(ids);
+    icl_npy_free(&vec);
     session_free(&s);
     return r ? cli_fail("run", &err) : 0;
 }

@@ -61,6 +61,10 @@ static const struct {
     {"patch", cmd_patch, "causal tests: concept patching, head ablation, which algorithm (paper Figs. 7, 18)"},
     {"report", cmd_report, "figures and a self-contained report.html for a run"},
     {"tokenize", cmd_tokenize, "token ids of a text with a GGUF model's tokenizer (--decode: ids to text)"},
+    {"mkmodel", cmd_mkmodel, "write a random-weight GGUF LLM (llama, qwen2, gemma2, gpt2, olmo) for engine tests"},
+    {"run", cmd_run, "generate text with a GGUF language model (llama, qwen2, gemma2, gpt2, olmo)"},
+    {"capture", cmd_capture, "hidden states of a GGUF language model's layers for a file of prompts -> .npy"},
+    {"lmbench", cmd_lmbench, "time prefill and generation of a GGUF language model (for bench/)"},
     {"info", cmd_info, "show a checkpoint's configuration and held-out MSE"},
     {"bench", cmd_bench, "time training steps on given shapes (for bench/)"},
 };

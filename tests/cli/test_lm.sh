@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# iclab mkmodel / run / capture / lmbench end to end on small random-weight models, and their bad
+# input. Run from the repository root; needs ICLAB_VOCAB_DIR (make test sets it).
+set -u
+ICLAB=${ICLAB:-build/iclab}
+V=${ICLAB_VOCAB_DIR:-../shared/data/vocab}
+T=$(mktemp -d /tmp/iclab-test-lm.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+source "$(dirname "$0")/lib.bash"
+
+m="$T/llama.gguf"
+$ICLAB mkmodel --arch llama --vocab "$V/ggml-vocab-llama-spm.gguf" --seed 3 -o "$m" || bad "mkmodel failed"
+a=$($ICLAB run "$m" -p "The capital of France is" -n 12 2>/dev/null); b=$($ICLAB run "$m" -p "The capital of France is" -n 12 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok "greedy run is deterministic" || bad "greedy run: '$a' vs '$b'"
+s1=$($ICLAB run "$m" -p "Once upon" -n 12 --temp 0.9 --seed 5 2>/dev/null); s2=$($ICLAB run "$m" -p "Once upon" -n 12 --temp 0.9 --seed 5 2>/dev/null)
+s3=$($ICLAB run "$m" -p "Once upon" -n 12 --temp 0.9 --seed 6 2>/dev/null)
+[ "$s1" = "$s2" ] && [ "$s1" != "$s3" ] && ok "sampling: same seed same text, other seed other text" || bad "sampling: '$s1' '$s2' '$s3'"
+$ICLAB run "$m" -p "Hi" -n 3 2>&1 >/dev/null | grep -q "tok/s" && ok "run reports speeds on stderr" || bad "no speed line"
+
+printf 'capital\tThe capital of Italy is\ncapital\tThe capital of Spain is\\nreally\nanimal\tA cat is an\n' > "$T/p.tsv"
+$ICLAB capture "$m" --prompts "$T/p.tsv" --layers all --quiet -o "$T/c.npy" || bad "capture failed"
+$ICLAB capture "$m" --prompts "$T/p.tsv" --layers 1 --at -2 --quiet -o "$T/c1.npy" || bad "capture --at -2 failed"
+/usr/bin/python3 - "$T" <<'PY' && ok "capture: (layers, prompts, n_embd) float32, labels, layer subset consistent" || bad "capture output"
+import sys, numpy as np
+t = sys.argv[1]
+a = np.load(t + "/c.npy"); l = np.load(t + "/c_labels.npy"); names = open(t + "/c_labels.txt").read().split()
+b = np.load(t + "/c1.npy")
+assert a.dtype == np.float32 and a.shape == (2, 3, 64), a.shape
+assert l.tolist() == [0, 0, 1] and names == ["capital", "animal"], (l, names)
+assert b.shape == (1, 3, 64) and np.isfinite(a).all()
+assert not np.array_equal(b[0], a[1])  # another position
+PY
+
+/usr/bin/python3 -c "import numpy as np, sys; a = np.load('$T/c.npy'); np.save('$T/v.npy', 8 * a[1, 2]); np.save('$T/short.npy', a[1, 2, :5])"
+st=$($ICLAB run "$m" -p "The capital of France is" -n 12 --add 1:"$T/v.npy" 2>/dev/null)
+[ -n "$st" ] && [ "$st" != "$a" ] && ok "--add a vector after layer 1 changes the continuation" || bad "--add: '$st' vs '$a'"
+expect_fail "steering vector of the wrong width" "holds 5 values" $ICLAB run "$m" -p x --add 0:"$T/short.npy"
+expect_fail "steering layer out of range" "layer 2 out of range" $ICLAB run "$m" -p x --replace 2:"$T/v.npy"
+expect_fail "unknown architecture" "unknown architecture" $ICLAB mkmodel --arch mamba --vocab "$V/ggml-vocab-llama-spm.gguf" -o "$T/x.gguf"
+expect_fail "prompt longer than the context" "more than the context" $ICLAB run "$m" -p "one two three four five six seven" --ctx 4
+expect_fail "missing model file" "cannot|No such" $ICLAB run "$T/none.gguf" -p "x"
+expect_fail "not a GGUF file" "magic|GGUF" $ICLAB run "$T/p.tsv" -p "x"
+expect_fail "layer out of range" "layers must lie in 0..1" $ICLAB capture "$m" --prompts "$T/p.tsv" --layers 0-5 -o "$T/y.npy"
+expect_fail "position outside a prompt" "outside it" $ICLAB capture "$m" --prompts "$T/p.tsv" --at 40 -o "$T/y.npy"
+printf 'a\tx\nno label here\n' > "$T/mixed.txt"
+expect_fail "labels on some lines only" "every line" $ICLAB capture "$m" --prompts "$T/mixed.txt" -o "$T/y.npy"
+: > "$T/empty.txt"
+expect_fail "empty prompt file" "no prompts" $ICLAB capture "$m" --prompts "$T/empty.txt" -o "$T/y.npy"
+[ ! -e "$T/y.npy" ] && ok "no output file after failures" || bad "a failed capture left $T/y.npy"
+expect_fail "bad option" "unknown option" $ICLAB run "$m" -p x --bogus 1
+out=$($ICLAB lmbench "$m" --prompt 16 --gen 4 --reps 1) && echo "$out" | grep -q "pp_tok_s=" && ok "lmbench prints its line" || bad "lmbench: $out"
+finish
