@@ -274,6 +274,17 @@ static void check_hooks(const char *model) {
     icl_lm_free(lm);
 }
 
+/* Resident memory of this process (VmRSS) in MiB. */
+static double rss_mib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kib = atof(line + 6);
+    if (f) fclose(f);
+    return kib / 1024.0;
+}
+
 /* A model with quantized weights against its own dequantized (F32) copy: the stored-type products
  * (tiles for prefill, dot products for one token) must equal plain fp32 math up to rounding. */
 static void check_quantized(const char *type) {
@@ -285,10 +296,14 @@ static void check_quantized(const char *type) {
     icl_err err;
     icl_lm *lq, *lf;
     icl_lm_ctx *cq, *cf;
+    double rss0 = rss_mib();
     if (icl_lm_load(&lq, q, &err) || icl_lm_load(&lf, f, &err)) {
         CHECK_MSG(0, "%s", err.msg);
         return;
     }
+    /* Loading maps the file: nothing close to the weights' size becomes resident before use. */
+    double grew = rss_mib() - rss0, mib = icl_lm_weight_bytes(lf) / 1048576.0;
+    CHECK_MSG(grew < 0.1 * mib, "loading %.1f MiB of weights made %.1f MiB resident", mib, grew);
     CHECK(!icl_lm_ctx_init(&cq, lq, 32, 0, &err) && !icl_lm_ctx_init(&cf, lf, 32, 0, &err));
     CHECK_MSG(icl_lm_weight_bytes(lq) < icl_lm_weight_bytes(lf), "%s weights are not smaller than F32", type);
     size_t V = icl_lm_hp(lq)->n_vocab;
@@ -346,7 +361,30 @@ static void check_bad_files(const char *model) {
     expect_load_error("tests/fixtures/gguf_v2.gguf", "");
 }
 
+/* Sampling: greedy ties, top-k/top-p limits, and draw frequencies against the softmax. */
+static void check_sampling(void) {
+    float lg[6] = {1.0f, 3.0f, 3.0f, 0.5f, 2.0f, -1.0f};
+    icl_rng rng;
+    icl_rng_seed(&rng, 9);
+    CHECK(icl_lm_sample(lg, 6, 0, 0, 1, &rng) == 1); /* greedy: the lower id of the tie */
+    CHECK(icl_lm_sample(lg, 6, 1, 1, 1, &rng) == 1); /* top-1 is greedy */
+    int counts[6] = {0}, n = 200000;
+    for (int i = 0; i < n; i++) counts[icl_lm_sample(lg, 6, 1, 3, 1, &rng)]++;
+    CHECK(counts[0] == 0 && counts[3] == 0 && counts[5] == 0); /* only the 3 best */
+    double z = 2 * exp(3.0) + exp(2.0);
+    for (int i = 0; i < 6; i++) {
+        if (i != 1 && i != 2 && i != 4) continue;
+        double p = exp(lg[i]) / z, sd = sqrt(p * (1 - p) / n);
+        CHECK_MSG(fabs((double)counts[i] / n - p) < 5 * sd, "token %d drawn %.4f, softmax %.4f", i, (double)counts[i] / n, p);
+    }
+    /* top_p 0.5: the two tied best tokens hold 0.42 each, so both and nothing else */
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 1000; i++) counts[icl_lm_sample(lg, 6, 1, 0, 0.5f, &rng)]++;
+    CHECK(counts[1] + counts[2] == 1000 && counts[1] > 0 && counts[2] > 0);
+}
+
 int main(void) {
+    check_sampling();
     iclab_bin = getenv("ICLAB") ? getenv("ICLAB") : "build/iclab";
     vocab_dir = getenv("ICLAB_VOCAB_DIR");
     if (!vocab_dir) {

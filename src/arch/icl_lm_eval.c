@@ -424,11 +424,35 @@ int32_t icl_lm_sample(const float *logits, int n_vocab, float temperature, int t
     for (int i = 1; i < n_vocab; i++)
         if (logits[i] > logits[best]) best = i;
     if (temperature <= 0 || !rng) return best;
-    cand *cs = malloc((size_t)n_vocab * sizeof *cs);
-    if (!cs) return best;
-    for (int i = 0; i < n_vocab; i++) cs[i] = (cand){logits[i] / temperature, i};
-    qsort(cs, (size_t)n_vocab, sizeof *cs, cand_cmp);
     int n = top_k > 0 && top_k < n_vocab ? top_k : n_vocab;
+    cand *cs = malloc((size_t)n * sizeof *cs);
+    if (!cs) return best;
+    /* The n best by a min-heap on (value, -id) so that ties keep the lower id, then sorted. */
+    int m = 0;
+    for (int i = 0; i < n_vocab; i++) {
+        cand x = {logits[i] / temperature, i};
+        if (m == n && cand_cmp(&x, &cs[0]) >= 0) continue; /* not better than the worst kept */
+        int k;
+        if (m < n) { /* sift up */
+            k = m++;
+            while (k > 0 && cand_cmp(&cs[(k - 1) / 2], &x) < 0) {
+                cs[k] = cs[(k - 1) / 2];
+                k = (k - 1) / 2;
+            }
+        } else { /* replace the root, sift down */
+            k = 0;
+            for (;;) {
+                int ch = 2 * k + 1;
+                if (ch >= m) break;
+                if (ch + 1 < m && cand_cmp(&cs[ch + 1], &cs[ch]) > 0) ch++;
+                if (cand_cmp(&cs[ch], &x) <= 0) break;
+                cs[k] = cs[ch];
+                k = ch;
+            }
+        }
+        cs[k] = x;
+    }
+    qsort(cs, (size_t)n, sizeof *cs, cand_cmp);
     double sum = 0;
     for (int i = 0; i < n; i++) sum += exp((double)cs[i].v - cs[0].v);
     if (top_p < 1) { /* keep the smallest prefix whose probability reaches top_p */
