@@ -35,9 +35,10 @@ int icl_qunpack_with(icl_simd path, int type, const void *row, float *dst, int64
 
 /* y (T, ldy) [:, 0:rows] = x (T, cols) @ W^T, where W is `rows` packed rows of `cols` elements of
  * `type`, row after row (row stride icl_quant_row_bytes(type, cols)). ldy >= rows lets the result
- * land in a slice of a wider buffer. Threads (OpenMP) split the rows. F32 weights go straight to
- * BLAS; for T == 1 every type uses icl_qdot. Returns 0, or -1 with a message for an unsupported
- * type or a bad shape. */
+ * land in a slice of a wider buffer. Threads (OpenMP) split the rows. From 8 tokens on, F32
+ * weights (4-byte aligned) go straight to BLAS and other types through per-thread fp32 tiles; with
+ * fewer tokens (T == 1 included) every output is an icl_qdot. Returns 0, or -1 with a message for
+ * an unsupported type or a bad shape. */
 int icl_qmatmul(int type, const void *w, int64_t rows, int64_t cols, const float *x, int64_t T, float *y,
                 int64_t ldy, icl_err *err);
 /* Reference: dequantizes each row to fp32 and accumulates in double, one thread. Same contract. */

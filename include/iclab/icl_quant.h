@@ -69,11 +69,22 @@ int icl_quant_can_dequantize(int type);
  * float32 in ggml's order, one rounding per operation. */
 int icl_quant_dequantize_row(int type, const void *src, float *dst, int64_t n, icl_err *err);
 
-/* 1 if icl_quant_quantize_row supports `type`: F32, F16, BF16, Q8_0. */
+/* 1 if icl_quant_quantize_row supports `type`: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K. */
 int icl_quant_can_quantize(int type);
 /* Packs n floats into `type` (n a multiple of the block size); dst must hold
- * icl_quant_row_bytes(type, n) bytes. F16/BF16 round to nearest even; Q8_0 uses ggml's reference
- * rule (d = max|x| / 127 stored as half, q = round(x / d)). Returns 0 or -1. */
+ * icl_quant_row_bytes(type, n) bytes. Returns 0 or -1.
+ *   F16/BF16 round to nearest even. Q8_0 uses ggml's reference rule (d = max|x| / 127 stored as
+ *   half, q = round(x / d)).
+ *   The others use simple rules (not ggml's searched scales; files stay ggml-readable), with this
+ *   guarantee for finite x whose block scales fit a half (|x| up to about 5e5 for Q4_0, 6e7 for
+ *   the K-quants), where "step" is the element's dequantized step (|d| for Q4_0, d*sc for
+ *   Q4_K/Q5_K, |d*sc| for Q6_K) and a few float roundings (relative 2^-20) are ignored:
+ *   Q4_0 (d = -max/8 rounded up in magnitude; max is the block's largest-magnitude value) and
+ *   Q6_K (per 16 elements, scale -max/32 as an int8 multiple, rounded up in magnitude, of a half
+ *   super-scale): |x - dequantized| <= step / 2, except values on the side opposite to max whose
+ *   magnitude exceeds 7.5 (Q4_0) / 31.5 (Q6_K) steps, which get the top code: <= one step.
+ *   Q4_K/Q5_K (per 32 elements, offset -min(0, min x) and step (max + offset) / 15 (/ 31), both
+ *   6-bit multiples, rounded up, of half super-scales): |x - dequantized| <= step / 2. */
 int icl_quant_quantize_row(int type, const float *src, void *dst, int64_t n, icl_err *err);
 
 /* IEEE half <-> float. fp32->fp16 rounds to nearest even, overflows to +-inf, keeps NaN a (quiet)

@@ -1,5 +1,6 @@
 /* ggml type table, half/bfloat16 conversions, and dequantization of ggml's quantized blocks to
- * float32 (plus quantization to the few types iclab writes). Layouts per ggml-common.h; the
+ * float32, and quantization of float32 rows to the plain types, Q8_0, Q4_0 and the K-quants Q4_K,
+ * Q5_K, Q6_K (simple rules with a stated error bound, not ggml's searched ones). Layouts per ggml-common.h; the
  * float arithmetic in each dequantizer keeps ggml's operation order, one product or sum per
  * statement, so results are bit-exact even where a compiler would otherwise fuse a multiply-add. */
 #include "iclab/icl_quant.h"
@@ -415,12 +416,178 @@ int icl_quant_dequantize_row(int type, const void *src, float *dst, int64_t n, i
 /* ---- quantizers ---- */
 
 int icl_quant_can_quantize(int type) {
-    return type == ICL_GGML_F32 || type == ICL_GGML_F16 || type == ICL_GGML_BF16 || type == ICL_GGML_Q8_0;
+    switch (type) {
+    case ICL_GGML_F32: case ICL_GGML_F16: case ICL_GGML_BF16: case ICL_GGML_Q8_0:
+    case ICL_GGML_Q4_0: case ICL_GGML_Q4_K: case ICL_GGML_Q5_K: case ICL_GGML_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 static void put_u16(uint8_t *p, uint16_t v) {
     p[0] = (uint8_t)(v & 0xff);
     p[1] = (uint8_t)(v >> 8);
+}
+
+/* The half closest to v (v >= 0, finite) that is not below it, so a scale stored as half still
+ * spans the block's range; returned as bits and, in *f, as float. */
+static uint16_t half_at_least(float v, float *f) {
+    uint16_t h = icl_quant_fp32_to_fp16(v);
+    if (icl_quant_fp16_to_fp32(h) < v) h++; /* next half up (positive halves order like integers) */
+    *f = icl_quant_fp16_to_fp32(h);
+    return h;
+}
+
+/* round(v) clamped to [lo, hi]; NaN gives lo (no undefined float->int conversion). */
+static int round_clamp(float v, int lo, int hi) {
+    float r = roundf(v);
+    if (!(r >= (float)lo)) return lo;
+    if (r > (float)hi) return hi;
+    return (int)r;
+}
+
+/* Multiplier m in 0..63 with m * unit >= v (v >= 0): a ceiling, so a quantized scale never falls
+ * short of the one it stands for. unit 0 (all of the super-block's values 0) gives 0. */
+static int ceil6(float v, float unit) {
+    if (!(unit > 0.0f) || !(v > 0.0f)) return 0;
+    float c = ceilf(v / unit);
+    return c > 63.0f ? 63 : (int)c;
+}
+
+/* The element of x[0..n) with the largest magnitude, with its sign (the first one on ties). */
+static float signed_absmax(const float *x, int n) {
+    float m = 0.0f, a = 0.0f;
+    for (int j = 0; j < n; j++)
+        if (fabsf(x[j]) > a) {
+            a = fabsf(x[j]);
+            m = x[j];
+        }
+    return m;
+}
+
+/* Q4_0, symmetric: d = -max / 8 where max is the largest-magnitude value with its sign (so it maps
+ * to code 0, value -8d), rounded up in magnitude to a half; q = round(x / d) + 8 in 0..15. */
+static void quant_q4_0(const float *x, uint8_t *o, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 32, o += 18) {
+        float mx = signed_absmax(x, 32), df;
+        uint16_t h = half_at_least(fabsf(mx) / 8.0f, &df);
+        if (mx > 0.0f) { /* d takes the opposite sign of max */
+            h ^= 0x8000;
+            df = -df;
+        }
+        put_u16(o, h);
+        float id = df != 0.0f ? 1.0f / df : 0.0f;
+        for (int j = 0; j < 16; j++) {
+            int q0 = round_clamp(x[j] * id, -8, 7) + 8, q1 = round_clamp(x[j + 16] * id, -8, 7) + 8;
+            o[2 + j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+/* Q4_K / Q5_K (levels 15 or 31): each sub-block j of 32 gets an offset mins_j = -min(0, min x)
+ * and a step covering [min, max]; the eight offsets and eight steps become 6-bit multiples of the
+ * half super-scales dmin and d. Both multiples are rounded up (offset first, then the step is
+ * sized for max + the quantized offset), so every x lies in [-offset, levels*step - offset] and
+ * rounds to the nearest code: |x - dequantized| <= step / 2. Writes d, dmin, scales[12] and
+ * fills codes[256] (0..levels) for the caller to pack. */
+static void quant_k_scales(const float *x, int levels, uint8_t *o, uint8_t codes[256]) {
+    float mins[8], hi[8], maxmin = 0.0f;
+    for (int j = 0; j < 8; j++) {
+        float lo = 0.0f, h = x[32 * j];
+        for (int l = 0; l < 32; l++) {
+            float v = x[32 * j + l];
+            if (v < lo) lo = v;
+            if (v > h) h = v;
+        }
+        mins[j] = -lo;
+        hi[j] = h;
+        if (mins[j] > maxmin) maxmin = mins[j];
+    }
+    float dminf, df, need[8], maxneed = 0.0f, mm[8];
+    uint16_t dminh = half_at_least(maxmin / 63.0f, &dminf);
+    int sc[8], m[8];
+    for (int j = 0; j < 8; j++) {
+        m[j] = ceil6(mins[j], dminf);
+        mm[j] = dminf * (float)m[j]; /* the offset exactly as the dequantizer forms it */
+        need[j] = (hi[j] + mm[j]) / (float)levels;
+        if (!(need[j] > 0.0f)) need[j] = 0.0f;
+        if (need[j] > maxneed) maxneed = need[j];
+    }
+    uint16_t dh = half_at_least(maxneed / 63.0f, &df);
+    for (int j = 0; j < 8; j++) sc[j] = ceil6(need[j], df);
+    put_u16(o, dh);
+    put_u16(o + 2, dminh);
+    uint8_t *S = o + 4;
+    memset(S, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            S[j] |= (uint8_t)sc[j];
+            S[j + 4] |= (uint8_t)m[j];
+        } else {
+            S[j + 4] = (uint8_t)((sc[j] & 0xF) | ((m[j] & 0xF) << 4));
+            S[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
+            S[j] |= (uint8_t)((m[j] >> 4) << 6);
+        }
+        float step = df * (float)sc[j], inv = step > 0.0f ? 1.0f / step : 0.0f;
+        for (int l = 0; l < 32; l++) codes[32 * j + l] = (uint8_t)round_clamp((x[32 * j + l] + mm[j]) * inv, 0, levels);
+    }
+}
+
+static void quant_q4_k(const float *x, uint8_t *o, int64_t nb) {
+    uint8_t codes[256];
+    for (int64_t i = 0; i < nb; i++, x += 256, o += 144) {
+        quant_k_scales(x, 15, o, codes);
+        uint8_t *qs = o + 16; /* sub-block j: nibble j & 1 of bytes 32 * (j / 2) .. +31 */
+        for (int p = 0; p < 4; p++)
+            for (int l = 0; l < 32; l++) qs[32 * p + l] = (uint8_t)(codes[64 * p + l] | (codes[64 * p + 32 + l] << 4));
+    }
+}
+
+static void quant_q5_k(const float *x, uint8_t *o, int64_t nb) {
+    uint8_t codes[256];
+    for (int64_t i = 0; i < nb; i++, x += 256, o += 176) {
+        quant_k_scales(x, 31, o, codes);
+        uint8_t *qh = o + 16, *qs = o + 48; /* bit 4 of sub-block j's element l is bit j of qh[l] */
+        memset(qh, 0, 32);
+        for (int j = 0; j < 8; j++)
+            for (int l = 0; l < 32; l++) qh[l] |= (uint8_t)(((codes[32 * j + l] >> 4) & 1) << j);
+        for (int p = 0; p < 4; p++)
+            for (int l = 0; l < 32; l++)
+                qs[32 * p + l] = (uint8_t)((codes[64 * p + l] & 0xF) | ((codes[64 * p + 32 + l] & 0xF) << 4));
+    }
+}
+
+/* Q6_K, symmetric per sub-block of 16: the sub-block's scale is -max / 32 (max with its sign),
+ * stored as int8 multiples (rounded up in magnitude) of the half super-scale d = max|scale| / 127;
+ * q = round(x / step) in -32..31. Element 128n + 32k + l keeps its low 4 bits in nibble k / 2 of
+ * ql[64n + 32(k & 1) + l] and its top 2 bits at bit 2k of qh[32n + l]. */
+static void quant_q6_k(const float *x, uint8_t *o, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 256, o += 210) {
+        float scale[16], maxs = 0.0f, df;
+        for (int s = 0; s < 16; s++) {
+            scale[s] = signed_absmax(x + 16 * s, 16) / -32.0f;
+            if (fabsf(scale[s]) > maxs) maxs = fabsf(scale[s]);
+        }
+        uint16_t dh = half_at_least(maxs / 127.0f, &df);
+        put_u16(o + 208, dh);
+        uint8_t *ql = o, *qh = o + 128;
+        memset(ql, 0, 128);
+        memset(qh, 0, 64);
+        for (int s = 0; s < 16; s++) {
+            float c = df > 0.0f ? ceilf(fabsf(scale[s]) / df) : 0.0f;
+            int sc = c > 127.0f ? 127 : (int)c;
+            if (scale[s] < 0.0f) sc = -sc;
+            o[192 + s] = (uint8_t)(int8_t)sc;
+            float step = df * (float)sc, inv = step != 0.0f ? 1.0f / step : 0.0f;
+            for (int l = 0; l < 16; l++) {
+                int e = 16 * s + l, n = e / 128, k = (e % 128) / 32, li = e % 32;
+                int q = round_clamp(x[e] * inv, -32, 31) + 32;
+                ql[64 * n + 32 * (k & 1) + li] |= (uint8_t)((q & 0xF) << (4 * (k >> 1)));
+                qh[32 * n + li] |= (uint8_t)((q >> 4) << (2 * k));
+            }
+        }
+    }
 }
 
 int icl_quant_quantize_row(int type, const float *src, void *dst, int64_t n, icl_err *err) {
@@ -454,6 +621,10 @@ int icl_quant_quantize_row(int type, const float *src, void *dst, int64_t n, icl
             }
         }
         break;
+    case ICL_GGML_Q4_0: quant_q4_0(src, o, n / 32); break;
+    case ICL_GGML_Q4_K: quant_q4_k(src, o, n / QK_K); break;
+    case ICL_GGML_Q5_K: quant_q5_k(src, o, n / QK_K); break;
+    case ICL_GGML_Q6_K: quant_q6_k(src, o, n / QK_K); break;
     }
     return 0;
 }
