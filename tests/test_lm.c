@@ -164,6 +164,19 @@ static void check_case(const char *name, const char *args) {
         CHECK(!run_states(lm, tok, T, 0, 1, s2, l2, &err));
         double eo = icl_rel_l2(s2, s1, ns), eol = icl_rel_l2(l2, l1, V);
         CHECK_MSG(eo < 1e-5 && eol < 1e-5, "%s: one-by-one decoding differs (%.3g, %.3g)", name, eo, eol);
+
+        /* A longer prompt (the fixture's tokens repeated to 40) takes the matrix-product attention
+         * in prefill; token by token it takes the per-query path: they must agree. */
+        enum { TL = 40 };
+        int32_t lt[TL];
+        for (int t = 0; t < TL; t++) lt[t] = tok[t % T];
+        size_t nl = (size_t)(L + 1) * TL * C;
+        float *a = malloc(nl * 4), *b = malloc(nl * 4);
+        CHECK(!run_states(lm, lt, TL, 0, 0, a, l1, &err) && !run_states(lm, lt, TL, 0, 1, b, l2, &err));
+        double ea = icl_rel_l2(a, b, nl), eal = icl_rel_l2(l1, l2, V);
+        CHECK_MSG(ea < 1e-5 && eal < 1e-5, "%s: 40-token prefill vs token by token (%.3g, %.3g)", name, ea, eal);
+        free(a);
+        free(b);
     } else {
         CHECK_MSG(0, "%s: %s", name, err.msg);
     }

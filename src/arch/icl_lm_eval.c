@@ -2,6 +2,7 @@
  * MLP variants, the head; hooks at every site. A call processes the new tokens as one (T, C) batch
  * per step, so prefill runs on matrix products; one token at a time (generation) runs on dot
  * products. Shapes in comments: T = tokens of this step, C = n_embd, qd = H*hd, kvd = Hkv*hd. */
+#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -16,7 +17,8 @@ struct icl_lm_ctx {
     int n_ctx, n_batch, n_past, stopped, n_threads;
     float *k_cache, *v_cache;                  /* (L, n_ctx, kvd) */
     float *x, *xn, *qkv, *att, *proj, *ff_a, *ff_b; /* (n_batch, C | C | qd+2kvd | qd | C | F | F) */
-    float *scores;                             /* (n_threads, n_ctx) */
+    float *scores;                             /* (n_threads, n_ctx): one query's scores */
+    float *score_tiles;                        /* (n_threads, n_batch, n_ctx): a head's scores in prefill */
     double *inv_freq;                          /* (rope_dim/2) RoPE angle per position */
     float *logits;                             /* (rows, n_vocab), grown on demand */
     size_t logits_cap;
@@ -27,7 +29,7 @@ struct icl_lm_ctx {
     uint64_t bytes;
 };
 
-enum { N_BUFS = 12 };
+enum { N_BUFS = 13 };
 
 int icl_lm_ctx_init(icl_lm_ctx **out, const icl_lm *lm, int n_ctx, int n_batch, icl_err *err) {
     *out = NULL;
@@ -52,10 +54,11 @@ int icl_lm_ctx_init(icl_lm_ctx **out, const icl_lm *lm, int n_ctx, int n_batch, 
     /* One allocation described by a size table (bytes), each piece 64-byte aligned. */
     size_t sizes[N_BUFS] = {
         L * n_ctx * kvd * 4, L * n_ctx * kvd * 4, B * C * 4, B * C * 4, B * (qd + 2 * kvd) * 4, B * qd * 4,
-        B * C * 4, B * F * 4, B * F * 4, (size_t)c->n_threads * n_ctx * 4, (size_t)(hp->rope_dim / 2 + 1) * 8, 0};
+        B * C * 4, B * F * 4, B * F * 4, (size_t)c->n_threads * n_ctx * 4, (size_t)(hp->rope_dim / 2 + 1) * 8,
+        (size_t)c->n_threads * B * n_ctx * 4, 0};
     void **slots[N_BUFS] = {(void **)&c->k_cache, (void **)&c->v_cache, (void **)&c->x, (void **)&c->xn,
                             (void **)&c->qkv, (void **)&c->att, (void **)&c->proj, (void **)&c->ff_a,
-                            (void **)&c->ff_b, (void **)&c->scores, (void **)&c->inv_freq, NULL};
+                            (void **)&c->ff_b, (void **)&c->scores, (void **)&c->inv_freq, (void **)&c->score_tiles, NULL};
     size_t total = 0;
     for (int i = 0; i < N_BUFS; i++) total += (sizes[i] + 63) & ~(size_t)63;
     /* Plain malloc, not calloc: cache pages become resident only as positions are written. */
@@ -207,20 +210,69 @@ static inline float dot16(const float *a, const float *b, int n) {
     int i = 0;
     for (; i + 16 <= n; i += 16)
         for (int k = 0; k < 16; k++) acc[k] += a[i + k] * b[i + k];
-    float s = 0;
-    for (; i < n; i++) s += a[i] * b[i];
-    for (int k = 0; k < 16; k++) s += acc[k];
-    return s;
+    for (; i < n; i++) acc[i & 15] += a[i] * b[i];
+    /* pairwise halving: four vector adds instead of sixteen scalar ones */
+    for (int w = 8; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++) acc[k] += acc[k + w];
+    return acc[0];
 }
 
-/* att (T, qd) = softmax over cached keys of (q k * q_scale, soft-capped, causal, windowed) times v. */
+/* Soft-caps, masks (causal, window), and softmaxes scores s[j0..p] of one query in place; entries
+ * outside [j0, p] are left alone. Returns 1/sum for the caller to scale with. */
+static float softmax_row(float *s, int j0, int p, float cap) {
+    float mx = -INFINITY;
+    for (int j = j0; j <= p; j++) {
+        if (cap > 0) s[j] = cap * tanhf(s[j] / cap);
+        if (s[j] > mx) mx = s[j];
+    }
+    double sum = 0;
+    for (int j = j0; j <= p; j++) {
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
+    }
+    return (float)(1.0 / sum);
+}
+
+/* Prefill of many tokens: per head, scores (T, p0+T) = Q K^T and the output P V as two sgemm
+ * calls on the cache, the masked part of the score tile computed and zeroed (cheap next to the
+ * rest of the layer, and it keeps the products dense). */
+static void attention_gemm(icl_lm_ctx *c, int layer, int T, int p0) {
+    const icl_lm_hparams *hp = &c->lm->hp;
+    int H = hp->n_head, hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, nk = p0 + T;
+    size_t qd = (size_t)H * hd, kvd = (size_t)hp->n_head_kv * hd, ldq = qd + 2 * kvd;
+    const float *kc = c->k_cache + (size_t)layer * c->n_ctx * kvd, *vc = c->v_cache + (size_t)layer * c->n_ctx * kvd;
+    int window = hp->sliding_window > 0 && layer % 2 == 0 ? hp->sliding_window : 0;
+#pragma omp parallel for schedule(static)
+    for (int h = 0; h < H; h++) {
+        float *S = c->score_tiles + (size_t)omp_get_thread_num() * c->n_batch * c->n_ctx;
+        size_t koff = (size_t)(h / group) * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nk, hd, hp->q_scale, c->qkv + (size_t)h * hd, (int)ldq,
+                    kc + koff, (int)kvd, 0.0f, S, nk);
+        for (int t = 0; t < T; t++) {
+            float *s = S + (size_t)t * nk;
+            int p = p0 + t, j0 = window && p - window + 1 > 0 ? p - window + 1 : 0;
+            float inv = softmax_row(s, j0, p, hp->attn_softcap);
+            for (int j = 0; j < j0; j++) s[j] = 0;
+            for (int j = j0; j <= p; j++) s[j] *= inv;
+            for (int j = p + 1; j < nk; j++) s[j] = 0;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, nk, 1.0f, S, nk, vc + koff, (int)kvd, 0.0f,
+                    c->att + (size_t)h * hd, (int)qd);
+    }
+}
+
+/* att (T, qd) = softmax over cached keys of (q k * q_scale, soft-capped, causal, windowed) times v.
+ * Few tokens (generation) go query by query; many (prefill) through attention_gemm. */
 static void attention(icl_lm_ctx *c, int layer, int T, int p0) {
+    if (T >= 16) {
+        attention_gemm(c, layer, T, p0);
+        return;
+    }
     const icl_lm_hparams *hp = &c->lm->hp;
     int H = hp->n_head, hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     size_t qd = (size_t)H * hd, kvd = (size_t)hp->n_head_kv * hd, ldq = qd + 2 * kvd;
     const float *kc = c->k_cache + (size_t)layer * c->n_ctx * kvd, *vc = c->v_cache + (size_t)layer * c->n_ctx * kvd;
     int window = hp->sliding_window > 0 && layer % 2 == 0 ? hp->sliding_window : 0;
-    float cap = hp->attn_softcap, scale = hp->q_scale;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)T * (p0 + T) * H * hd > 100000)
     for (int t = 0; t < T; t++)
         for (int h = 0; h < H; h++) {
@@ -228,19 +280,8 @@ static void attention(icl_lm_ctx *c, int layer, int T, int p0) {
             const float *q = c->qkv + (size_t)t * ldq + (size_t)h * hd;
             size_t koff = (size_t)(h / group) * hd;
             int p = p0 + t, j0 = window && p - window + 1 > 0 ? p - window + 1 : 0;
-            float mx = -INFINITY;
-            for (int j = j0; j <= p; j++) {
-                float v = dot16(q, kc + (size_t)j * kvd + koff, hd) * scale;
-                if (cap > 0) v = cap * tanhf(v / cap);
-                s[j] = v;
-                if (v > mx) mx = v;
-            }
-            double sum = 0;
-            for (int j = j0; j <= p; j++) {
-                s[j] = expf(s[j] - mx);
-                sum += s[j];
-            }
-            float inv = (float)(1.0 / sum);
+            for (int j = j0; j <= p; j++) s[j] = dot16(q, kc + (size_t)j * kvd + koff, hd) * hp->q_scale;
+            float inv = softmax_row(s, j0, p, hp->attn_softcap);
             float *o = c->att + (size_t)t * qd + (size_t)h * hd;
             memset(o, 0, (size_t)hd * sizeof(float));
             for (int j = j0; j <= p; j++) {
