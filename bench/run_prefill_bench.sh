@@ -13,25 +13,30 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}; shift || true
 TYPES=("$@"); [ ${#TYPES[@]} -gt 0 ] || TYPES=(f32 f16 q8_0)
 ICLAB=${ICLAB:-build/iclab}
+GEN=${GEN:-32}
 LLAMA_BENCH=${LLAMA_BENCH:-../peer/llama.cpp/build/bin/llama-bench}
 VOCAB=${VOCAB:-../shared/data/vocab/ggml-vocab-llama-spm.gguf}
 [ -f "$VOCAB" ] || VOCAB=build/vocab/ggml-vocab-llama-spm.gguf
 [ -x "$ICLAB" ] || make -j2 >/dev/null
 [ -x "$LLAMA_BENCH" ] || { echo "no llama-bench at $LLAMA_BENCH (set LLAMA_BENCH)"; exit 1; }
 DIR=${BENCH_DIR:-/tmp/iclab-prefill-bench}; mkdir -p "$DIR"
-export OMP_WAIT_POLICY=passive  # both programs: idle threads sleep (see docs/performance.md)
+# each program runs with its own OpenMP defaults (iclab sets GOMP_SPINCOUNT itself; see docs/performance.md)
+unset OMP_WAIT_POLICY GOMP_SPINCOUNT
 for type in "${TYPES[@]}"; do
   m="$DIR/llama150m-$type.gguf"
   [ -f "$m" ] || "$ICLAB" mkmodel --arch llama --size 150m --vocab "$VOCAB" --type "$type" --seed 1 -o "$m"
   ratios=()
   for r in $(seq "$ROUNDS"); do
     # llama-bench: CSV with a header; avg_ts is the mean tokens/s over its repetitions
-    csv=$("$LLAMA_BENCH" -m "$m" -p 128 -n 0 -t 2 -r 3 -o csv 2>/dev/null)
-    l=$(echo "$csv" | awk -F, 'NR==1 {for (i=1;i<=NF;i++) if ($i=="\"avg_ts\"" || $i=="avg_ts") c=i} NR==2 {gsub(/"/,"",$c); print $c}')
-    il=$("$ICLAB" lmbench "$m" --prompt 128 --reps 3); echo "  iclab: $il"
-    i=$(echo "$il" | sed -n 's/.*pp_tok_s=\([0-9.]*\).*/\1/p')
+    # rows: pp128, then tg32 (llama-bench generates from an empty context, iclab after the 128-token
+    # prompt, so iclab's generation steps attend over more keys)
+    csv=$("$LLAMA_BENCH" -m "$m" -p 128 -n "$GEN" -t 2 -r 3 -o csv 2>/dev/null)
+    ts=$(echo "$csv" | awk -F, 'NR==1 {for (i=1;i<=NF;i++) if ($i=="\"avg_ts\"" || $i=="avg_ts") c=i} NR>1 {gsub(/"/,"",$c); print $c}')
+    l=$(echo "$ts" | sed -n 1p); lg=$(echo "$ts" | sed -n 2p)
+    il=$("$ICLAB" lmbench "$m" --prompt 128 --gen "$GEN" --reps 3); echo "  iclab: $il"
+    i=$(echo "$il" | sed -n 's/.*pp_tok_s=\([0-9.]*\).*/\1/p'); ig=$(echo "$il" | sed -n 's/.*tg_tok_s=\([0-9.]*\).*/\1/p')
     ratios+=("$(awk -v a="$i" -v b="$l" 'BEGIN {printf "%.2f", a / b}')")
-    echo "$type round $r: iclab $i tok/s, llama.cpp $l tok/s, ratio ${ratios[-1]}"
+    echo "$type round $r: prefill iclab $i tok/s, llama.cpp $l tok/s, ratio ${ratios[-1]}; generation iclab $ig tok/s, llama.cpp ${lg:-n/a} tok/s"
   done
   printf '%s\n' "${ratios[@]}" | sort -n | awk -v n="$type" '{a[NR]=$1} END {print n ": median ratio iclab/llama.cpp = " a[int((NR+1)/2)]}'
 done
