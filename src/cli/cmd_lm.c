@@ -186,6 +186,7 @@ int cmd_run(int argc, char **argv) {
             if (!r) r = icl_lm_eval(s.ctx, &tok, 1, &o, &err);
         }
         putchar('\n');
+        fflush(stdout);
     }
     double t2 = now_s();
     if (!r)
