@@ -278,6 +278,50 @@ static int mm_tiles(const qmm *m, icl_simd p, int threads) {
     return failed ? -1 : 0;
 }
 
+/* Many tokens on AVX-512 (icl_qmat_gemm.c): x packed once per call into a buffer the calling
+ * thread keeps (prefill calls this ~100 times per chunk; a fresh megabyte each time would be
+ * page-faulted in again), then each thread takes groups of 8 rows, F32 rows read in place and
+ * other types unpacked into an 8-row buffer. Returns -1 if a buffer could not be allocated. */
+static int mm_gemm(const qmm *m, icl_simd p, int threads) {
+    static __thread float *xp_buf;
+    static __thread size_t xp_cap;
+    int64_t K = m->cols, nb = (m->T + ICL_QGEMM_NT - 1) / ICL_QGEMM_NT;
+    size_t need = (size_t)nb * ICL_QGEMM_NT * (size_t)K;
+    if (need > xp_cap) {
+        free(xp_buf);
+        xp_cap = 0;
+        xp_buf = aligned_alloc(64, (need * sizeof(float) + 63) / 64 * 64);
+        if (!xp_buf) return -1;
+        xp_cap = need;
+    }
+    const float *xp = xp_buf;
+    icl_qmat_gemm_pack_x(m->x, m->T, K, xp_buf);
+    int in_place = m->type == ICL_GGML_F32 && ((uintptr_t)m->w % sizeof(float)) == 0, failed = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        int64_t lo, hi;
+        split_rows(m->rows, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        float *buf = hi > lo ? aligned_alloc(64, (ICL_QGEMM_NR * (size_t)K * sizeof(float) + 63) / 64 * 64) : NULL;
+        if (hi > lo && !buf) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        for (int64_t r0 = lo; buf && r0 < hi; r0 += ICL_QGEMM_NR) {
+            int nr = hi - r0 < ICL_QGEMM_NR ? (int)(hi - r0) : ICL_QGEMM_NR;
+            const float *w = buf;
+            if (in_place && nr == ICL_QGEMM_NR) {
+                w = (const float *)(const void *)(m->w + (size_t)r0 * m->rb);
+            } else {
+                for (int r = 0; r < nr; r++) unpack_on(p, m->type, m->w + (size_t)(r0 + r) * m->rb, buf + (size_t)r * K, K);
+                memset(buf + (size_t)nr * K, 0, sizeof(float) * (size_t)(ICL_QGEMM_NR - nr) * (size_t)K);
+            }
+            icl_qmat_gemm_rows(w, K, nr, K, xp, m->T, m->y + r0, m->ldy);
+        }
+        free(buf);
+    }
+    return failed ? -1 : 0;
+}
+
 int icl_qmatmul(int type, const void *w, int64_t rows, int64_t cols, const float *x, int64_t T, float *y, int64_t ldy,
                 icl_err *err) {
     uint64_t rb;
@@ -293,6 +337,12 @@ int icl_qmatmul(int type, const void *w, int64_t rows, int64_t cols, const float
     int threads = macs >= PAR_MIN_MACS ? omp_get_max_threads() : 1;
     /* sgemm takes int dimensions; larger products (never met in practice) take the dot path. */
     int blas_ok = T <= INT_MAX && rows <= INT_MAX && cols <= INT_MAX && ldy <= INT_MAX;
+    if (T >= TILE_MIN_T && p == ICL_SIMD_AVX512 && icl_qmat_gemm_available()) {
+        if (mm_gemm(&m, p, threads))
+            return icl_errf(err, "icl_qmatmul: out of memory for %lld-column buffers (%s weights)", (long long)cols,
+                            icl_quant_type_name(type));
+        return 0;
+    }
     if (T >= TILE_MIN_T && blas_ok && type == ICL_GGML_F32 && ((uintptr_t)w % sizeof(float)) == 0) {
         mm_f32(&m, threads);
         return 0;

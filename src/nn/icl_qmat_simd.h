@@ -25,4 +25,15 @@ typedef struct {
 int icl_qmat_avx2_kernel(int type, icl_qkernel *k);
 int icl_qmat_avx512_kernel(int type, icl_qkernel *k);
 
+/* The AVX-512 prefill micro-kernel (icl_qmat_gemm.c): 8 weight rows x 32 tokens. */
+enum { ICL_QGEMM_NR = 8, ICL_QGEMM_NT = 32 };
+/* 1 if the kernel is compiled in (x86-64); the caller still checks the CPU for AVX-512. */
+int icl_qmat_gemm_available(void);
+/* Packs x (T, K) k-major per block of 32 tokens into xp (ceil(T/32)*32*K floats), zero-padded. */
+void icl_qmat_gemm_pack_x(const float *x, int64_t T, int64_t K, float *xp);
+/* y[t][r] = sum_k w[r*ldw + k] * x[t][k] for r < nrows (<= 8), t < T, reading 8 rows of w (rows
+ * past nrows must be readable: pass zero rows) and the packed x. */
+void icl_qmat_gemm_rows(const float *w, int64_t ldw, int nrows, int64_t K, const float *xp, int64_t T, float *y,
+                        int64_t ldy);
+
 #endif
