@@ -176,6 +176,7 @@ static void norm_rows(const icl_lm *lm, float *out, const float *in, const float
 
 static void add_bias(float *y, size_t ld, const float *b, int T, int n) {
     if (!b) return;
+#pragma omp parallel for schedule(static) if ((size_t)T * n >= 65536)
     for (int t = 0; t < T; t++)
         for (int i = 0; i < n; i++) y[(size_t)t * ld + i] += b[i];
 }
@@ -188,6 +189,7 @@ static int matmul(const lm_mat *m, const float *x, int T, float *y, size_t ldy, 
 static void rope(const icl_lm_ctx *c, float *x, size_t ld, int n_heads, int T, int p0) {
     const icl_lm_hparams *hp = &c->lm->hp;
     int half = hp->rope_dim / 2, hd = hp->head_dim;
+#pragma omp parallel for schedule(static) if (T >= 16)
     for (int t = 0; t < T; t++) {
         double pos = p0 + t;
         for (int i = 0; i < half; i++) {
@@ -292,7 +294,14 @@ static void attention(icl_lm_ctx *c, int layer, int T, int p0) {
         }
 }
 
+/* a *= b elementwise (GeGLU's gate times up). */
+static void mul_inplace(float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) a[i] *= b[i];
+}
+
 static void silu_mul(float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= 65536)
     for (size_t i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
 }
 
@@ -372,7 +381,7 @@ static int mlp_block(icl_lm_ctx *c, int l, int T, int p0, icl_err *err) {
             silu_mul(c->ff_a, c->ff_b, (size_t)T * F);
         } else {
             icl_gelu_forward(c->ff_a, c->ff_a, (size_t)T * F);
-            for (size_t i = 0; i < (size_t)T * F; i++) c->ff_a[i] *= c->ff_b[i];
+            mul_inplace(c->ff_a, c->ff_b, (size_t)T * F);
         }
         act = c->ff_a;
     } else {

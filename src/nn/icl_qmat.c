@@ -294,11 +294,16 @@ static int mm_gemm(const qmm *m, icl_simd p, int threads) {
         if (!xp_buf) return -1;
         xp_cap = need;
     }
-    const float *xp = xp_buf;
-    icl_qmat_gemm_pack_x(m->x, m->T, K, xp_buf);
+    float *xp = xp_buf; /* thread-local: the workers must use this copy of the pointer */
     int in_place = m->type == ICL_GGML_F32 && ((uintptr_t)m->w % sizeof(float)) == 0, failed = 0;
 #pragma omp parallel num_threads(threads)
     {
+        /* each thread packs whole 32-token blocks, then all wait for the packed x */
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t t0 = b * ICL_QGEMM_NT, nt = m->T - t0 < ICL_QGEMM_NT ? m->T - t0 : ICL_QGEMM_NT;
+            icl_qmat_gemm_pack_x(m->x + (size_t)t0 * K, nt, K, xp + (size_t)b * ICL_QGEMM_NT * K);
+        }
         int64_t lo, hi;
         split_rows(m->rows, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
         float *buf = hi > lo ? aligned_alloc(64, (ICL_QGEMM_NR * (size_t)K * sizeof(float) + 63) / 64 * 64) : NULL;
