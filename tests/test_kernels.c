@@ -105,6 +105,26 @@ static void test_layernorm(int N, int C) {
     free(c.out); free(c.mean); free(c.rstd); free(c.inp); free(c.w); free(c.b); free(c.R); free(di); free(dw); free(db);
 }
 
+/* ---- silu: the polynomial exp against libm, in double */
+static void test_silu(void) {
+    enum { n = 20000 };
+    static float a[n], b[n];
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        a[i] = -100.0f + 200.0f * i / n;
+        b[i] = 1.0f + 0.001f * (i % 7);
+    }
+    static float a0[n];
+    memcpy(a0, a, sizeof a);
+    icl_silu_mul(a, b, n);
+    for (int i = 0; i < n; i++) {
+        double x = a0[i], want = x / (1.0 + exp(-x)) * b[i];
+        double e = fabs(a[i] - want) / (fabs(want) + 1e-30);
+        if (e > worst) worst = e;
+    }
+    CHECK_MSG(worst < 1e-6, "silu relative error %g", worst);
+}
+
 /* ---- gelu */
 typedef struct { float *out, *inp, *R; size_t n; } gelu_ctx;
 static double gelu_loss(void *p) {
@@ -169,6 +189,7 @@ int main(void) {
     test_linear(33, 17, 64);
     test_layernorm(5, 13);
     test_layernorm(3, 70); /* more than one 64-column block */
+    test_silu();
     test_gelu();
     test_attention(2, 5, 8, 2);
     test_attention(1, 7, 12, 3);

@@ -300,11 +300,6 @@ static void mul_inplace(float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) a[i] *= b[i];
 }
 
-static void silu_mul(float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
-}
-
 /* x (T,C) = the residual stream entering layer 0 for tokens at positions p0.. */
 static int embed(icl_lm_ctx *c, const int32_t *tok, int T, int p0, icl_err *err) {
     const icl_lm *lm = c->lm;
@@ -378,7 +373,7 @@ static int mlp_block(icl_lm_ctx *c, int l, int T, int p0, icl_err *err) {
         if (matmul(&L->gate, c->xn, T, c->ff_a, F, err)) return -1;
         add_bias(c->ff_a, F, L->b_gate, T, (int)F);
         if (lm->mlp == LM_MLP_SWIGLU) {
-            silu_mul(c->ff_a, c->ff_b, (size_t)T * F);
+            icl_silu_mul(c->ff_a, c->ff_b, (size_t)T * F);
         } else {
             icl_gelu_forward(c->ff_a, c->ff_a, (size_t)T * F);
             mul_inplace(c->ff_a, c->ff_b, (size_t)T * F);

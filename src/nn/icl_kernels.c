@@ -207,6 +207,19 @@ void icl_gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
+static void silu_mul_chunk(float *restrict a, const float *restrict b, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] = a[i] / (1.0f + exp_poly(-a[i])) * b[i];
+}
+
+void icl_silu_mul(float *a, const float *b, size_t n) {
+    long nchunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (long c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        silu_mul_chunk(a + i0, b + i0, len);
+    }
+}
+
 static void gelu_backward_chunk(float *restrict dinp, const float *restrict inp, const float *restrict dout, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];

@@ -16,18 +16,25 @@
 #define GEMM_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
 void icl_qmat_gemm_pack_x(const float *x, int64_t T, int64_t K, float *xp) {
+    /* 16 k at a time for every token of a block: the 16 destination rows (2 KiB) stay in L1 while
+     * each token's 16 contiguous values are spread over them. */
     int64_t nb = (T + ICL_QGEMM_NT - 1) / ICL_QGEMM_NT;
-    for (int64_t b = 0; b < nb; b++)
-        for (int64_t j = 0; j < ICL_QGEMM_NT; j++) {
-            int64_t t = b * ICL_QGEMM_NT + j;
-            float *dst = xp + (size_t)b * K * ICL_QGEMM_NT + j;
-            if (t < T) {
-                const float *src = x + (size_t)t * K;
-                for (int64_t k = 0; k < K; k++) dst[(size_t)k * ICL_QGEMM_NT] = src[k];
-            } else {
-                for (int64_t k = 0; k < K; k++) dst[(size_t)k * ICL_QGEMM_NT] = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        float *blk = xp + (size_t)b * K * ICL_QGEMM_NT;
+        for (int64_t k0 = 0; k0 < K; k0 += 16) {
+            int64_t kn = K - k0 < 16 ? K - k0 : 16;
+            for (int64_t j = 0; j < ICL_QGEMM_NT; j++) {
+                int64_t t = b * ICL_QGEMM_NT + j;
+                float *dst = blk + (size_t)k0 * ICL_QGEMM_NT + j;
+                if (t < T) {
+                    const float *src = x + (size_t)t * K + k0;
+                    for (int64_t i = 0; i < kn; i++) dst[(size_t)i * ICL_QGEMM_NT] = src[i];
+                } else {
+                    for (int64_t i = 0; i < kn; i++) dst[(size_t)i * ICL_QGEMM_NT] = 0.0f;
+                }
             }
         }
+    }
 }
 
 GEMM_ATTR void icl_qmat_gemm_rows(const float *w, int64_t ldw, int nrows, int64_t K, const float *xp, int64_t T,
