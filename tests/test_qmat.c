@@ -240,6 +240,23 @@ static void check_matmul(int type, int64_t rows, int64_t cols, int64_t T, int th
         for (int64_t r = rows; r < ldy; r++)
             kept &= y[t * ldy + r] == SENTINEL && ref[t * ldy + r] == SENTINEL;
     }
+    /* every other path (the BLAS strategies on AVX2 and portable) within the same bound */
+    for (int p = ICL_SIMD_PORTABLE; p <= ICL_SIMD_AVX512; p++) {
+        if (p > (int)icl_simd_best()) break;
+        for (int64_t i = 0; i < T * ldy; i++) y2[i] = SENTINEL;
+        CHECK_MSG(icl_qmatmul_with((icl_simd)p, type, w, rows, cols, x, T, y2, ldy, &err) == 0, "%s", err.msg);
+        for (int64_t t = 0; t < T; t++) {
+            for (int64_t r = 0; r < rows; r++) {
+                double mag = 0;
+                for (int64_t i = 0; i < cols; i++) mag += fabs((double)deq[r * cols + i] * x[t * cols + i]);
+                double a = y2[t * ldy + r], b = ref[t * ldy + r];
+                if (!(fabs(a - b) <= g * mag + 0x1p-24 * fabs(b)) && bad++ < 3)
+                    fprintf(stderr, "  %s path %d t=%lld r=%lld: %.9g vs ref %.9g\n", icl_quant_type_name(type), p,
+                            (long long)t, (long long)r, a, b);
+            }
+            for (int64_t r = rows; r < ldy; r++) kept &= y2[t * ldy + r] == SENTINEL;
+        }
+    }
     CHECK_MSG(bad == 0, "qmatmul %s rows=%lld cols=%lld T=%lld threads=%d: %d outputs outside the bound",
               icl_quant_type_name(type), (long long)rows, (long long)cols, (long long)T, threads, bad);
     CHECK_MSG(kept, "qmatmul %s wrote past rows", icl_quant_type_name(type));

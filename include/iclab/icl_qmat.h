@@ -1,8 +1,9 @@
 /* Matrix products whose weights stay in their stored ggml type (F32, F16, BF16, Q8_0, Q4_0, the
  * K-quants): what a pretrained GGUF model runs on. Nothing is converted to fp32 at load; a product
- * reads the packed rows and either dots them directly with fp32 activations (one token: memory
- * bound) or unpacks a small block of rows into a per-thread fp32 tile and hands it to BLAS (many
- * tokens: the unpacking is paid once per block and shared by every token).
+ * reads the packed rows and either dots them directly with fp32 activations (few tokens: memory
+ * bound) or, for many tokens, unpacks a few rows at a time to fp32 (paid once per row, shared by
+ * every token) and multiplies them with an fp32 matrix kernel: iclab's own AVX-512 kernel, which
+ * reads F32 rows in place, or BLAS on per-thread tiles on other CPUs.
  *
  * Each dot product has a portable C path and, where the CPU has them, AVX2 and AVX-512 paths,
  * chosen at run time; icl_qdot_with lets tests run each path and hold them together.
@@ -35,12 +36,18 @@ int icl_qunpack_with(icl_simd path, int type, const void *row, float *dst, int64
 
 /* y (T, ldy) [:, 0:rows] = x (T, cols) @ W^T, where W is `rows` packed rows of `cols` elements of
  * `type`, row after row (row stride icl_quant_row_bytes(type, cols)). ldy >= rows lets the result
- * land in a slice of a wider buffer. Threads (OpenMP) split the rows. From 8 tokens on, F32
- * weights (4-byte aligned) go straight to BLAS and other types through per-thread fp32 tiles; with
- * fewer tokens (T == 1 included) every output is an icl_qdot. Returns 0, or -1 with a message for
+ * land in a slice of a wider buffer. Threads (OpenMP) split the rows. From 8 tokens on: with
+ * AVX-512, the 8-row x 32-token kernel of icl_qmat_gemm.c (F32 rows read in place, others unpacked
+ * 8 rows at a time, x packed once per call); otherwise F32 weights (4-byte aligned) go straight to
+ * BLAS and other types through per-thread fp32 tiles. With fewer tokens (T == 1 included) every
+ * output is an icl_qdot. Returns 0, or -1 with a message for
  * an unsupported type or a bad shape. */
 int icl_qmatmul(int type, const void *w, int64_t rows, int64_t cols, const float *x, int64_t T, float *y,
                 int64_t ldy, icl_err *err);
+/* The same on a chosen path (PORTABLE and AVX2 take the BLAS strategies for many tokens): -1 if
+ * this CPU lacks the path. */
+int icl_qmatmul_with(icl_simd path, int type, const void *w, int64_t rows, int64_t cols, const float *x, int64_t T,
+                     float *y, int64_t ldy, icl_err *err);
 /* Reference: dequantizes each row to fp32 and accumulates in double, one thread. Same contract. */
 int icl_qmatmul_ref(int type, const void *w, int64_t rows, int64_t cols, const float *x, int64_t T, float *y,
                     int64_t ldy, icl_err *err);

@@ -1,7 +1,8 @@
 /* Dot and matrix products with weights kept in their stored ggml type (see icl_qmat.h): path
  * selection, the portable path, the dequantizing fallback for types without SIMD kernels, and
- * icl_qmatmul's three strategies (BLAS on F32 weights, per-row dots for few tokens, per-thread fp32
- * tiles handed to BLAS for many). The SIMD kernels are in icl_qmat_x86.c. */
+ * icl_qmatmul's strategies: per-row dots for few tokens; for many, the AVX-512 kernel of
+ * icl_qmat_gemm.c, or else BLAS on F32 weights and on per-thread fp32 tiles of the others. The SIMD
+ * kernels are in icl_qmat_x86.c. */
 #include "iclab/icl_qmat.h"
 #include <cblas.h>
 #include <limits.h>
@@ -329,7 +330,13 @@ static int mm_gemm(const qmm *m, icl_simd p, int threads) {
 
 int icl_qmatmul(int type, const void *w, int64_t rows, int64_t cols, const float *x, int64_t T, float *y, int64_t ldy,
                 icl_err *err) {
+    return icl_qmatmul_with(icl_simd_best(), type, w, rows, cols, x, T, y, ldy, err);
+}
+
+int icl_qmatmul_with(icl_simd p, int type, const void *w, int64_t rows, int64_t cols, const float *x, int64_t T,
+                     float *y, int64_t ldy, icl_err *err) {
     uint64_t rb;
+    if (!path_available(p)) return icl_errf(err, "icl_qmatmul: this CPU has no %s path", icl_simd_name(p));
     if (check_args("icl_qmatmul", type, w, rows, cols, x, T, y, ldy, &rb, err)) return -1;
     if (rows == 0 || T == 0) return 0;
     if (cols == 0) { /* empty sums */
@@ -337,7 +344,6 @@ int icl_qmatmul(int type, const void *w, int64_t rows, int64_t cols, const float
         return 0;
     }
     qmm m = {type, w, rows, cols, (size_t)rb, x, T, y, ldy};
-    icl_simd p = icl_simd_best();
     double macs = (double)rows * (double)cols * (double)T;
     int threads = macs >= PAR_MIN_MACS ? omp_get_max_threads() : 1;
     /* sgemm takes int dimensions; larger products (never met in practice) take the dot path. */
