@@ -46,4 +46,10 @@ int icl_capture_layers(icl_model *m, const icl_batch *b, int pos, int chunk, flo
 int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64_t *steps, int n_steps, FILE *progress,
                    icl_err *err);
 
+/* Held-out linear-probe accuracy per class, acc[0..nc), and overall, acc[nc], for points X (N,d):
+ * multinomial logistic regression on standardised features, fitted on a seeded stratified half
+ * and scored on the other half (NaN for a class with no test point). */
+int icl_probe_per_class(const float *X, const int *labels, int N, int d, int nc, uint64_t seed, double *acc,
+                        icl_err *err);
+
 #endif

@@ -26,9 +26,7 @@ void icl_decode_config_default(icl_decode_config *d) {
     d->at[0] = 0;
 }
 
-/* Held-out linear-probe accuracy per concept (and overall, acc[nc]) for one layer's points X (N,d):
- * multinomial logistic regression on standardised features, fitted on a seeded stratified half. */
-static int probe_layer(const float *X, const int *labels, int N, int d, int nc, uint64_t seed, double *acc, icl_err *err) {
+int icl_probe_per_class(const float *X, const int *labels, int N, int d, int nc, uint64_t seed, double *acc, icl_err *err) {
     unsigned char *is_test = malloc(N);
     float *Xtr = malloc(sizeof(float) * (size_t)N * d);
     int *ytr = malloc(sizeof(int) * N), *pred = malloc(sizeof(int) * N), ntr = 0;
@@ -347,7 +345,7 @@ int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64
         for (int l = 0; l <= L && !r; l++) {
             double *acc = pacc + (size_t)l * (nc + 1);
             for (int k = 0; k <= nc; k++) acc[k] = NAN;
-            if (dc->probe) r = probe_layer(reps + (size_t)l * N * C, labels, N, C, nc, c.seed, acc, err);
+            if (dc->probe) r = icl_probe_per_class(reps + (size_t)l * N * C, labels, N, C, nc, c.seed, acc, err);
         }
         for (int l = 0; l <= L && !r; l++) {
             const double *acc = pacc + (size_t)l * (nc + 1);

@@ -28,5 +28,6 @@ int cmd_mkmodel(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
 int cmd_lmbench(int argc, char **argv);
+int cmd_td(int argc, char **argv);
 
 #endif

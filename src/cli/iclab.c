@@ -64,6 +64,7 @@ static const struct {
     {"mkmodel", cmd_mkmodel, "write a random-weight GGUF LLM (llama, qwen2, gemma2, gpt2, olmo) for engine tests"},
     {"run", cmd_run, "generate text with a GGUF language model (llama, qwen2, gemma2, gpt2, olmo)"},
     {"capture", cmd_capture, "hidden states of a GGUF language model's layers for a file of prompts -> .npy"},
+    {"td", cmd_td, "task decodability (kNN, probe) of any saved representations, e.g. from capture"},
     {"lmbench", cmd_lmbench, "time prefill and generation of a GGUF language model (for bench/)"},
     {"info", cmd_info, "show a checkpoint's configuration and held-out MSE"},
     {"bench", cmd_bench, "time training steps on given shapes (for bench/)"},

@@ -36,6 +36,20 @@ st=$($ICLAB run "$m" -p "The capital of France is" -n 12 --add 1:"$T/v.npy" 2>/d
 [ -n "$st" ] && [ "$st" != "$a" ] && ok "--add a vector after layer 1 changes the continuation" || bad "--add: '$st' vs '$a'"
 expect_fail "steering vector of the wrong width" "holds 5 values" $ICLAB run "$m" -p x --add 0:"$T/short.npy"
 expect_fail "steering layer out of range" "layer 2 out of range" $ICLAB run "$m" -p x --replace 2:"$T/v.npy"
+# iclab td on the capture, and on planted clusters: separated at layer 1 only
+$ICLAB td "$T/c.npy" "$T/c_labels.npy" --k 1 --no-probe -o "$T/td.csv" > /dev/null && [ "$(head -1 "$T/td.csv")" = "layer,concept,name,td,chance,probe_acc" ] \
+  && [ "$(wc -l < "$T/td.csv")" -eq 7 ] && grep -q "^0,-1,all," "$T/td.csv" && grep -q ",animal," "$T/td.csv" && ok "td on captured states: CSV with names" || bad "td on capture: $(cat "$T/td.csv")"
+/usr/bin/python3 -c "
+import numpy as np
+r = np.random.default_rng(0); lab = np.repeat(np.arange(3), 40).astype(np.int32)
+a = r.normal(size=(2, 120, 16)).astype(np.float32); a[1] += 6 * np.eye(16, dtype=np.float32)[lab]
+np.save('$T/s.npy', a); np.save('$T/s_labels.npy', lab); np.save('$T/one.npy', np.zeros(120, np.int32)); np.save('$T/short.npy', lab[:50])"
+$ICLAB td "$T/s.npy" "$T/s_labels.npy" -o "$T/s.csv" > /dev/null
+awk -F, '$2 == -1 {print $1, $4, $5, $6}' "$T/s.csv" | { read l0 t0 c0 p0; read l1 t1 c1 p1
+  awk -v t0="$t0" -v t1="$t1" -v c="$c0" -v p1="$p1" 'BEGIN {exit !(t0 < 0.6 && t1 == 1 && c > 0.33 && c < 0.34 && p1 > 0.95)}'; } \
+  && ok "td: planted clusters decodable at layer 1 only, chance 1/3" || bad "td planted: $(cat "$T/s.csv")"
+expect_fail "td with one class" "two classes" $ICLAB td "$T/s.npy" "$T/one.npy"
+expect_fail "td with a wrong label count" "50 labels for 120 points" $ICLAB td "$T/s.npy" "$T/short.npy"
 expect_fail "unknown architecture" "unknown architecture" $ICLAB mkmodel --arch mamba --vocab "$V/ggml-vocab-llama-spm.gguf" -o "$T/x.gguf"
 expect_fail "prompt longer than the context" "more than the context" $ICLAB run "$m" -p "one two three four five six seven" --ctx 4
 expect_fail "missing model file" "cannot|No such" $ICLAB run "$T/none.gguf" -p "x"
