@@ -30,14 +30,23 @@ int main(void) {
 
     double d1[64], b1[8], d2[64], b2[8];
     c.batch = 7; /* several chunks, the last one partial */
-    CHECK(icl_patch_matrix(&m, &c, 1, per, d1, b1, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, 1, 0, per, d1, b1, &err) == 0);
     c.batch = 500; /* one chunk */
-    CHECK(icl_patch_matrix(&m, &c, 1, per, d2, b2, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, 1, 0, per, d2, b2, &err) == 0);
     CHECK(all_finite(d1, nc * nc) && all_finite(b1, nc));
     double maxd = 0;
     for (int i = 0; i < nc * nc; i++) maxd = fmax(maxd, fabs(d1[i] - d2[i]));
     CHECK_MSG(maxd < 1e-6, "patching depends on the chunking (max difference %g)", maxd);
-    CHECK(icl_patch_matrix(&m, &c, L, per, d1, b1, &err) == -1); /* layer out of range */
+    CHECK(icl_patch_matrix(&m, &c, L, 0, per, d1, b1, &err) == -1); /* layer out of range */
+    /* every y token: also independent of the chunking, and the same unpatched MSE */
+    c.batch = 7;
+    CHECK(icl_patch_matrix(&m, &c, 1, 1, per, d1, b1, &err) == 0);
+    c.batch = 500;
+    CHECK(icl_patch_matrix(&m, &c, 1, 1, per, d2, b2, &err) == 0);
+    maxd = 0;
+    for (int i = 0; i < nc * nc; i++) maxd = fmax(maxd, fabs(d1[i] - d2[i]));
+    CHECK_MSG(all_finite(d1, nc * nc) && maxd < 1e-6, "all-y patching depends on the chunking (%g)", maxd);
+    for (int i = 0; i < nc; i++) CHECK(fabs(b1[i] - b2[i]) < 1e-6);
 
     double *h1 = malloc(sizeof(double) * L * H * nc), *h2 = malloc(sizeof(double) * L * H * nc);
     c.batch = 7;

@@ -7,13 +7,15 @@
 #include "iclab/icl_model.h"
 #include "iclab/icl_train.h"
 
-/* Mean-activation patching at the query: for source concept s and target concept t, the residual
- * stream after `layer` blocks (0..L-1, the numbering of icl_decode.h: the paper's "layer 5" is 5)
- * at the final x token of each concept-s sequence is replaced by the
- * mean over concept-t sequences (a separate set) of that same vector; delta[s*nc+t] is the change
- * of the MSE of the final prediction. base[s] is the unpatched MSE. per_concept sequences each. */
-int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int per_concept, double *delta, double *base,
-                     icl_err *err);
+/* Mean-activation patching (paper Fig. 7): for source concept s and target concept t, the residual
+ * stream entering block `layer` (0..L-1, so `layer` blocks have run: the numbering of icl_decode.h)
+ * at the y token of the last demonstration before the final query (all_y = 0), or at every
+ * demonstration's y token (all_y = 1), of each concept-s sequence is replaced by the mean over
+ * concept-t sequences (a separate set) of that same vector at that same token; delta[s*nc+t] is
+ * the change of the MSE of the final prediction. base[s] is the unpatched MSE. per_concept
+ * sequences each. */
+int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int per_concept, double *delta,
+                     double *base, icl_err *err);
 
 /* Zeroes one head's output (all positions) at a time: delta[(l*H + h)*nc + k] = change of the MSE
  * (mean over positions) on concept k. base (nc) is the unablated MSE. */

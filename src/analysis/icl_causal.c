@@ -40,25 +40,28 @@ static int predict(icl_model *m, const icl_batch *b, int chunk, const icl_hook *
 
 static double sq(double x) { return x * x; }
 
-int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int per_concept, double *delta, double *base,
-                     icl_err *err) {
+int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int per_concept, double *delta,
+                     double *base, icl_err *err) {
     int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, C = m->cfg.n_embd;
     if (layer < 0 || layer >= m->cfg.n_layer) return icl_errf(err, "layer %d out of range 0..%d", layer, m->cfg.n_layer - 1);
+    if (K < 2) return icl_errf(err, "patching needs at least two points per sequence");
     icl_batch probe = {0}, meanset = {0};
     icl_train_config mc = *c;
     mc.seed = c->seed ^ 0x9e3779b97f4a7c15ULL * STREAM_PATCH_MEAN; /* a different probe stream for the means */
-    int N = nc * per_concept, q = 2 * K - 3; /* the y token of the last demonstration before the final query */
-    if (K < 2) return icl_errf(err, "patching needs at least two points per sequence");
-    float *means = calloc((size_t)nc * C, sizeof(float)), *cap = malloc(sizeof(float) * (size_t)N * C);
+    /* the y tokens patched: that of the last demonstration before the final query (2K-3), or all */
+    int N = nc * per_concept, np = all_y ? K - 1 : 1, *ys = malloc(sizeof(int) * (size_t)np);
+    for (int i = 0; ys && i < np; i++) ys[i] = all_y ? 2 * i + 1 : 2 * K - 3;
+    size_t w = (size_t)np * C; /* floats per sequence */
+    float *means = calloc((size_t)nc * w, sizeof(float)), *cap = malloc(sizeof(float) * (size_t)N * w);
     float *pred = malloc(sizeof(float) * (size_t)N * K);
-    int r = (!means || !cap || !pred) ? icl_errf(err, "out of memory") : 0;
+    int r = (!ys || !means || !cap || !pred) ? icl_errf(err, "out of memory") : 0;
     if (!r) r = icl_probe_batch(c, per_concept, &probe, err) || icl_probe_batch(&mc, per_concept, &meanset, err);
     double scale = icl_task_y_scale(&c->task);
-    if (!r) { /* per-concept means of the stream entering `layer` at the query token, on the mean set */
-        icl_hook h = {.site = ICL_SITE_RESID_PRE, .layer = layer, .positions = &q, .n_positions = 1, .action = ICL_HOOK_CAPTURE, .out = cap};
+    if (!r) { /* per-concept, per-position means of the stream entering `layer`, on the mean set */
+        icl_hook h = {.site = ICL_SITE_RESID_PRE, .layer = layer, .positions = ys, .n_positions = np, .action = ICL_HOOK_CAPTURE, .out = cap};
         r = predict(m, &meanset, c->batch, &h, 1, pred, err);
         for (int i = 0; i < N && !r; i++)
-            for (int j = 0; j < C; j++) means[(size_t)meanset.concept[i] * C + j] += cap[(size_t)i * C + j] / per_concept;
+            for (size_t j = 0; j < w; j++) means[(size_t)meanset.concept[i] * w + j] += cap[(size_t)i * w + j] / per_concept;
     }
     if (!r) r = predict(m, &probe, c->batch, NULL, 0, pred, err);
     for (int s = 0; s < nc && !r; s++) {
@@ -67,8 +70,10 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int per
         base[s] /= per_concept;
     }
     for (int t = 0; t < nc && !r; t++) {
-        icl_hook h = {.site = ICL_SITE_RESID_PRE, .layer = layer, .positions = &q, .n_positions = 1, .action = ICL_HOOK_REPLACE,
-                      .vec = means + (size_t)t * C};
+        /* every sequence gets concept t's mean at each patched token (reusing cap as the vectors) */
+        for (int i = 0; i < N; i++) memcpy(cap + (size_t)i * w, means + (size_t)t * w, sizeof(float) * w);
+        icl_hook h = {.site = ICL_SITE_RESID_PRE, .layer = layer, .positions = ys, .n_positions = np, .action = ICL_HOOK_REPLACE,
+                      .vec = cap, .per_sequence = 1};
         r = predict(m, &probe, c->batch, &h, 1, pred, err);
         for (int s = 0; s < nc && !r; s++) {
             double e = 0;
@@ -78,6 +83,7 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int per
     }
     icl_batch_free(&probe);
     icl_batch_free(&meanset);
+    free(ys);
     free(means);
     free(cap);
     free(pred);

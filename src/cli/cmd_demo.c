@@ -55,8 +55,12 @@ int cmd_demo(int argc, char **argv) {
     if (!list) return 1;
     *p = 0;
     for (int i = 0; i < n; i++) p += sprintf(p, i ? ",%lld" : "%lld", (long long)steps[i]);
-    char *patch_argv[] = {"patch", (char *)out, "--per-concept", "100", "--steps", list, NULL};
-    int pr = cmd_patch(6, patch_argv);
+    /* patch every y token entering the last block: where the concepts become decodable (one y token
+     * alone moves the prediction by less than 0.001, see docs/reproduction.md) */
+    char layer[16];
+    snprintf(layer, sizeof layer, "%d", c.n_layer - 1);
+    char *patch_argv[] = {"patch", (char *)out, "--per-concept", "100", "--at", "all-y", "--layer", layer, "--steps", list, NULL};
+    int pr = cmd_patch(10, patch_argv);
     free(list);
     if (pr) return 1;
     if (icl_run_report(out, &err)) return cli_fail("demo", &err);

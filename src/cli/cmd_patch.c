@@ -11,7 +11,7 @@
 #include "iclab/icl_estim.h"
 #include "iclab/icl_file.h"
 
-static int run_one(const char *run, int64_t step, int layer, int per, icl_afile *fp, icl_afile *fh, icl_afile *fa, icl_err *err) {
+static int run_one(const char *run, int64_t step, int layer, int all_y, int per, icl_afile *fp, icl_afile *fh, icl_afile *fa, icl_err *err) {
     char path[4400];
     icl_model m;
     icl_train_config c;
@@ -24,7 +24,7 @@ static int run_one(const char *run, int64_t step, int layer, int per, icl_afile 
     double *hd = malloc(sizeof(double) * (size_t)L * H * nc), *dist = malloc(sizeof(double) * nc * ICL_N_ESTIMATORS);
     int r = (!delta || !base || !hd || !dist) ? icl_errf(err, "out of memory") : 0;
     if (!r && layer >= L) r = icl_errf(err, "--layer %d out of range 0..%d for this run", layer, L - 1);
-    if (!r) r = icl_patch_matrix(&m, &c, layer, per, delta, base, err);
+    if (!r) r = icl_patch_matrix(&m, &c, layer, all_y, per, delta, base, err);
     for (int s = 0; s < nc && !r; s++)
         for (int t = 0; t < nc; t++)
             icl_afile_printf(fp, err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g\n", step, layer, s, t, delta[s * nc + t], base[s]);
@@ -45,17 +45,17 @@ static int run_one(const char *run, int64_t step, int layer, int per, icl_afile 
 int cmd_patch(int argc, char **argv) {
     icl_err err;
     const char *run = NULL;
-    int layer = -1, per = 100;
+    int layer = -1, per = 100, all_y = 0;
     int64_t steps[4096];
     int n_steps = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
-            printf("usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--per-concept 100]\n\n"
+            printf("usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at last-y|all-y] [--per-concept 100]\n\n"
                    "For the listed checkpoints (default: the last), writes to RUN/causal/:\n"
                    "  patch.csv  mean-activation patching: replace the stream after L blocks (default L/2) at the y token\n"
-                   "             of the last demonstration of concept-s sequences by the mean of concept t; change of\n"
-                   "             the final prediction's MSE\n"
+                   "             of the last demonstration (--at all-y: at every demonstration's y token) of concept-s\n"
+                   "             sequences by the mean of concept t there; change of the final prediction's MSE\n"
                    "  heads.csv  zero one head at a time; change of the MSE per concept\n"
                    "  algo.csv   distance of the model's predictions to each reference estimator, per concept\n");
             return 0;
@@ -73,7 +73,10 @@ int cmd_patch(int argc, char **argv) {
         if (!v) return cli_fail("patch", &err);
         int bad = 0;
         if (!strcmp(name, "layer")) bad = cli_parse_int(name, v, 0, 1 << 20, &layer, &err);
-        else if (!strcmp(name, "per-concept")) bad = cli_parse_int(name, v, 1, 100000, &per, &err);
+        else if (!strcmp(name, "at")) {
+            if (!strcmp(v, "all-y") || !strcmp(v, "last-y")) all_y = v[0] == 'a';
+            else bad = icl_errf(&err, "--at '%s' is not last-y or all-y", v);
+        } else if (!strcmp(name, "per-concept")) bad = cli_parse_int(name, v, 1, 100000, &per, &err);
         else if (!strcmp(name, "steps")) bad = cli_parse_steps(name, v, steps, 4096, &n_steps, &err);
         else bad = icl_errf(&err, "unknown option --%s (see iclab patch --help)", name);
         if (bad) return cli_fail("patch", &err);
@@ -109,7 +112,7 @@ int cmd_patch(int argc, char **argv) {
     int r = 0;
     for (int i = 0; i < n_steps && !r; i++) {
         if (n_steps < 8 || i + 1 == n_steps || (i + 1) % 8 == 0) fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
-        r = run_one(run, steps[i], layer, per, &fp, &fh, &fa, &err);
+        r = run_one(run, steps[i], layer, all_y, per, &fp, &fh, &fa, &err);
     }
     if (r) {
         icl_afile_abort(&fp);
