@@ -25,7 +25,7 @@ for f in patch heads algo; do [ -s "$T/run/causal/$f.csv" ] && ok "causal/$f.csv
 grep -qi nan "$T/run/causal/patch.csv" "$T/run/causal/heads.csv" && bad "NaN in the causal results" || ok "causal results are finite"
 $ICLAB report "$T/run" >/dev/null 2>&1 || bad "report failed"
 [ -s "$T/run/report.html" ] && ok "report.html written" || bad "no report.html"
-for f in mse_by_concept td_over_training td_heatmap algorithm umap pca mse_by_position patching head_ablation train_loss; do
+for f in mse_by_concept td_over_training td_heatmap algorithm umap pca mse_by_position patching patching_over_training head_ablation train_loss; do
   [ -s "$T/run/figures/$f.png" ] && [ -s "$T/run/figures/$f.svg" ] && ok "figure $f" || bad "figure $f missing or empty"
 done
 grep -q "<svg" "$T/run/report.html" && ok "report embeds figures" || bad "report has no figures"
@@ -39,6 +39,7 @@ expect_fail "demonstration out of range" "out of range" $ICLAB decode "$T/run" -
 expect_fail "unknown checkpoint step" "no checkpoint at step 7" $ICLAB decode "$T/run" --steps 7
 expect_fail "bad metric" "." $ICLAB decode "$T/run" --metric manhattan
 expect_fail "patch layer out of range" "out of range" $ICLAB patch "$T/run" --layer 9
+expect_fail "patch at an unknown token set" "not last-y or all-y" $ICLAB patch "$T/run" --at x
 expect_fail "report of a missing run" "cannot open" $ICLAB report "$T/missing"
 $ICLAB train --preset tiny --bases 1 --steps 2 --out "$T/one" --quiet || bad "one-concept run failed"
 expect_fail "probe set with one concept" "at least two concepts" $ICLAB decode "$T/one"
