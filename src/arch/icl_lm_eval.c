@@ -17,7 +17,8 @@ struct icl_lm_ctx {
     int n_ctx, n_batch, n_past, stopped, n_threads;
     float *k_cache, *v_cache;                  /* (L, n_ctx, kvd) */
     float *x, *xn, *qkv, *att, *proj, *ff_a, *ff_b; /* (n_batch, C | C | qd+2kvd | qd | C | F | F) */
-    float *scores;                             /* (n_threads, n_ctx): one query's scores */
+    float *scores;                             /* (n_threads, n_ctx): one query's scores; attention runs on
+                                                  at most n_threads threads, fixed at init, so these fit */
     float *score_tiles;                        /* (n_threads, n_batch, n_ctx): a head's scores in prefill */
     double *inv_freq;                          /* (rope_dim/2) RoPE angle per position */
     float *logits;                             /* (rows, n_vocab), grown on demand */
@@ -244,7 +245,7 @@ static void attention_gemm(icl_lm_ctx *c, int layer, int T, int p0) {
     size_t qd = (size_t)H * hd, kvd = (size_t)hp->n_head_kv * hd, ldq = qd + 2 * kvd;
     const float *kc = c->k_cache + (size_t)layer * c->n_ctx * kvd, *vc = c->v_cache + (size_t)layer * c->n_ctx * kvd;
     int window = hp->sliding_window > 0 && layer % 2 == 0 ? hp->sliding_window : 0;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(c->n_threads)
     for (int h = 0; h < H; h++) {
         float *S = c->score_tiles + (size_t)omp_get_thread_num() * c->n_batch * c->n_ctx;
         size_t koff = (size_t)(h / group) * hd;
@@ -275,7 +276,7 @@ static void attention(icl_lm_ctx *c, int layer, int T, int p0) {
     size_t qd = (size_t)H * hd, kvd = (size_t)hp->n_head_kv * hd, ldq = qd + 2 * kvd;
     const float *kc = c->k_cache + (size_t)layer * c->n_ctx * kvd, *vc = c->v_cache + (size_t)layer * c->n_ctx * kvd;
     int window = hp->sliding_window > 0 && layer % 2 == 0 ? hp->sliding_window : 0;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)T * (p0 + T) * H * hd > 100000)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(c->n_threads) if ((size_t)T * (p0 + T) * H * hd > 100000)
     for (int t = 0; t < T; t++)
         for (int h = 0; h < H; h++) {
             float *s = c->scores + (size_t)omp_get_thread_num() * c->n_ctx;

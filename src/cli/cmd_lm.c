@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <omp.h>
 #include "cli.h"
 #include "iclab/icl_lm.h"
 #include "iclab/icl_npy.h"
@@ -16,6 +17,14 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* --threads N: OpenMP threads for everything after (default: OMP_NUM_THREADS, else all cores). */
+static int set_threads(const char *flag, const char *v, icl_err *err) {
+    int n;
+    if (cli_parse_int(flag, v, 1, 1024, &n, err)) return -1;
+    omp_set_num_threads(n);
+    return 0;
 }
 
 /* The model, its tokenizer and a context: what every command here starts from. */
@@ -95,7 +104,7 @@ int cmd_run(int argc, char **argv) {
         char flag[32];
         if (!strcmp(a, "--help")) {
             printf("usage: iclab run MODEL.gguf -p TEXT [-n 64] [--temp 0] [--top-k 40] [--top-p 0.95] [--seed 1]\n"
-                   "                 [--ctx N] [--no-bos] [--add L:VEC.npy | --replace L:VEC.npy] [--hook-at last|N]\n\n"
+                   "                 [--ctx N] [--threads N] [--no-bos] [--add L:VEC.npy | --replace L:VEC.npy] [--hook-at last|N]\n\n"
                    "Prints the model's continuation of TEXT. --temp 0 (the default) is greedy; above 0 samples\n"
                    "from the top-k / top-p tokens with the seed. Stops at the end-of-sequence token or after -n tokens.\n"
                    "--add / --replace: add VEC to (or put VEC in place of) the residual stream after layer L at\n"
@@ -124,6 +133,7 @@ int cmd_run(int argc, char **argv) {
             if (!strcmp(flag, "prompt")) prompt = v;
             else if (!strcmp(flag, "n-predict")) bad = cli_parse_int(flag, v, 0, 1 << 20, &n_predict, &err);
             else if (!strcmp(flag, "ctx")) bad = cli_parse_int(flag, v, 1, 1 << 20, &n_ctx, &err);
+            else if (!strcmp(flag, "threads")) bad = set_threads(flag, v, &err);
             else if (!strcmp(flag, "top-k")) bad = cli_parse_int(flag, v, 0, 1 << 30, &top_k, &err);
             else if (!strcmp(flag, "seed")) bad = cli_parse_int(flag, v, 0, 2147483647, &seed, &err);
             else if (!strcmp(flag, "add") || !strcmp(flag, "replace")) {
@@ -357,7 +367,7 @@ int cmd_capture(int argc, char **argv) {
         char flag[32];
         if (!strcmp(a, "--help")) {
             printf("usage: iclab capture MODEL.gguf --prompts FILE -o OUT.npy [--layers all|0,3,5-7] [--at last|N]\n"
-                   "                     [--site resid_post|resid_pre|attn_out|mlp_out] [--ctx N] [--no-bos] [--quiet]\n\n"
+                   "                     [--site resid_post|resid_pre|attn_out|mlp_out] [--ctx N] [--threads N] [--no-bos] [--quiet]\n\n"
                    "Runs every prompt of FILE (one per line, \\n for a newline inside one; 'LABEL<TAB>PROMPT' lines\n"
                    "add labels) and writes the hidden state of each chosen layer at one token position as a float32\n"
                    "array (layers, prompts, n_embd) to OUT.npy. --at last (default) is each prompt's last token;\n"
@@ -383,7 +393,9 @@ int cmd_capture(int argc, char **argv) {
             else if (!strcmp(flag, "layers")) layers_arg = v;
             else if (!strcmp(flag, "at")) at = v;
             else if (!strcmp(flag, "site")) site_arg = v;
-            else if (!strcmp(flag, "ctx")) {
+            else if (!strcmp(flag, "threads")) {
+                if (set_threads(flag, v, &err)) return cli_fail("capture", &err);
+            } else if (!strcmp(flag, "ctx")) {
                 if (cli_parse_int(flag, v, 1, 1 << 20, &n_ctx, &err)) return cli_fail("capture", &err);
             } else {
                 icl_errf(&err, "unknown option --%s (see iclab capture --help)", flag);
@@ -481,7 +493,7 @@ int cmd_lmbench(int argc, char **argv) {
         const char *a = argv[i];
         char flag[32];
         if (!strcmp(a, "--help")) {
-            printf("usage: iclab lmbench MODEL.gguf [--prompt 128] [--gen 0] [--reps 3] [--no-capture] [--seed 1]\n\n"
+            printf("usage: iclab lmbench MODEL.gguf [--prompt 128] [--gen 0] [--reps 3] [--no-capture] [--seed 1] [--threads N]\n\n"
                    "Times prefill of --prompt random tokens (logits of the last one, and by default every layer's\n"
                    "last-token residual state captured) and then --gen single-token steps, --reps times, and prints\n"
                    "one line: the median tokens/s of each, the weights mapped, the context size and peak RSS.\n");
@@ -498,6 +510,7 @@ int cmd_lmbench(int argc, char **argv) {
             else if (!bad && !strcmp(flag, "gen")) bad = cli_parse_int(flag, v, 0, 1 << 20, &n_gen, &err);
             else if (!bad && !strcmp(flag, "reps")) bad = cli_parse_int(flag, v, 1, 1000, &reps, &err);
             else if (!bad && !strcmp(flag, "seed")) bad = cli_parse_int(flag, v, 0, 2147483647, &seed, &err);
+            else if (!bad && !strcmp(flag, "threads")) bad = set_threads(flag, v, &err);
             else if (!bad) bad = icl_errf(&err, "unknown option --%s (see iclab lmbench --help)", flag);
             if (bad) return cli_fail("lmbench", &err);
             continue;

@@ -20,6 +20,8 @@ $ICLAB run "$m" -p "Hi" -n 3 2>&1 >/dev/null | grep -q "tok/s" && ok "run report
 printf 'capital\tThe capital of Italy is\ncapital\tThe capital of Spain is\\nreally\nanimal\tA cat is an\n' > "$T/p.tsv"
 $ICLAB capture "$m" --prompts "$T/p.tsv" --layers all --quiet -o "$T/c.npy" || bad "capture failed"
 $ICLAB capture "$m" --prompts "$T/p.tsv" --layers 1 --at -2 --quiet -o "$T/c1.npy" || bad "capture --at -2 failed"
+$ICLAB capture "$m" --prompts "$T/p.tsv" --layers all --quiet --threads 1 -o "$T/c_t1.npy" && cmp -s "$T/c.npy" "$T/c_t1.npy" \
+  && ok "capture: the same bits on 1 thread as on the default threads" || bad "capture depends on the thread count"
 /usr/bin/python3 - "$T" <<'PY' && ok "capture: (layers, prompts, n_embd) float32, labels, layer subset consistent" || bad "capture output"
 import sys, numpy as np
 t = sys.argv[1]
