@@ -123,6 +123,14 @@ static void test_silu(void) {
         if (e > worst) worst = e;
     }
     CHECK_MSG(worst < 1e-6, "silu relative error %g", worst);
+    /* gelu(a) * b equals icl_gelu_forward then the product, to the last bit */
+    static float g[n], a2[n];
+    memcpy(a2, a0, sizeof a0);
+    icl_gelu_forward(g, a0, n);
+    icl_gelu_mul(a2, b, n);
+    int same = 1;
+    for (int i = 0; i < n; i++) same &= a2[i] == g[i] * b[i];
+    CHECK_MSG(same, "icl_gelu_mul differs from gelu then multiply");
 }
 
 /* ---- gelu */

@@ -25,11 +25,13 @@ void icl_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 void icl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                             const float *mean, const float *rstd, int N, int C);
 
-/* GELU, tanh approximation (GPT-2's). */
+/* GELU, tanh approximation (GPT-2's); out and inp must not overlap. */
 void icl_gelu_forward(float *out, const float *inp, size_t n);
 /* a = silu(a) * b = a / (1 + exp(-a)) * b (SwiGLU's gate times up), exp by the same polynomial
  * as GELU's tanh (relative error below 3e-7). */
 void icl_silu_mul(float *a, const float *b, size_t n);
+/* a = gelu(a) * b (GeGLU, tanh GELU as icl_gelu_forward). a and b must not overlap. */
+void icl_gelu_mul(float *a, const float *b, size_t n);
 /* dinp = gelu'(inp) * dout */
 void icl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 

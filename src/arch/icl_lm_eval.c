@@ -295,12 +295,6 @@ static void attention(icl_lm_ctx *c, int layer, int T, int p0) {
         }
 }
 
-/* a *= b elementwise (GeGLU's gate times up). */
-static void mul_inplace(float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) a[i] *= b[i];
-}
-
 /* x (T,C) = the residual stream entering layer 0 for tokens at positions p0.. */
 static int embed(icl_lm_ctx *c, const int32_t *tok, int T, int p0, icl_err *err) {
     const icl_lm *lm = c->lm;
@@ -369,21 +363,15 @@ static int mlp_block(icl_lm_ctx *c, int l, int T, int p0, icl_err *err) {
     norm_rows(lm, c->xn, c->x, L->ffn_norm, L->ffn_norm_b, T);
     if (matmul(&L->up, c->xn, T, c->ff_b, F, err)) return -1;
     add_bias(c->ff_b, F, L->b_up, T, (int)F);
-    float *act = c->ff_b;
     if (lm->mlp != LM_MLP_GELU) {
         if (matmul(&L->gate, c->xn, T, c->ff_a, F, err)) return -1;
         add_bias(c->ff_a, F, L->b_gate, T, (int)F);
-        if (lm->mlp == LM_MLP_SWIGLU) {
-            icl_silu_mul(c->ff_a, c->ff_b, (size_t)T * F);
-        } else {
-            icl_gelu_forward(c->ff_a, c->ff_a, (size_t)T * F);
-            mul_inplace(c->ff_a, c->ff_b, (size_t)T * F);
-        }
-        act = c->ff_a;
+        if (lm->mlp == LM_MLP_SWIGLU) icl_silu_mul(c->ff_a, c->ff_b, (size_t)T * F);
+        else icl_gelu_mul(c->ff_a, c->ff_b, (size_t)T * F);
     } else {
-        icl_gelu_forward(c->ff_b, c->ff_b, (size_t)T * F);
+        icl_gelu_forward(c->ff_a, c->ff_b, (size_t)T * F);
     }
-    if (matmul(&L->down, act, T, c->proj, C, err)) return -1;
+    if (matmul(&L->down, c->ff_a, T, c->proj, C, err)) return -1;
     add_bias(c->proj, C, L->b_down, T, (int)C);
     if (L->post_ffn_norm) norm_rows(lm, c->proj, c->proj, L->post_ffn_norm, NULL, T);
     run_hooks(c, ICL_SITE_MLP_OUT, l, c->proj, C, p0, T);

@@ -198,27 +198,32 @@ static void gelu_forward_chunk(float *restrict out, const float *restrict inp, s
     }
 }
 
-void icl_gelu_forward(float *out, const float *inp, size_t n) {
+/* Runs fn over n elements of (a, b) in CHUNK-sized pieces, in parallel when n is large. */
+static void for_chunks(void (*fn)(float *restrict, const float *restrict, size_t), float *a, const float *b, size_t n) {
     long nchunks = (long)((n + CHUNK - 1) / CHUNK);
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (long c = 0; c < nchunks; c++) {
         size_t i0 = (size_t)c * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
-        gelu_forward_chunk(out + i0, inp + i0, len);
+        fn(a + i0, b + i0, len);
     }
 }
+
+void icl_gelu_forward(float *out, const float *inp, size_t n) { for_chunks(gelu_forward_chunk, out, inp, n); }
 
 static void silu_mul_chunk(float *restrict a, const float *restrict b, size_t n) {
     for (size_t i = 0; i < n; i++) a[i] = a[i] / (1.0f + exp_poly(-a[i])) * b[i];
 }
 
-void icl_silu_mul(float *a, const float *b, size_t n) {
-    long nchunks = (long)((n + CHUNK - 1) / CHUNK);
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-    for (long c = 0; c < nchunks; c++) {
-        size_t i0 = (size_t)c * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
-        silu_mul_chunk(a + i0, b + i0, len);
+void icl_silu_mul(float *a, const float *b, size_t n) { for_chunks(silu_mul_chunk, a, b, n); }
+
+static void gelu_mul_chunk(float *restrict a, const float *restrict b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float x = a[i];
+        a[i] = 0.5f * x * (1.0f + tanh_fast(GELU_K * (x + 0.044715f * x * x * x))) * b[i];
     }
 }
+
+void icl_gelu_mul(float *a, const float *b, size_t n) { for_chunks(gelu_mul_chunk, a, b, n); }
 
 static void gelu_backward_chunk(float *restrict dinp, const float *restrict inp, const float *restrict dout, size_t n) {
     for (size_t i = 0; i < n; i++) {
