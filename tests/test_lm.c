@@ -69,7 +69,8 @@ static int run_states(const icl_lm *lm, const int32_t *tok, int T, int n_batch, 
 
 /* Writes a copy of src with every tensor as F32 (dequantized), or with one tensor left out and/or
  * general.architecture replaced: the quantized-vs-dequantized check and the bad-file checks. */
-static int rewrite(const char *src, const char *dst, int to_f32, const char *drop, const char *arch) {
+static int rewrite_ex(const char *src, const char *dst, int to_f32, const char *drop, const char *arch,
+                      const char *rope_scaling, double rope_factor) {
     icl_err err;
     icl_gguf *g;
     icl_gguf_writer *w;
@@ -80,6 +81,10 @@ static int rewrite(const char *src, const char *dst, int to_f32, const char *dro
         if (arch && !strcmp(icl_gguf_kv_key(g, i), "general.architecture"))
             r = icl_gguf_writer_add_str(w, "general.architecture", arch, &err);
         else r = icl_gguf_writer_copy_kv(w, g, i, &err);
+    }
+    if (!r && rope_scaling) {
+        r = icl_gguf_writer_add_str(w, "llama.rope.scaling.type", rope_scaling, &err);
+        if (!r) r = icl_gguf_writer_add_f32(w, "llama.rope.scaling.factor", (float)rope_factor, &err);
     }
     float **bufs = calloc((size_t)n, sizeof *bufs);
     for (int i = 0; !r && i < n; i++) {
@@ -100,6 +105,10 @@ static int rewrite(const char *src, const char *dst, int to_f32, const char *dro
     icl_gguf_writer_free(w);
     icl_gguf_close(g);
     return r;
+}
+
+static int rewrite(const char *src, const char *dst, int to_f32, const char *drop, const char *arch) {
+    return rewrite_ex(src, dst, to_f32, drop, arch, NULL, 0);
 }
 
 static int read_npy(const char *dir, const char *name, const char *what, icl_npy_dtype dt, icl_npy *a) {
@@ -350,6 +359,41 @@ static void expect_load_error(const char *path, const char *what) {
     icl_lm_free(lm);
 }
 
+/* Linear RoPE scaling read from the metadata: factor 1 changes nothing (to the bit), factor 4 changes
+ * the logits, YaRN is refused by name. */
+static void check_rope_scaling(const char *model) {
+    char p1[512], p4[512], py[512];
+    snprintf(p1, sizeof p1, "%s/lin1.gguf", tmpdir);
+    snprintf(p4, sizeof p4, "%s/lin4.gguf", tmpdir);
+    snprintf(py, sizeof py, "%s/yarn.gguf", tmpdir);
+    if (rewrite_ex(model, p1, 0, NULL, NULL, "linear", 1.0) || rewrite_ex(model, p4, 0, NULL, NULL, "linear", 4.0) ||
+        rewrite_ex(model, py, 0, NULL, NULL, "yarn", 4.0))
+        return;
+    const char *paths[3] = {model, p1, p4};
+    float *lg[3] = {0};
+    size_t V = 0;
+    enum { T = 10 };
+    int32_t tok[T] = {1, 450, 4996, 17354, 1701, 29916, 432, 29889, 322, 4799};
+    for (int i = 0; i < 3; i++) {
+        icl_err err;
+        icl_lm *lm;
+        icl_lm_ctx *c;
+        if (icl_lm_load(&lm, paths[i], &err) || icl_lm_ctx_init(&c, lm, 32, 0, &err)) {
+            CHECK_MSG(0, "%s", err.msg);
+            return;
+        }
+        V = icl_lm_hp(lm)->n_vocab;
+        lg[i] = malloc(V * 4);
+        eval_logits(c, tok, T, lg[i], V);
+        icl_lm_ctx_free(c);
+        icl_lm_free(lm);
+    }
+    CHECK_MSG(!memcmp(lg[0], lg[1], V * 4), "linear RoPE scaling by 1 changed the logits");
+    CHECK_MSG(icl_rel_l2(lg[2], lg[0], V) > 1e-3, "linear RoPE scaling by 4 left the logits unchanged");
+    for (int i = 0; i < 3; i++) free(lg[i]);
+    expect_load_error(py, "RoPE scaling 'yarn' is not supported");
+}
+
 static void check_bad_files(const char *model) {
     char p[512];
     snprintf(p, sizeof p, "%s/mamba.gguf", tmpdir);
@@ -425,6 +469,7 @@ int main(void) {
     snprintf(llama, sizeof llama, "%s/llama.gguf", tmpdir);
     check_hooks(llama);
     check_bad_files(llama);
+    check_rope_scaling(llama);
     const char *types[] = {"f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_quantized(types[i]);
     char cmd[600];

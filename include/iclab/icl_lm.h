@@ -31,6 +31,7 @@ typedef struct icl_lm_hparams {
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
     float eps;             /* norm epsilon */
     float rope_base;       /* 0: no RoPE (gpt2) */
+    float rope_scale;      /* angles are multiplied by this (linear scaling: 1/factor); 1 otherwise */
     int rope_dim;          /* channels of a head that rotate (from the front) */
     int rope_neox;         /* 1: rotate halves (i, i + rope_dim/2); 0: adjacent pairs (2i, 2i+1) */
     float attn_softcap;    /* 0 = none; else s -> cap * tanh(s / cap) */

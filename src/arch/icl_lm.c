@@ -159,6 +159,20 @@ static int read_hparams(loader *ld, icl_err *err) {
         if (key_num(ld, "rope.freq_base", 10000.0, &d, err)) return -1;
         if (!(d > 1)) return icl_errf(err, "rope.freq_base = %g must be > 1", d);
         hp->rope_base = (float)d;
+        /* Context-extension scaling: linear (position interpolation) divides every angle by the
+         * factor; Llama-3.1's comes as the rope_freqs tensor instead; YaRN is not implemented. */
+        hp->rope_scale = 1.0f;
+        char key[128];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", ld->arch);
+        const char *type = "none";
+        if (icl_gguf_find_key(lm->g, key) >= 0 && icl_gguf_get_str(lm->g, key, &type, err)) return -1;
+        if (!strcmp(type, "linear")) {
+            if (key_num(ld, "rope.scaling.factor", 1.0, &d, err)) return -1;
+            if (!(d >= 1 && d <= 1024)) return icl_errf(err, "rope.scaling.factor = %g is out of range", d);
+            hp->rope_scale = (float)(1.0 / d);
+        } else if (strcmp(type, "none") && strcmp(type, "llama3")) {
+            return icl_errf(err, "RoPE scaling '%s' is not supported (iclab reads none, linear and Llama-3's rope_freqs)", type);
+        }
     }
     int rms = lm->norm == LM_NORM_RMS;
     if (key_num(ld, rms ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon", 1e-5, &d, err)) return -1;

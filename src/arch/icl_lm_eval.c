@@ -74,7 +74,7 @@ int icl_lm_ctx_init(icl_lm_ctx **out, const icl_lm *lm, int n_ctx, int n_batch, 
     }
     c->bytes = total;
     for (int i = 0; i < hp->rope_dim / 2; i++) {
-        double f = pow((double)hp->rope_base, -2.0 * i / hp->rope_dim);
+        double f = pow((double)hp->rope_base, -2.0 * i / hp->rope_dim) * hp->rope_scale;
         if (lm->rope_freqs) f /= lm->rope_freqs[i];
         c->inv_freq[i] = f;
     }
