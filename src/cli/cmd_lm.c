@@ -331,19 +331,19 @@ static char *sibling(const char *out, const char *suffix) {
     return s;
 }
 
-/* Labels as int32 ids (in order of first appearance) plus their names, one per line. */
-static int write_labels(const char *out, const prompts *p, icl_err *err) {
-    int32_t *ids = malloc(sizeof(int32_t) * p->n);
-    const char **names = malloc(sizeof(char *) * p->n);
+/* Labels as int32 ids (in order of first appearance) plus their names, one per line: n labels. */
+static int write_labels(const char *out, const char *const *label, int n, icl_err *err) {
+    int32_t *ids = malloc(sizeof(int32_t) * n);
+    const char **names = malloc(sizeof(char *) * n);
     char *npy = sibling(out, "_labels.npy"), *txt = sibling(out, "_labels.txt");
     int r = (!ids || !names || !npy || !txt) ? icl_errf(err, "out of memory") : 0, k = 0;
-    for (int i = 0; !r && i < p->n; i++) {
+    for (int i = 0; !r && i < n; i++) {
         int j = 0;
-        while (j < k && strcmp(names[j], p->label[i])) j++;
-        if (j == k) names[k++] = p->label[i];
+        while (j < k && strcmp(names[j], label[i])) j++;
+        if (j == k) names[k++] = label[i];
         ids[i] = j;
     }
-    int64_t shape[1] = {p->n};
+    int64_t shape[1] = {n};
     if (!r) r = icl_npy_write_i32(npy, ids, 1, shape, err);
     if (!r) {
         FILE *f = fopen(txt, "w");
@@ -358,6 +358,32 @@ static int write_labels(const char *out, const prompts *p, icl_err *err) {
     return r;
 }
 
+/* --at: "last", "all", or a comma list of positions (negative from the end, "last" = -1). */
+typedef struct at_spec {
+    int all, n, pos[64];
+} at_spec;
+
+static int parse_at(const char *v, at_spec *a, icl_err *err) {
+    memset(a, 0, sizeof *a);
+    if (!strcmp(v, "all")) {
+        a->all = 1;
+        return 0;
+    }
+    for (const char *p = v; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char tok[32];
+        if (len == 0 || len >= sizeof tok || a->n == 64) return icl_errf(err, "--at '%s': expected last, all or a list of up to 64 positions", v);
+        memcpy(tok, p, len);
+        tok[len] = 0;
+        if (!strcmp(tok, "last")) a->pos[a->n++] = -1;
+        else if (cli_parse_int("at", tok, -(1 << 20), 1 << 20, &a->pos[a->n++], err)) return -1;
+        p += len + (end ? 1 : 0);
+        if (end && !*p) return icl_errf(err, "--at '%s': trailing comma", v);
+    }
+    return a->n ? 0 : icl_errf(err, "--at is empty");
+}
+
 int cmd_capture(int argc, char **argv) {
     icl_err err;
     const char *model = NULL, *prompt_file = NULL, *out = NULL, *layers_arg = "all", *at = "last", *site_arg = "resid_post";
@@ -366,14 +392,16 @@ int cmd_capture(int argc, char **argv) {
         const char *a = argv[i];
         char flag[32];
         if (!strcmp(a, "--help")) {
-            printf("usage: iclab capture MODEL.gguf --prompts FILE -o OUT.npy [--layers all|0,3,5-7] [--at last|N]\n"
+            printf("usage: iclab capture MODEL.gguf --prompts FILE -o OUT.npy [--layers all|0,3,5-7] [--at last|all|N,M,...]\n"
                    "                     [--site resid_post|resid_pre|attn_out|mlp_out] [--ctx N] [--threads N] [--no-bos] [--quiet]\n\n"
                    "Runs every prompt of FILE (one per line, \\n for a newline inside one; 'LABEL<TAB>PROMPT' lines\n"
                    "add labels) and writes the hidden state of each chosen layer at one token position as a float32\n"
                    "array (layers, prompts, n_embd) to OUT.npy. --at last (default) is each prompt's last token;\n"
-                   "N >= 0 counts from the first token (BOS included), N < 0 from the end (-1 = last).\n"
+                   "N >= 0 counts from the first token (BOS included), N < 0 from the end (-1 = last). With several\n"
+                   "positions (--at 0,-2,last) or every token (--at all) the array is (layers, rows, n_embd), one row per\n"
+                   "prompt and position, and OUT_index.npy (rows, 3) gives each row's prompt, position and token id.\n"
                    "resid_post of layer l is the residual stream after block l, resid_pre before it. Later layers and\n"
-                   "the output head are not run. Labelled prompts also give OUT_labels.npy (int32 ids) and\n"
+                   "the output head are not run. Labelled prompts also give OUT_labels.npy (int32 ids, one per row) and\n"
                    "OUT_labels.txt (the label of each id, one per line).\n");
             return 0;
         }
@@ -411,8 +439,9 @@ int cmd_capture(int argc, char **argv) {
         icl_errf(&err, "usage: iclab capture MODEL.gguf --prompts FILE -o OUT.npy (see --help)");
         return cli_fail("capture", &err);
     }
-    int pos_index = 0, pos_last = !strcmp(at, "last");
-    if (!pos_last && cli_parse_int("at", at, -(1 << 20), 1 << 20, &pos_index, &err)) return cli_fail("capture", &err);
+    at_spec as;
+    if (parse_at(at, &as, &err)) return cli_fail("capture", &err);
+    int single = !as.all && as.n == 1; /* one row per prompt: (layers, prompts, C) */
     icl_site site = ICL_SITE_RESID_POST;
     if (parse_site(site_arg, &site, &err)) return cli_fail("capture", &err);
     prompts pr;
@@ -423,43 +452,84 @@ int cmd_capture(int argc, char **argv) {
     int *layers = hp ? malloc(sizeof(int) * hp->n_layer) : NULL, nl = 0;
     if (!r && !layers) r = icl_errf(&err, "out of memory");
     if (!r) r = parse_layers(layers_arg, hp->n_layer, layers, &nl, &err);
+    /* Tokenize everything first: the rows (prompt, position) fix the output's size. */
+    int32_t **ids = calloc((size_t)pr.n, sizeof *ids);
+    int *ntok = calloc((size_t)pr.n, sizeof(int)), *row0 = calloc((size_t)pr.n + 1, sizeof(int)), *rowpos = NULL;
+    if (!r && (!ids || !ntok || !row0)) r = icl_errf(&err, "out of memory");
+    for (int i = 0; !r && i < pr.n; i++) {
+        size_t n = 0;
+        r = encode(&s, pr.text[i], bos, &ids[i], &n, &err);
+        if (r) icl_err_prefix(&err, "prompt %d: ", i + 1);
+        ntok[i] = (int)n;
+        row0[i + 1] = row0[i] + (as.all ? (int)n : as.n);
+        if (row0[i + 1] > (1 << 28)) r = icl_errf(&err, "too many captured rows");
+    }
+    int R = r ? 0 : row0[pr.n];
+    rowpos = r ? NULL : malloc(sizeof(int) * (size_t)(R ? R : 1));
+    if (!r && !rowpos) r = icl_errf(&err, "out of memory");
+    for (int i = 0; !r && i < pr.n; i++)
+        for (int j = 0; !r && j < row0[i + 1] - row0[i]; j++) {
+            int p = as.all ? j : as.pos[j] < 0 ? ntok[i] + as.pos[j] : as.pos[j];
+            if (p < 0 || p >= ntok[i]) r = icl_errf(&err, "prompt %d has %d tokens: position %s is outside it", i + 1, ntok[i], at);
+            else rowpos[row0[i] + j] = p;
+        }
     size_t C = hp ? (size_t)hp->n_embd : 0;
-    float *data = r ? NULL : malloc(sizeof(float) * nl * pr.n * C);
+    float *data = r ? NULL : malloc(sizeof(float) * nl * (size_t)R * C);
     icl_hook *hooks = r ? NULL : calloc((size_t)nl, sizeof *hooks);
-    if (!r && (!data || !hooks)) r = icl_errf(&err, "out of memory for %d x %d x %zu states", nl, pr.n, C);
+    if (!r && (!data || !hooks)) r = icl_errf(&err, "out of memory for %d x %d x %zu states", nl, R, C);
     icl_progress prog;
     if (!r && !quiet) icl_progress_init(&prog, stderr, "capture", 0, pr.n);
-    int pos = 0;
     for (int i = 0; !r && i < pr.n; i++) {
-        int32_t *ids = NULL;
-        size_t n = 0;
-        r = encode(&s, pr.text[i], bos, &ids, &n, &err);
-        if (!r) {
-            pos = pos_last ? (int)n - 1 : pos_index < 0 ? (int)n + pos_index : pos_index;
-            if (pos < 0 || pos >= (int)n)
-                r = icl_errf(&err, "prompt %d has %zu tokens: position %s is outside it", i + 1, n, at);
-        }
-        for (int k = 0; !r && k < nl; k++)
-            hooks[k] = (icl_hook){.site = site, .layer = layers[k], .positions = &pos, .n_positions = 1,
-                                  .action = ICL_HOOK_CAPTURE, .out = data + ((size_t)k * pr.n + i) * C};
-        if (!r) r = icl_lm_set_hooks(s.ctx, hooks, nl, &err);
+        int np = row0[i + 1] - row0[i], last = 0;
+        for (int j = 0; j < np; j++) last = rowpos[row0[i] + j] > last ? rowpos[row0[i] + j] : last;
+        for (int k = 0; k < nl; k++)
+            hooks[k] = (icl_hook){.site = site, .layer = layers[k], .positions = rowpos + row0[i], .n_positions = np,
+                                  .action = ICL_HOOK_CAPTURE, .out = data + ((size_t)k * R + row0[i]) * C};
+        r = icl_lm_set_hooks(s.ctx, hooks, nl, &err);
         icl_lm_ctx_reset(s.ctx);
-        /* Only the tokens up to the position matter (causal), and only layers up to the last asked for. */
+        /* Only the tokens up to the last position matter (causal), and only layers up to the last asked for. */
         icl_lm_eval_opts o = {ICL_LM_LOGITS_NONE, layers[nl - 1]};
-        if (!r) r = icl_lm_eval(s.ctx, ids, pos + 1, &o, &err);
+        if (!r) r = icl_lm_eval(s.ctx, ids[i], last + 1, &o, &err);
         if (r) icl_err_prefix(&err, "prompt %d: ", i + 1);
-        free(ids);
         if (!r && !quiet) icl_progress_update(&prog, i + 1, NULL);
     }
     if (!r && !quiet) icl_progress_finish(&prog, pr.n, NULL);
-    int64_t shape[3] = {nl, pr.n, (int64_t)C};
+    int64_t shape[3] = {nl, R, (int64_t)C};
     if (!r) r = icl_npy_write_f32(out, data, 3, shape, &err);
-    if (!r && pr.label[0]) r = write_labels(out, &pr, &err);
+    /* Several rows per prompt: OUT_index.npy says which (prompt, position, token) each row is. */
+    if (!r && !single) {
+        int32_t *index = malloc(sizeof(int32_t) * 3 * (size_t)(R ? R : 1));
+        char *path = sibling(out, "_index.npy");
+        if (!index || !path) r = icl_errf(&err, "out of memory");
+        for (int i = 0; !r && i < pr.n; i++)
+            for (int j = row0[i]; j < row0[i + 1]; j++) {
+                index[3 * j] = i;
+                index[3 * j + 1] = rowpos[j];
+                index[3 * j + 2] = ids[i][rowpos[j]];
+            }
+        int64_t ishape[2] = {R, 3};
+        if (!r) r = icl_npy_write_i32(path, index, 2, ishape, &err);
+        free(index);
+        free(path);
+    }
+    if (!r && pr.label[0]) {
+        const char **lab = malloc(sizeof(char *) * (size_t)(R ? R : 1));
+        if (!lab) r = icl_errf(&err, "out of memory");
+        for (int i = 0; !r && i < pr.n; i++)
+            for (int j = row0[i]; j < row0[i + 1]; j++) lab[j] = pr.label[i];
+        if (!r) r = write_labels(out, lab, R, &err);
+        free(lab);
+    }
     if (!r && !quiet) {
         fprintf(stderr, "iclab capture: wrote %s (%d layers:", out, nl);
         for (int k = 0; k < nl; k++) fprintf(stderr, " %d", layers[k]);
-        fprintf(stderr, ") x %d prompts x %zu\n", pr.n, C);
+        fprintf(stderr, ") x %d rows (%d prompts) x %zu%s\n", R, pr.n, C, single ? "" : ", rows in _index.npy");
     }
+    for (int i = 0; ids && i < pr.n; i++) free(ids[i]);
+    free(ids);
+    free(ntok);
+    free(row0);
+    free(rowpos);
     free(data);
     free(hooks);
     free(layers);

@@ -38,6 +38,28 @@ st=$($ICLAB run "$m" -p "The capital of France is" -n 12 --add 1:"$T/v.npy" 2>/d
 [ -n "$st" ] && [ "$st" != "$a" ] && ok "--add a vector after layer 1 changes the continuation" || bad "--add: '$st' vs '$a'"
 expect_fail "steering vector of the wrong width" "holds 5 values" $ICLAB run "$m" -p x --add 0:"$T/short.npy"
 expect_fail "steering layer out of range" "layer 2 out of range" $ICLAB run "$m" -p x --replace 2:"$T/v.npy"
+# several positions per prompt: rows with an index; each prompt's last token equals the --at last capture
+$ICLAB capture "$m" --prompts "$T/p.tsv" --layers all --at all --quiet -o "$T/all.npy" || bad "capture --at all failed"
+$ICLAB capture "$m" --prompts "$T/p.tsv" --layers 0 --at 1,last --quiet -o "$T/two.npy" || bad "capture --at 1,last failed"
+$ICLAB tokenize "$m" "A cat is an" --bos > "$T/ids3.txt"
+/usr/bin/python3 - "$T" <<'PY' && ok "capture --at all / lists: rows, index, per-row labels, same states as --at last" || bad "capture with several positions"
+import sys, numpy as np
+t = sys.argv[1]
+last = np.load(t + "/c.npy"); a = np.load(t + "/all.npy"); ix = np.load(t + "/all_index.npy"); lab = np.load(t + "/all_labels.npy")
+two = np.load(t + "/two.npy"); ix2 = np.load(t + "/two_index.npy")
+assert a.shape[0] == 2 and a.shape[2] == 64 and ix.shape == (a.shape[1], 3), (a.shape, ix.shape)
+ids3 = [int(v) for v in open(t + "/ids3.txt").read().split()]
+assert ix[ix[:, 0] == 2][:, 2].tolist() == ids3, (ix, ids3)            # prompt 3's tokens, in order
+for p in range(3):
+    rows = np.nonzero(ix[:, 0] == p)[0]
+    assert ix[rows, 1].tolist() == list(range(len(rows)))
+    assert np.array_equal(a[:, rows[-1]], last[:, p])                   # bit for bit
+    assert (lab[rows] == [0, 0, 1][p]).all()
+assert two.shape == (1, 6, 64) and ix2[:, 1].tolist()[0::2] == [1, 1, 1]
+assert np.array_equal(two[0, 1::2], last[0])
+PY
+expect_fail "capture --at with a bad list" "positions|trailing comma" $ICLAB capture "$m" --prompts "$T/p.tsv" --at 1, -o "$T/y.npy"
+
 # iclab td on the capture, and on planted clusters: separated at layer 1 only
 $ICLAB td "$T/c.npy" "$T/c_labels.npy" --k 1 --no-probe -o "$T/td.csv" > /dev/null && [ "$(head -1 "$T/td.csv")" = "layer,concept,name,td,chance,probe_acc" ] \
   && [ "$(wc -l < "$T/td.csv")" -eq 7 ] && grep -q "^0,-1,all," "$T/td.csv" && grep -q ",animal," "$T/td.csv" && ok "td on captured states: CSV with names" || bad "td on capture: $(cat "$T/td.csv")"
