@@ -346,7 +346,7 @@ static void test_reproducibility_and_tokens(void) {
     CHECK(icl_task_sample(&t, &r1, -1, &a, &err) == 0);
     float tok[2 * 6 * 4];
     for (size_t i = 0; i < sizeof tok / sizeof *tok; i++) tok[i] = 123.0f;
-    icl_batch_tokens(&a, tok);
+    icl_batch_tokens(&a, 4, tok);
     int ok = 1;
     for (int s = 0; s < 2; s++)
         for (int k = 0; k < 3; k++)
@@ -355,6 +355,28 @@ static void test_reproducibility_and_tokens(void) {
                 ok &= tok[(s * 6 + 2 * k + 1) * 4 + d] == (d == 0 ? a.y[s * 3 + k] : 0.0f);
             }
     CHECK(ok);
+    /* Pairs layout: width D+1, x token [x, 0], y token [x, y]; an unknown width writes nothing. */
+    t.tokens = ICL_TOKENS_PAIRS;
+    CHECK(icl_task_token_width(&t) == 5);
+    float tp[2 * 6 * 5];
+    icl_batch_tokens(&a, 5, tp);
+    ok = 1;
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 3; k++)
+            for (int d = 0; d < 5; d++) {
+                float x = d < 4 ? a.x[(s * 3 + k) * 4 + d] : 0.0f;
+                ok &= tp[(s * 6 + 2 * k) * 5 + d] == x;
+                ok &= tp[(s * 6 + 2 * k + 1) * 5 + d] == (d < 4 ? x : a.y[s * 3 + k]);
+            }
+    CHECK(ok);
+    for (size_t i = 0; i < sizeof tok / sizeof *tok; i++) tok[i] = 123.0f;
+    icl_batch_tokens(&a, 7, tok);
+    ok = 1;
+    for (size_t i = 0; i < sizeof tok / sizeof *tok; i++) ok &= tok[i] == 123.0f;
+    CHECK(ok);
+    t.tokens = 2;
+    CHECK(icl_task_validate(&t, NULL) != 0);
+    CHECK(icl_task_token_width(&t) == 0);
     icl_batch_free(&a);
 }
 

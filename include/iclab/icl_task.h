@@ -30,7 +30,12 @@
  * each family at its natural scale, we equalise E[y^2]. Their leaky slope is 0.5, which we keep as
  * the default (leaky_slope). Every family gets the same additive N(0, noise_var) noise.
  *
- * Token layout (Garg et al.): tokens x_1, [y_1,0..0], x_2, [y_2,0..0], ... (B, 2K, D).
+ * Token layouts (icl_task_config.tokens), always 2K tokens x_1, y_1, x_2, y_2, ...:
+ *   ICL_TOKENS_SEPARATE (Garg et al., the paper's): width D; x token = x_k, y token = [y_k,0..0].
+ *   ICL_TOKENS_PAIRS: width D+1; x token = [x_k, 0], y token = [x_k, y_k]. The y token carries its
+ *     own x, so the model need not learn to bind each y to the x before it (the previous-token step
+ *     behind the long loss plateau of the separate layout); the prediction is still read at the x
+ *     tokens and the "y token" of demonstration k is still token 2k+1.
  */
 #ifndef ICL_TASK_H
 #define ICL_TASK_H
@@ -46,6 +51,9 @@ typedef enum {
 /* Concept indices of ICL_TASK_FAMILIES. */
 enum { ICL_FAMILY_LINEAR = 0, ICL_FAMILY_QUADRATIC = 1, ICL_FAMILY_SPARSE = 2, ICL_FAMILY_LEAKY_RELU = 3, ICL_N_FAMILIES = 4 };
 
+/* How an (x, y) pair becomes tokens; see the header comment. */
+enum { ICL_TOKENS_SEPARATE = 0, ICL_TOKENS_PAIRS = 1 };
+
 typedef struct icl_task_config {
     icl_task_kind kind;
     int dim;          /* D, default 16; 1..1024 */
@@ -57,6 +65,7 @@ typedef struct icl_task_config {
     /* Fields below are additions to the lead's API (FAMILIES only). */
     int sparse_k;       /* non-zero coordinates of the sparse family, default 4; 1..dim */
     double leaky_slope; /* negative-side slope of the leaky-relu family, default 0.5 (Kim et al.); 0..1 */
+    int tokens;         /* ICL_TOKENS_SEPARATE (default) or ICL_TOKENS_PAIRS */
 } icl_task_config;
 
 /* Fills the paper's defaults: BASES, D=16, 4 disjoint bases of rank 4, K=20, noise 0.01,
@@ -114,9 +123,14 @@ void icl_batch_free(icl_batch *b);
  * same dim and n_points. Returns 0, or -1 with err set. */
 int icl_task_sample(const icl_task_config *c, icl_rng *rng, int force_concept, icl_batch *b, icl_err *err);
 
-/* Garg-style token sequence: tokens (B, 2K, D) = x_1, [y_1,0..0], x_2, [y_2,0..0], ...;
- * token 2k is x_k and token 2k+1 is y_k padded with zeros. */
-void icl_batch_tokens(const icl_batch *b, float *tokens);
+/* Width of one token: D for ICL_TOKENS_SEPARATE, D+1 for ICL_TOKENS_PAIRS (0 for an invalid
+ * config). It is the model's d_in. */
+int icl_task_token_width(const icl_task_config *c);
+
+/* Token sequence (B, 2K, width): token 2k is demonstration k's x token, 2k+1 its y token, laid out
+ * as the header comment says; width == b->D gives the separate layout, width == b->D + 1 the pairs
+ * layout (callers pass the model's d_in). Any other width writes nothing. */
+void icl_batch_tokens(const icl_batch *b, int width, float *tokens);
 
 /* The noise-free target f(x) of sequence `seq` at point `k`, from the stored w, concept and x
  * (double precision). Useful for tests and for the Bayes-optimal reference. */

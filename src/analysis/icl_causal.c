@@ -12,14 +12,14 @@ enum { STREAM_PATCH_MEAN = 4 }; /* the probe set itself is stream 3 (icl_decode.
 static int predict(icl_model *m, const icl_batch *b, int chunk, const icl_hook *hooks, int n_hooks, float *pred,
                    icl_err *err) {
     if (n_hooks > 8) return icl_errf(err, "at most 8 hooks per prediction pass");
-    int K = b->K, D = b->D, T = 2 * K;
-    float *tokens = malloc(sizeof(float) * (size_t)chunk * T * D);
+    int K = b->K, D = b->D, T = 2 * K, W = m->cfg.d_in;
+    float *tokens = malloc(sizeof(float) * (size_t)chunk * T * W);
     if (!tokens) return icl_errf(err, "out of memory");
     int r = 0;
     for (int first = 0; first < b->B && !r; first += chunk) {
         int n = b->B - first < chunk ? b->B - first : chunk;
         icl_batch view = {.B = n, .K = K, .D = D, .x = b->x + (size_t)first * K * D, .y = b->y + (size_t)first * K};
-        icl_batch_tokens(&view, tokens);
+        icl_batch_tokens(&view, W, tokens);
         /* per-sequence vectors and capture buffers hold the whole batch: point them at this chunk */
         icl_hook hk[8];
         for (int i = 0; i < n_hooks && i < 8; i++) {

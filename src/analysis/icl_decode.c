@@ -178,11 +178,11 @@ int icl_decode_position(const icl_train_config *c, int demo) {
 }
 
 int icl_capture_layers(icl_model *m, const icl_batch *b, int pos, int chunk, float *reps, icl_err *err) {
-    int L = m->cfg.n_layer, C = m->cfg.n_embd, K = b->K, D = b->D, T = 2 * K, N = b->B;
+    int L = m->cfg.n_layer, C = m->cfg.n_embd, K = b->K, D = b->D, T = 2 * K, N = b->B, W = m->cfg.d_in;
     if (pos < 0 || pos >= T) return icl_errf(err, "position %d is outside the sequence (0..%d)", pos, T - 1);
     if (chunk < 1) chunk = 1;
     icl_hook *hooks = malloc(sizeof(icl_hook) * (L + 1));
-    float *tokens = malloc(sizeof(float) * (size_t)chunk * T * D);
+    float *tokens = malloc(sizeof(float) * (size_t)chunk * T * W);
     float *cap = malloc(sizeof(float) * (size_t)(L + 1) * chunk * C);
     int r = 0;
     if (!hooks || !tokens || !cap) r = icl_errf(err, "out of memory capturing representations");
@@ -193,7 +193,7 @@ int icl_capture_layers(icl_model *m, const icl_batch *b, int pos, int chunk, flo
                                   .positions = &pos, .n_positions = 1, .action = ICL_HOOK_CAPTURE,
                                   .out = cap + (size_t)l * chunk * C};
         icl_batch view = {.B = n, .K = K, .D = D, .x = b->x + (size_t)first * K * D, .y = b->y + (size_t)first * K};
-        icl_batch_tokens(&view, tokens);
+        icl_batch_tokens(&view, W, tokens);
         r = icl_model_set_hooks(m, hooks, L + 1, err) || icl_model_forward(m, tokens, n, T, NULL, NULL, NULL, err);
         for (int l = 0; l <= L && !r; l++)
             memcpy(reps + ((size_t)l * N + first) * C, cap + (size_t)l * chunk * C, sizeof(float) * (size_t)n * C);

@@ -70,7 +70,7 @@ int cmd_bench(int argc, char **argv) {
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) t0 = icl_now();
         icl_task_sample(&tc, &rng, -1, &b, &err);
-        icl_batch_tokens(&b, tokens);
+        icl_batch_tokens(&b, dim, tokens);
         for (int i = 0; i < batch; i++)
             for (int t = 0; t < T; t += 2) {
                 targets[(size_t)i * T + t] = b.y[(size_t)i * points + t / 2];

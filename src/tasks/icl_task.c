@@ -30,6 +30,8 @@ int icl_task_validate(const icl_task_config *c, icl_err *err) {
     if (c->kind != ICL_TASK_BASES && c->kind != ICL_TASK_FAMILIES)
         return icl_errf(err, "task config: unknown kind %d (0 = bases, 1 = families)", (int)c->kind);
     if (c->dim < 1 || c->dim > 1024) return icl_errf(err, "task config: dim %d out of range 1..1024", c->dim);
+    if (c->tokens != ICL_TOKENS_SEPARATE && c->tokens != ICL_TOKENS_PAIRS)
+        return icl_errf(err, "task config: unknown token layout %d (0 = separate, 1 = pairs)", c->tokens);
     if (c->n_points < 1 || c->n_points > 65536)
         return icl_errf(err, "task config: n_points %d out of range 1..65536", c->n_points);
     if (!(c->noise_var >= 0.0 && c->noise_var <= 1e6)) /* also rejects NaN */
@@ -221,16 +223,31 @@ int icl_task_sample(const icl_task_config *c, icl_rng *rng, int force_concept, i
     return 0;
 }
 
-void icl_batch_tokens(const icl_batch *b, float *tokens) {
+int icl_task_token_width(const icl_task_config *c) {
+    if (icl_task_validate(c, NULL)) return 0;
+    return c->dim + (c->tokens == ICL_TOKENS_PAIRS);
+}
+
+void icl_batch_tokens(const icl_batch *b, int width, float *tokens) {
     if (!b || !tokens || !b->x || !b->y) return;
     const int D = b->D, K = b->K;
+    const int pairs = width == D + 1;
+    if (!pairs && width != D) return;
     for (int s = 0; s < b->B; s++) {
         for (int k = 0; k < K; k++) {
-            float *tx = tokens + ((size_t)s * 2 * K + 2 * (size_t)k) * D;
-            float *ty = tx + D;
-            memcpy(tx, b->x + ((size_t)s * K + k) * D, (size_t)D * sizeof(float));
-            ty[0] = b->y[(size_t)s * K + k];
-            for (int d = 1; d < D; d++) ty[d] = 0.0f;
+            float *tx = tokens + ((size_t)s * 2 * K + 2 * (size_t)k) * width;
+            float *ty = tx + width;
+            const float *x = b->x + ((size_t)s * K + k) * D;
+            float y = b->y[(size_t)s * K + k];
+            memcpy(tx, x, (size_t)D * sizeof(float));
+            if (pairs) {
+                tx[D] = 0.0f;
+                memcpy(ty, x, (size_t)D * sizeof(float));
+                ty[D] = y;
+            } else {
+                ty[0] = y;
+                for (int d = 1; d < D; d++) ty[d] = 0.0f;
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ const icl_config_field icl_train_fields[] = {
     FIELD("task.noise_var", "noise", ICL_FIELD_F64, task.noise_var, "variance of the noise on y"),
     FIELD("task.sparse_k", "sparse-k", ICL_FIELD_INT, task.sparse_k, "non-zeros of the sparse family"),
     FIELD("task.leaky_slope", "leaky-slope", ICL_FIELD_F64, task.leaky_slope, "negative slope of the leaky-ReLU family"),
+    FIELD("task.tokens", "tokens", ICL_FIELD_INT, task.tokens, "token layout: separate (0, Garg et al.: x and [y,0..] tokens) or pairs (1: the y token also carries its x)"),
     FIELD("model.n_layer", "layers", ICL_FIELD_INT, n_layer, "transformer blocks"),
     FIELD("model.n_head", "heads", ICL_FIELD_INT, n_head, "attention heads"),
     FIELD("model.n_embd", "width", ICL_FIELD_INT, n_embd, "model width C"),
@@ -48,9 +49,10 @@ int icl_config_field_parse(icl_train_config *c, const icl_config_field *f, const
     void *p = (char *)c + f->offset;
     errno = 0;
     if (!text || !*text) return icl_errf(err, "--%s needs a value", f->flag);
-    /* the two enumerations also take their names */
+    /* the enumerations also take their names */
     static const struct { const char *key, *name; int value; } names[] = {
         {"task.kind", "bases", ICL_TASK_BASES}, {"task.kind", "families", ICL_TASK_FAMILIES},
+        {"task.tokens", "separate", ICL_TOKENS_SEPARATE}, {"task.tokens", "pairs", ICL_TOKENS_PAIRS},
         {"train.schedule", "constant", ICL_LR_CONSTANT}, {"train.schedule", "cosine", ICL_LR_COSINE}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(f->key, names[i].key) && !strcmp(text, names[i].name)) {
@@ -217,7 +219,7 @@ void icl_train_model_config(const icl_train_config *c, icl_model_config *m) {
     m->n_head = c->n_head;
     m->n_embd = c->n_embd;
     m->n_ctx = 2 * c->task.n_points;
-    m->d_in = c->task.dim;
+    m->d_in = icl_task_token_width(&c->task);
     m->d_out = 1;
     m->mlp_mult = 4;
 }

@@ -77,10 +77,10 @@ static void batch_slice(const icl_batch *src, int first, int count, icl_batch *d
 
 static int eval_batch(icl_model *m, const icl_train_config *c, const icl_batch *hb, double *mse, double *mean, int *counts,
                       icl_err *err) {
-    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, T = 2 * K, D = c->task.dim;
+    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, T = 2 * K, W = m->cfg.d_in;
     int chunk = c->batch;
     double scale = icl_task_y_scale(&c->task);
-    float *tokens = malloc(sizeof(float) * (size_t)chunk * T * D);
+    float *tokens = malloc(sizeof(float) * (size_t)chunk * T * W);
     int *cnt = calloc(nc, sizeof(int));
     if (!tokens || !cnt) {
         free(tokens);
@@ -93,7 +93,7 @@ static int eval_batch(icl_model *m, const icl_train_config *c, const icl_batch *
         int n = hb->B - first < chunk ? hb->B - first : chunk;
         icl_batch view;
         batch_slice(hb, first, n, &view);
-        icl_batch_tokens(&view, tokens);
+        icl_batch_tokens(&view, W, tokens);
         rc = icl_model_forward(m, tokens, n, T, NULL, NULL, NULL, err);
         const float *out = m->a[ICL_A_OUT];
         for (int i = 0; i < n && !rc; i++) {
@@ -331,11 +331,11 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
     }
     omp_set_num_threads(c.threads);
 
-    int K = c.task.n_points, T = 2 * K, D = c.task.dim, B = c.batch, nc = icl_task_n_concepts(&c.task);
+    int K = c.task.n_points, T = 2 * K, W = m.cfg.d_in, B = c.batch, nc = icl_task_n_concepts(&c.task);
     int n_ck = icl_ckpt_schedule(&c, ck_steps, 4096), ck_i = 0;
     while (ck_i < n_ck && ck_steps[ck_i] <= st.step) ck_i++;
     icl_batch batch = {0}, heldout = {0};
-    float *tokens = malloc(sizeof(float) * (size_t)B * T * D), *targets = malloc(sizeof(float) * (size_t)B * T);
+    float *tokens = malloc(sizeof(float) * (size_t)B * T * W), *targets = malloc(sizeof(float) * (size_t)B * T);
     float *mask = malloc(sizeof(float) * (size_t)B * T);
     double *mse = malloc(sizeof(double) * (size_t)nc * K), *mean = malloc(sizeof(double) * nc);
     int *counts = malloc(sizeof(int) * nc);
@@ -380,7 +380,7 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
     for (int64_t step = st.step; step < stop_at && !rc; step++) {
         float lr = lr_at(&c, step), loss;
         if ((rc = icl_task_sample(&c.task, &st.rng, -1, &batch, err))) break;
-        icl_batch_tokens(&batch, tokens);
+        icl_batch_tokens(&batch, W, tokens);
         make_targets(&batch, 0, B, targets, mask);
         icl_model_zero_grad(&m);
         if ((rc = icl_model_forward(&m, tokens, B, T, targets, mask, &loss, err))) break;

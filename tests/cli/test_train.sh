@@ -39,6 +39,16 @@ cmp -s "$T/a/eval.csv" "$T/c/eval.csv" && ok "resumed eval.csv identical" || bad
 diff <(cut -d, -f1-5 "$T/a/train.csv") <(cut -d, -f1-5 "$T/c/train.csv") >/dev/null && ok "resumed train.csv identical (but for timing)" || bad "resumed train.csv differs"
 expect_fail "resume of a complete run" "already complete" $ICLAB train --out "$T/c" --resume --quiet
 
+# 3b. the pairs token layout (width D+1): it trains, differs from the separate layout, resumes bit for
+#     bit and is read back from the checkpoint by decode
+$ICLAB train --preset tiny --tokens pairs --out "$T/p" --quiet --threads 2 || bad "pairs run failed"
+grep -q '"task.tokens": 1' "$T/p/config.json" && ok "config.json records the pairs layout" || bad "config.json lacks task.tokens 1"
+cmp -s "$T/a/eval.csv" "$T/p/eval.csv" && bad "pairs layout trained the same as separate" || ok "pairs layout trains differently"
+$ICLAB train --preset tiny --tokens pairs --out "$T/q" --quiet --threads 2 --stop-after 23 && $ICLAB train --out "$T/q" --resume --quiet || bad "pairs stop/resume failed"
+cmp -s "$T/p/checkpoints/step_000000060.gguf" "$T/q/checkpoints/step_000000060.gguf" && ok "pairs run resumes bit-identically" || bad "pairs resume differs"
+$ICLAB decode "$T/p" --per-concept 20 --k 5 --no-reps --embed 0 --steps 60 2>/dev/null && [ -s "$T/p/decode/td.csv" ] && ok "decode reads a pairs-layout run" || bad "decode failed on a pairs-layout run"
+expect_fail "unknown token layout" "unknown token layout" $ICLAB train --preset tiny --tokens 7 --out "$T/x"
+
 # 4. bad flags and values
 expect_fail "unknown flag" "unknown option --bogus" $ICLAB train --bogus 3 --out "$T/x"
 expect_fail "non-numeric value" "is not an integer" $ICLAB train --layers many --out "$T/x"
