@@ -1,7 +1,8 @@
 /* Causal tests on a small random model: the patching matrix, head ablation and algorithm distances
  * are finite and do not depend on how the probe set is cut into forward-pass chunks (a capture
  * buffer once followed the chunk wrongly and left the patched means uninitialised), and zeroing
- * heads of a random model does change its MSE. */
+ * heads of a random model does change its MSE. Off-basis sensitivity: 0 for the oracle and for a
+ * model blind outside the basis, positive for the basis-agnostic estimators. */
 #include <stdlib.h>
 #include <string.h>
 #include "iclab/icl_causal.h"
@@ -70,6 +71,42 @@ int main(void) {
     maxd = 0;
     for (int i = 0; i < nc * ICL_N_ESTIMATORS; i++) maxd = fmax(maxd, fabs(a1[i] - a2[i]));
     CHECK_MSG(maxd < 1e-6, "algorithm distance depends on the chunking (max difference %g)", maxd);
+
+    /* Off-basis sensitivity: the oracle and the zero predictor never move; the basis-agnostic
+     * estimators and the random model do; the result does not depend on the chunking. */
+    enum { NS = 1 + ICL_N_ESTIMATORS };
+    double s1[64 * NS], s2[64 * NS];
+    c.batch = 7;
+    CHECK(icl_offbasis_sensitivity(&m, &c, per, s1, &err) == 0);
+    c.batch = 500;
+    CHECK(icl_offbasis_sensitivity(&m, &c, per, s2, &err) == 0);
+    maxd = 0;
+    for (int i = 0; i < nc * NS; i++) maxd = fmax(maxd, fabs(s1[i] - s2[i]));
+    CHECK_MSG(all_finite(s1, nc * NS) && maxd < 1e-6, "off-basis sensitivity depends on the chunking (%g)", maxd);
+    for (int k = 0; k < nc; k++) {
+        CHECK(s1[k * NS + 1 + ICL_EST_ORACLE_LS] == 0 && s1[k * NS + 1 + ICL_EST_ZERO] == 0);
+        CHECK(s1[k * NS + 1 + ICL_EST_RIDGE] > 0.01 && s1[k * NS + 1 + ICL_EST_LASSO] > 0.001);
+        CHECK(s1[k * NS] > 1e-6);
+    }
+    /* A model blind to every coordinate outside basis 1 (read-in columns zeroed) does not move on
+     * basis-1 sequences, whose redrawn coordinates are exactly those, but moves on the others. */
+    int D = c.task.dim, C = c.n_embd;
+    float mask[1024];
+    icl_task_basis_mask(&c.task, 0, mask);
+    for (int o = 0; o < C; o++)
+        for (int d = 0; d < D; d++)
+            if (mask[d] == 0) m.p[ICL_P_WIN][(size_t)o * D + d] = 0;
+    CHECK(icl_offbasis_sensitivity(&m, &c, per, s1, &err) == 0);
+    CHECK_MSG(s1[0] == 0, "a model blind outside basis 1 moved by %g on basis-1 sequences", s1[0]);
+    for (int k = 1; k < nc; k++) CHECK_MSG(s1[k * NS] > 1e-6, "basis %d: sensitivity %g", k + 1, s1[k * NS]);
+    /* only basis tasks with two or more bases */
+    icl_train_config one = c;
+    one.task.n_bases = 1;
+    CHECK(icl_offbasis_sensitivity(&m, &one, per, s1, &err) == -1);
+    icl_train_config fam = c;
+    fam.task.kind = ICL_TASK_FAMILIES;
+    CHECK(icl_offbasis_sensitivity(&m, &fam, per, s1, &err) == -1);
+
     free(h1);
     free(h2);
     icl_model_free(&m);

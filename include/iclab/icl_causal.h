@@ -27,4 +27,15 @@ int icl_head_ablation(icl_model *m, const icl_train_config *c, int per_concept, 
  * ill-conditioned (least squares at exactly as many points as unknowns) are skipped for it. */
 int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_concept, double *dist, icl_err *err);
 
+/* Off-basis sensitivity (basis tasks only): how much the predictions on concept-k sequences move when
+ * the coordinates that belong to OTHER bases (and not to k's) are redrawn from N(0, 1) in every x of
+ * the sequence. y does not change (W is zero there), so a learner that has decoded the basis and
+ * regresses on it alone (the oracle) moves by 0, while any basis-agnostic learner (least squares,
+ * ridge or Lasso on all D, or on the union of the bases) moves. sens[k*(1+ICL_N_ESTIMATORS) + 0] is
+ * the model's, sens[k*(1+ICL_N_ESTIMATORS) + 1 + e] estimator e's: the mean over sequences and
+ * positions of (pred - pred')^2 / y_scale, skipping, for least squares, the ill-conditioned position
+ * (as icl_algorithm_distance). The redraw uses its own random stream of the run's seed, so the
+ * result is reproducible. Errors for family tasks and for a single basis (nothing to redraw). */
+int icl_offbasis_sensitivity(icl_model *m, const icl_train_config *c, int per_concept, double *sens, icl_err *err);
+
 #endif

@@ -6,7 +6,7 @@
 #include "iclab/icl_decode.h"
 #include "iclab/icl_estim.h"
 
-enum { STREAM_PATCH_MEAN = 4 }; /* the probe set itself is stream 3 (icl_decode.c) */
+enum { STREAM_PATCH_MEAN = 4, STREAM_OFFBASIS = 5 }; /* the probe set itself is stream 3 (icl_decode.c) */
 
 /* Forward over the whole batch in chunks; pred (B,K) = the model's predictions at the x tokens. */
 static int predict(icl_model *m, const icl_batch *b, int chunk, const icl_hook *hooks, int n_hooks, float *pred,
@@ -151,5 +151,68 @@ int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_conc
     icl_batch_free(&probe);
     free(pred);
     free(est);
+    return r ? -1 : 0;
+}
+
+int icl_offbasis_sensitivity(icl_model *m, const icl_train_config *c, int per_concept, double *sens, icl_err *err) {
+    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, D = c->task.dim, rank = c->task.rank;
+    if (c->task.kind != ICL_TASK_BASES) return icl_errf(err, "off-basis sensitivity needs a basis task");
+    if (nc < 2) return icl_errf(err, "off-basis sensitivity needs at least two bases");
+    icl_batch probe = {0}, moved = {0};
+    size_t n = (size_t)nc * per_concept * K;
+    float *pred = malloc(sizeof(float) * n), *pred2 = malloc(sizeof(float) * n);
+    float *own = malloc(sizeof(float) * D), *other = malloc(sizeof(float) * D), *mask = malloc(sizeof(float) * D);
+    int r = (!pred || !pred2 || !own || !other || !mask) ? icl_errf(err, "out of memory")
+                                                        : icl_probe_batch(c, per_concept, &probe, err);
+    if (!r) r = icl_batch_alloc(&moved, probe.B, &c->task, err);
+    if (!r) {
+        memcpy(moved.x, probe.x, sizeof(float) * n * D);
+        memcpy(moved.y, probe.y, sizeof(float) * n);
+        memcpy(moved.w, probe.w, sizeof(float) * (size_t)probe.B * D);
+        memcpy(moved.concept, probe.concept, sizeof(int) * probe.B);
+        icl_rng rng;
+        icl_rng_seed_stream(&rng, c->seed, STREAM_OFFBASIS);
+        for (int k = 0; k < nc; k++) {
+            icl_task_basis_mask(&c->task, k, own);
+            for (int d = 0; d < D; d++) other[d] = 0;
+            for (int j = 0; j < nc; j++) {
+                if (j == k) continue;
+                icl_task_basis_mask(&c->task, j, mask);
+                for (int d = 0; d < D; d++) other[d] = other[d] != 0 || mask[d] != 0;
+            }
+            for (int i = k * per_concept; i < (k + 1) * per_concept; i++)
+                for (int p = 0; p < K; p++)
+                    for (int d = 0; d < D; d++)
+                        if (other[d] != 0 && own[d] == 0) moved.x[((size_t)i * K + p) * D + d] = (float)icl_rng_normal(&rng);
+        }
+    }
+    double scale = icl_task_y_scale(&c->task);
+    for (int e = -1; e < ICL_N_ESTIMATORS && !r; e++) {
+        if (e < 0) r = predict(m, &probe, c->batch, NULL, 0, pred, err) || predict(m, &moved, c->batch, NULL, 0, pred2, err);
+        else {
+            double param = icl_estimator_default_param((icl_estimator)e);
+            r = icl_estimate(&c->task, &probe, (icl_estimator)e, param, pred, err) ||
+                icl_estimate(&c->task, &moved, (icl_estimator)e, param, pred2, err);
+        }
+        int skip = e == ICL_EST_ORACLE_LS ? rank : e == ICL_EST_LS ? D : -1;
+        for (int k = 0; k < nc && !r; k++) {
+            double s = 0;
+            long cnt = 0;
+            for (int i = k * per_concept; i < (k + 1) * per_concept; i++)
+                for (int p = 0; p < K; p++) {
+                    if (p == skip) continue;
+                    s += sq(pred[(size_t)i * K + p] - pred2[(size_t)i * K + p]) / scale;
+                    cnt++;
+                }
+            sens[(size_t)k * (1 + ICL_N_ESTIMATORS) + 1 + e] = cnt ? s / cnt : NAN;
+        }
+    }
+    icl_batch_free(&probe);
+    icl_batch_free(&moved);
+    free(pred);
+    free(pred2);
+    free(own);
+    free(other);
+    free(mask);
     return r ? -1 : 0;
 }

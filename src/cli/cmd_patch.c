@@ -11,7 +11,8 @@
 #include "iclab/icl_estim.h"
 #include "iclab/icl_file.h"
 
-static int run_one(const char *run, int64_t step, int layer, int all_y, int per, icl_afile *fp, icl_afile *fh, icl_afile *fa, icl_err *err) {
+static int run_one(const char *run, int64_t step, int layer, int all_y, int per, icl_afile *fp, icl_afile *fh, icl_afile *fa,
+                   icl_afile *fo, icl_err *err) {
     char path[4400];
     icl_model m;
     icl_train_config c;
@@ -22,7 +23,8 @@ static int run_one(const char *run, int64_t step, int layer, int all_y, int per,
     if (layer < 0) layer = L / 2;
     double *delta = malloc(sizeof(double) * nc * nc), *base = malloc(sizeof(double) * nc);
     double *hd = malloc(sizeof(double) * (size_t)L * H * nc), *dist = malloc(sizeof(double) * nc * ICL_N_ESTIMATORS);
-    int r = (!delta || !base || !hd || !dist) ? icl_errf(err, "out of memory") : 0;
+    double *sens = malloc(sizeof(double) * nc * (1 + ICL_N_ESTIMATORS));
+    int r = (!delta || !base || !hd || !dist || !sens) ? icl_errf(err, "out of memory") : 0;
     if (!r && layer >= L) r = icl_errf(err, "--layer %d out of range 0..%d for this run", layer, L - 1);
     if (!r) r = icl_patch_matrix(&m, &c, layer, all_y, per, delta, base, err);
     for (int s = 0; s < nc && !r; s++)
@@ -37,7 +39,15 @@ static int run_one(const char *run, int64_t step, int layer, int all_y, int per,
     for (int k = 0; k < nc && !r; k++)
         for (int e = 0; e < ICL_N_ESTIMATORS; e++)
             icl_afile_printf(fa, err, "%" PRId64 ",%d,%s,%.6g\n", step, k, icl_estimator_name((icl_estimator)e), dist[k * ICL_N_ESTIMATORS + e]);
-    free(delta); free(base); free(hd); free(dist);
+    /* off-basis sensitivity only means something for two or more bases */
+    if (!r && c.task.kind == ICL_TASK_BASES && nc > 1) {
+        r = icl_offbasis_sensitivity(&m, &c, per, sens, err);
+        for (int k = 0; k < nc && !r; k++)
+            for (int e = -1; e < ICL_N_ESTIMATORS; e++)
+                icl_afile_printf(fo, err, "%" PRId64 ",%d,%s,%.6g\n", step, k, e < 0 ? "model" : icl_estimator_name((icl_estimator)e),
+                                 sens[k * (1 + ICL_N_ESTIMATORS) + 1 + e]);
+    }
+    free(delta); free(base); free(hd); free(dist); free(sens);
     icl_model_free(&m);
     return r;
 }
@@ -57,7 +67,9 @@ int cmd_patch(int argc, char **argv) {
                    "             of the last demonstration (--at all-y: at every demonstration's y token) of concept-s\n"
                    "             sequences by the mean of concept t there; change of the final prediction's MSE\n"
                    "  heads.csv  zero one head at a time; change of the MSE per concept\n"
-                   "  algo.csv   distance of the model's predictions to each reference estimator, per concept\n");
+                   "  algo.csv   distance of the model's predictions to each reference estimator, per concept\n"
+                   "  offbasis.csv  how far the predictions (the model's and each estimator's) move when the coordinates of\n"
+                   "             the other bases are redrawn: 0 for a learner that regresses on the sequence's own basis alone\n");
             return 0;
         }
         if (strncmp(a, "--", 2)) {
@@ -91,7 +103,7 @@ int cmd_patch(int argc, char **argv) {
         n_steps = 1;
     }
     snprintf(dir, sizeof dir, "%s/causal", run);
-    icl_afile fp, fh, fa;
+    icl_afile fp, fh, fa, fo;
     if (icl_mkdirs(dir, &err)) return cli_fail("patch", &err);
     snprintf(path, sizeof path, "%s/patch.csv", dir);
     if (icl_afile_open(&fp, path, &err)) return cli_fail("patch", &err);
@@ -106,21 +118,31 @@ int cmd_patch(int argc, char **argv) {
         icl_afile_abort(&fh);
         return cli_fail("patch", &err);
     }
-    icl_afile_printf(&fp, &err, "step,layer,source,target,delta_mse,base_mse\n");
-    icl_afile_printf(&fh, &err, "step,layer,head,concept,delta_mse,base_mse\n");
-    icl_afile_printf(&fa, &err, "step,concept,estimator,distance\n");
-    int r = 0;
-    for (int i = 0; i < n_steps && !r; i++) {
-        if (n_steps < 8 || i + 1 == n_steps || (i + 1) % 8 == 0) fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
-        r = run_one(run, steps[i], layer, all_y, per, &fp, &fh, &fa, &err);
-    }
-    if (r) {
+    snprintf(path, sizeof path, "%s/offbasis.csv", dir);
+    if (icl_afile_open(&fo, path, &err)) {
         icl_afile_abort(&fp);
         icl_afile_abort(&fh);
         icl_afile_abort(&fa);
         return cli_fail("patch", &err);
     }
-    if (icl_afile_commit(&fp, &err) || icl_afile_commit(&fh, &err) || icl_afile_commit(&fa, &err)) return cli_fail("patch", &err);
-    printf("wrote %s/patch.csv, heads.csv, algo.csv\n", dir);
+    icl_afile_printf(&fp, &err, "step,layer,source,target,delta_mse,base_mse\n");
+    icl_afile_printf(&fh, &err, "step,layer,head,concept,delta_mse,base_mse\n");
+    icl_afile_printf(&fa, &err, "step,concept,estimator,distance\n");
+    icl_afile_printf(&fo, &err, "step,concept,predictor,sensitivity\n");
+    int r = 0;
+    for (int i = 0; i < n_steps && !r; i++) {
+        if (n_steps < 8 || i + 1 == n_steps || (i + 1) % 8 == 0) fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
+        r = run_one(run, steps[i], layer, all_y, per, &fp, &fh, &fa, &fo, &err);
+    }
+    if (r) {
+        icl_afile_abort(&fp);
+        icl_afile_abort(&fh);
+        icl_afile_abort(&fa);
+        icl_afile_abort(&fo);
+        return cli_fail("patch", &err);
+    }
+    if (icl_afile_commit(&fp, &err) || icl_afile_commit(&fh, &err) || icl_afile_commit(&fa, &err) || icl_afile_commit(&fo, &err))
+        return cli_fail("patch", &err);
+    printf("wrote %s/patch.csv, heads.csv, algo.csv, offbasis.csv\n", dir);
     return 0;
 }
