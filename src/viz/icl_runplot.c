@@ -12,11 +12,11 @@
 #include "iclab/icl_report.h"
 
 #define MAX_CONCEPTS 64
-#define MAX_FIGS 12
+#define MAX_FIGS 16
 
 /* Everything read from a run folder; tables that are absent have n_rows == 0. */
 typedef struct run_data {
-    icl_csv eval, pos, est, train, td, patch, heads, algo;
+    icl_csv eval, pos, est, train, td, patch, heads, algo, offbasis;
     char config[8192];
     int nc;                          /* concepts */
     char names[MAX_CONCEPTS][48];    /* concept names from eval.csv */
@@ -160,6 +160,7 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
     read_optional(&d->patch, run, "causal/patch.csv");
     read_optional(&d->heads, run, "causal/heads.csv");
     read_optional(&d->algo, run, "causal/algo.csv");
+    read_optional(&d->offbasis, run, "causal/offbasis.csv");
     for (int r = 0; r < d->eval.n_rows; r++) {
         int k = (int)col(&d->eval, r, "concept");
         if (k >= 0 && k < MAX_CONCEPTS) {
@@ -181,7 +182,7 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
 }
 
 static void free_run(run_data *d) {
-    icl_csv *all[] = {&d->eval, &d->pos, &d->est, &d->train, &d->td, &d->patch, &d->heads, &d->algo};
+    icl_csv *all[] = {&d->eval, &d->pos, &d->est, &d->train, &d->td, &d->patch, &d->heads, &d->algo, &d->offbasis};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) icl_csv_free(all[i]);
 }
 
@@ -441,6 +442,60 @@ static icl_fig *fig_td_heatmap(const run_data *d) {
     return f;
 }
 
+/* Off-basis sensitivity over training: one line per concept for the model, the basis-agnostic
+ * estimators' levels (mean over concepts) as horizontal lines; the oracle's is 0 by construction. */
+static icl_fig *fig_offbasis(const run_data *d) {
+    const icl_csv *o = &d->offbasis;
+    if (o->n_rows == 0) return NULL;
+    int cp = icl_csv_col(o, "predictor"), cc = icl_csv_col(o, "concept"), cs = icl_csv_col(o, "step"), cv = icl_csv_col(o, "sensitivity");
+    if (cp < 0 || cc < 0 || cs < 0 || cv < 0) return NULL;
+    double *x = malloc(sizeof(double) * o->n_rows), *y = malloc(sizeof(double) * o->n_rows);
+    icl_fig *f = icl_fig_line("Does the model read the other bases' coordinates?", "training step",
+                              "change of predictions when they are redrawn");
+    icl_fig_set_logx(f, 1);
+    int most = 0;
+    for (int k = 0; k < d->nc; k++) {
+        int n = 0;
+        for (int r = 0; r < o->n_rows; r++)
+            if ((int)icl_csv_num(o, r, cc) == k && !strcmp(icl_csv_str(o, r, cp), "model") && icl_csv_num(o, r, cs) > 0) {
+                x[n] = icl_csv_num(o, r, cs);
+                y[n++] = icl_csv_num(o, r, cv);
+            }
+        char label[80];
+        snprintf(label, sizeof label, "model, %s", d->names[k]);
+        if (n) icl_fig_add_series(f, label, x, y, n);
+        most = n > most ? n : most;
+    }
+    static const struct { const char *name, *label; } E[] = {{"ls", "least squares (all D)"}, {"ridge", "ridge (all D)"}, {"lasso", "Lasso (all D)"}};
+    double first = NAN;
+    for (int r = 0; r < o->n_rows && isnan(first); r++) first = icl_csv_num(o, r, cs);
+    for (size_t e = 0; e < sizeof E / sizeof E[0]; e++) { /* estimators do not train: any one step's values */
+        double sum = 0;
+        int n = 0;
+        for (int r = 0; r < o->n_rows; r++)
+            if (icl_csv_num(o, r, cs) == first && !strcmp(icl_csv_str(o, r, cp), E[e].name)) sum += icl_csv_num(o, r, cv), n++;
+        if (n) icl_fig_add_hline(f, sum / n, E[e].label);
+    }
+    icl_fig_add_hline(f, 0, "oracle (own basis only)");
+    free(x);
+    free(y);
+    if (most < 2) {
+        icl_fig_free(f);
+        return NULL;
+    }
+    double top = 0, last = last_step(o);
+    for (int r = 0; r < o->n_rows; r++) top = fmax(top, icl_csv_num(o, r, cv));
+    int j = 0;
+    for (int k = 0; k < d->nc; k++) {
+        char label[80];
+        snprintf(label, sizeof label, "%s loss falls", d->names[k]);
+        if (isfinite(d->drop_step[k]) && d->drop_step[k] > 0) mark_step(f, d->drop_step[k], label, top * (0.95 - 0.07 * j++), last);
+        snprintf(label, sizeof label, "%s TD rises", d->names[k]);
+        if (isfinite(d->td_step[k]) && d->td_step[k] > 0) mark_step(f, d->td_step[k], label, top * (0.95 - 0.07 * j++), last);
+    }
+    return f;
+}
+
 /* Self- vs cross-patching over training: per checkpoint, the mean change of MSE on the diagonal
  * (a concept's own mean patched in) and off it (another concept's mean). */
 static icl_fig *fig_patching_over_training(const run_data *d) {
@@ -629,6 +684,10 @@ static int build_figs(const run_data *d, const char *run, named_fig *out) {
         {"patching_over_training", "The same patching at every checkpoint: mean change of MSE when source sequences get "
                                    "another concept's mean (cross) or their own concept's mean (self). A gap means the "
                                    "patched tokens carry the concept and the model uses it.", fig_patching_over_training(d), 0, 0},
+        {"offbasis", "How far the model's predictions on each concept's sequences move when the coordinates of the "
+                     "other bases (on which that concept's weights are zero) are redrawn: a learner that has decoded the "
+                     "basis and regresses on it alone moves by 0, the basis-agnostic estimators by the horizontal lines.",
+         fig_offbasis(d), 0, 0},
         {"head_ablation", "Zeroing one attention head at a time: change of the MSE per concept.", fig_heads(d), 640, 0},
         {"train_loss", "Training loss.", fig_train_loss(d), 0, 0},
     };
@@ -638,6 +697,34 @@ static int build_figs(const run_data *d, const char *run, named_fig *out) {
 }
 
 /* The automatic summary: when each concept's loss fell and when its TD rose. */
+/* Mean over concepts of offbasis.csv's sensitivity of `who` at `step` (NaN if absent). */
+static double offbasis_mean(const run_data *d, const char *who, double step) {
+    const icl_csv *o = &d->offbasis;
+    double s = 0;
+    int n = 0;
+    for (int r = 0; r < o->n_rows; r++)
+        if (col(o, r, "step") == step && !strcmp(icl_csv_str(o, r, icl_csv_col(o, "predictor")), who)) s += col(o, r, "sensitivity"), n++;
+    return n ? s / n : NAN;
+}
+
+/* The off-basis sensitivity just after the last loss drop and at the end, against the estimators'. */
+static void summary_offbasis(icl_report *rep, const run_data *d, double lastd) {
+    if (d->offbasis.n_rows == 0) return;
+    double end = last_step(&d->offbasis), after = NAN;
+    for (int r = 0; r < d->offbasis.n_rows; r++) {
+        double st = col(&d->offbasis, r, "step");
+        if (isfinite(lastd) && st >= lastd && !(st >= after)) after = st;
+    }
+    double ls = offbasis_mean(d, "ls", end), ridge = offbasis_mean(d, "ridge", end), lasso = offbasis_mean(d, "lasso", end);
+    char at_drop[160] = "";
+    if (isfinite(after) && after < end)
+        snprintf(at_drop, sizeof at_drop, "%.3f at step %.0f (the first checkpoint after the last loss drop) and ", offbasis_mean(d, "model", after), after);
+    icl_report_p(rep, "Redrawing the coordinates of the other bases moves the model's predictions by %s%.3f at step %.0f (mean "
+                      "squared change, mean over concepts); least squares on all coordinates moves by %.3f, ridge by %.3f, "
+                      "Lasso by %.3f, the oracle by 0.",
+                 at_drop, offbasis_mean(d, "model", end), end, ls, ridge, lasso);
+}
+
 static void summary(icl_report *rep, const run_data *d) {
     icl_report_h2(rep, "Summary");
     int any = 0;
@@ -669,6 +756,7 @@ static void summary(icl_report *rep, const run_data *d) {
     if (isfinite(d->switch_step))
         icl_report_p(rep, "From step %.0f on, the model's predictions are closer to least squares on the true basis than to "
                           "Lasso on all coordinates: it decodes with a concept-specific algorithm.", d->switch_step);
+    summary_offbasis(rep, d, any ? lastd : NAN);
     if (d->patch.n_rows) { /* self vs cross patching at the last patched checkpoint */
         double step = last_step(&d->patch), ss = 0, sc = 0;
         int ns = 0, ncr = 0;
