@@ -20,12 +20,16 @@ awk -F, 'NR > 1 && $7 != "nan" && ($7 < 0 || $7 > 1) {bad=1} END {exit bad}' "$t
 [ "$(wc -l < "$T/run/decode/td.jsonl")" -eq 90 ] && ! grep -q -i nan "$T/run/decode/td.jsonl" && ok "td.jsonl: 90 rows, valid numbers" || bad "td.jsonl malformed"
 [ "$(ls "$T/run/decode" | grep -c '^umap_step_')" -eq 3 ] && [ "$(ls "$T/run/decode" | grep -c '^pca_step_')" -eq 3 ] && ok "embeddings at 3 checkpoints" || bad "embeddings missing"
 $ICLAB patch "$T/run" --per-concept 10 --layer 1 --steps 15,30,60 >/dev/null 2>&1 || bad "patch failed"
-for f in patch heads algo; do [ -s "$T/run/causal/$f.csv" ] && ok "causal/$f.csv written" || bad "no causal/$f.csv"; done
+for f in patch heads algo offbasis; do [ -s "$T/run/causal/$f.csv" ] && ok "causal/$f.csv written" || bad "no causal/$f.csv"; done
 [ "$(($(wc -l < "$T/run/causal/patch.csv") - 1))" -eq 48 ] && ok "4x4 patching matrix at 3 checkpoints" || bad "patching matrix has the wrong size"
 grep -qi nan "$T/run/causal/patch.csv" "$T/run/causal/heads.csv" && bad "NaN in the causal results" || ok "causal results are finite"
+# off-basis sensitivity: 4 concepts x 6 predictors x 3 checkpoints; the oracle never moves, the model does
+[ "$(($(wc -l < "$T/run/causal/offbasis.csv") - 1))" -eq 72 ] && ok "offbasis.csv has 72 rows" || bad "offbasis.csv has the wrong size"
+awk -F, '$3=="oracle-ls" && $4!=0 {b=1} $3=="model" && $4>0 {m=1} END {exit !(m && !b)}' "$T/run/causal/offbasis.csv" \
+  && ok "off-basis sensitivity: oracle 0, model > 0" || bad "off-basis sensitivity looks wrong"
 $ICLAB report "$T/run" >/dev/null 2>&1 || bad "report failed"
 [ -s "$T/run/report.html" ] && ok "report.html written" || bad "no report.html"
-for f in mse_by_concept td_over_training td_heatmap algorithm umap pca mse_by_position patching patching_over_training head_ablation train_loss; do
+for f in mse_by_concept td_over_training td_heatmap algorithm umap pca mse_by_position patching patching_over_training offbasis head_ablation train_loss; do
   [ -s "$T/run/figures/$f.png" ] && [ -s "$T/run/figures/$f.svg" ] && ok "figure $f" || bad "figure $f missing or empty"
 done
 grep -q "<svg" "$T/run/report.html" && ok "report embeds figures" || bad "report has no figures"
