@@ -124,8 +124,29 @@ int icl_head_ablation(icl_model *m, const icl_train_config *c, int per_concept, 
     return r ? -1 : 0;
 }
 
+/* The position an estimator is skipped at: min-norm least squares is unbounded at exactly as many
+ * points as unknowns (the basis rank for the oracle, D for least squares); -1 for the others and
+ * for the model (e < 0). */
+static int skip_position(const icl_train_config *c, int e) {
+    return e == ICL_EST_ORACLE_LS ? c->task.rank : e == ICL_EST_LS ? c->task.dim : -1;
+}
+
+/* Mean over concept k's sequences (a block of per_concept rows of K) and positions but `skip` of
+ * (a - b)^2 / scale. */
+static double concept_mean_sq(const float *a, const float *b, int k, int per_concept, int K, int skip, double scale) {
+    double s = 0;
+    long cnt = 0;
+    for (int i = k * per_concept; i < (k + 1) * per_concept; i++)
+        for (int p = 0; p < K; p++) {
+            if (p == skip) continue;
+            s += sq(a[(size_t)i * K + p] - b[(size_t)i * K + p]) / scale;
+            cnt++;
+        }
+    return cnt ? s / cnt : NAN;
+}
+
 int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_concept, double *dist, icl_err *err) {
-    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, D = c->task.dim, rank = c->task.rank;
+    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points;
     icl_batch probe = {0};
     size_t n = (size_t)nc * per_concept * K;
     float *pred = malloc(sizeof(float) * n), *est = malloc(sizeof(float) * n);
@@ -134,19 +155,8 @@ int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_conc
     if (!r) r = predict(m, &probe, c->batch, NULL, 0, pred, err);
     for (int e = 0; e < ICL_N_ESTIMATORS && !r; e++) {
         r = icl_estimate(&c->task, &probe, (icl_estimator)e, icl_estimator_default_param((icl_estimator)e), est, err);
-        /* min-norm least squares is unbounded at exactly as many points as unknowns */
-        int skip = e == ICL_EST_ORACLE_LS ? rank : e == ICL_EST_LS ? D : -1;
-        for (int k = 0; k < nc && !r; k++) {
-            double s = 0;
-            long cnt = 0;
-            for (int i = k * per_concept; i < (k + 1) * per_concept; i++)
-                for (int p = 0; p < K; p++) {
-                    if (p == skip) continue;
-                    s += sq(pred[(size_t)i * K + p] - est[(size_t)i * K + p]) / scale;
-                    cnt++;
-                }
-            dist[(size_t)k * ICL_N_ESTIMATORS + e] = cnt ? s / cnt : NAN;
-        }
+        for (int k = 0; k < nc && !r; k++)
+            dist[(size_t)k * ICL_N_ESTIMATORS + e] = concept_mean_sq(pred, est, k, per_concept, K, skip_position(c, e), scale);
     }
     icl_batch_free(&probe);
     free(pred);
@@ -155,7 +165,7 @@ int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_conc
 }
 
 int icl_offbasis_sensitivity(icl_model *m, const icl_train_config *c, int per_concept, double *sens, icl_err *err) {
-    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, D = c->task.dim, rank = c->task.rank;
+    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, D = c->task.dim;
     if (c->task.kind != ICL_TASK_BASES) return icl_errf(err, "off-basis sensitivity needs a basis task");
     if (nc < 2) return icl_errf(err, "off-basis sensitivity needs at least two bases");
     icl_batch probe = {0}, moved = {0};
@@ -194,18 +204,8 @@ int icl_offbasis_sensitivity(icl_model *m, const icl_train_config *c, int per_co
             r = icl_estimate(&c->task, &probe, (icl_estimator)e, param, pred, err) ||
                 icl_estimate(&c->task, &moved, (icl_estimator)e, param, pred2, err);
         }
-        int skip = e == ICL_EST_ORACLE_LS ? rank : e == ICL_EST_LS ? D : -1;
-        for (int k = 0; k < nc && !r; k++) {
-            double s = 0;
-            long cnt = 0;
-            for (int i = k * per_concept; i < (k + 1) * per_concept; i++)
-                for (int p = 0; p < K; p++) {
-                    if (p == skip) continue;
-                    s += sq(pred[(size_t)i * K + p] - pred2[(size_t)i * K + p]) / scale;
-                    cnt++;
-                }
-            sens[(size_t)k * (1 + ICL_N_ESTIMATORS) + 1 + e] = cnt ? s / cnt : NAN;
-        }
+        for (int k = 0; k < nc && !r; k++)
+            sens[(size_t)k * (1 + ICL_N_ESTIMATORS) + 1 + e] = concept_mean_sq(pred, pred2, k, per_concept, K, skip_position(c, e), scale);
     }
     icl_batch_free(&probe);
     icl_batch_free(&moved);
