@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "iclab/icl_task.h"
+#include "iclab/icl_train.h"
 #include "icl_test.h"
 
 static void test_validate(void) {
@@ -401,6 +402,52 @@ static void test_noiseless(void) {
     icl_batch_free(&b);
 }
 
+/* The dense curriculum of icl_train_sample: before dense_steps every coordinate of W is used, with
+ * E[w^2] = rank/D so E[y^2] stays the task's; from dense_steps on the batch is the task's own,
+ * bit for bit what icl_task_sample draws from the same rng state. Families use the linear family. */
+static void test_dense_curriculum(void) {
+    icl_train_config tc;
+    icl_train_config_default(&tc);
+    tc.task.dim = 8, tc.task.n_bases = 2, tc.task.rank = 2, tc.task.n_points = 6;
+    tc.dense_steps = 5;
+    icl_err err;
+    CHECK(icl_train_config_validate(&tc, &err) == 0);
+    const int B = 4000, D = 8, K = 6;
+    icl_batch b, ref;
+    CHECK(icl_batch_alloc(&b, B, &tc.task, &err) == 0 && icl_batch_alloc(&ref, B, &tc.task, &err) == 0);
+    icl_rng rng;
+    icl_rng_seed(&rng, 5);
+    CHECK(icl_train_sample(&tc, 4, &rng, &b, &err) == 0);
+    long zeros = 0;
+    double w2 = 0, y2 = 0;
+    for (size_t i = 0; i < (size_t)B * D; i++) zeros += b.w[i] == 0.0f, w2 += (double)b.w[i] * b.w[i];
+    for (size_t i = 0; i < (size_t)B * K; i++) y2 += (double)b.y[i] * b.y[i];
+    CHECK(zeros == 0);
+    /* 32000 values of N(0, 1/4): SE of the variance 0.002; tolerance 0.01. */
+    CHECK_NEAR(w2 / ((double)B * D), 2.0 / 8.0, 0.01);
+    /* E[y^2] = rank + scaled noise = 2.0025; correlated within a sequence, 5% tolerance. */
+    CHECK_NEAR(y2 / ((double)B * K) / icl_task_y_scale(&tc.task), 1.0, 0.05);
+    /* at dense_steps: the task itself, the same draws as icl_task_sample */
+    icl_rng r1, r2;
+    icl_rng_seed(&r1, 9), icl_rng_seed(&r2, 9);
+    CHECK(icl_train_sample(&tc, 5, &r1, &b, &err) == 0 && icl_task_sample(&tc.task, &r2, -1, &ref, &err) == 0);
+    CHECK(!memcmp(b.w, ref.w, sizeof(float) * B * D) && !memcmp(b.y, ref.y, sizeof(float) * B * K) &&
+          !memcmp(b.concept, ref.concept, sizeof(int) * B));
+    /* families: the dense phase is the linear family */
+    tc.task.kind = ICL_TASK_FAMILIES;
+    icl_batch_free(&b);
+    CHECK(icl_batch_alloc(&b, 64, &tc.task, &err) == 0);
+    CHECK(icl_train_sample(&tc, 0, &rng, &b, &err) == 0);
+    int linear = 1;
+    for (int i = 0; i < 64; i++) linear &= b.concept[i] == ICL_FAMILY_LINEAR;
+    CHECK(linear);
+    /* dense_steps past the run is refused */
+    tc.dense_steps = tc.steps + 1;
+    CHECK(icl_train_config_validate(&tc, &err) == -1 && strstr(err.msg, "dense-steps"));
+    icl_batch_free(&b);
+    icl_batch_free(&ref);
+}
+
 int main(void) {
     test_validate();
     test_names_masks();
@@ -408,5 +455,6 @@ int main(void) {
     test_families_stats();
     test_reproducibility_and_tokens();
     test_noiseless();
+    test_dense_curriculum();
     return icl_test_finish();
 }

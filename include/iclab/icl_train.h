@@ -30,6 +30,7 @@ typedef struct icl_train_config {
     icl_lr_schedule schedule;                  /* after warm-up: constant, or cosine decay to lr_min */
     float lr_min;
     float grad_clip;  /* clip the global gradient norm to this (0 = off) */
+    int64_t dense_steps; /* curriculum: steps 0..dense_steps-1 train on dense regression (see icl_train_sample) */
     uint64_t seed;
     int threads;      /* OpenMP/BLAS threads; results are bit-identical for the same seed and threads */
     int64_t eval_every;
@@ -69,6 +70,14 @@ void icl_train_model_config(const icl_train_config *c, icl_model_config *m);
 int icl_train_config_write_json(const icl_train_config *c, const char *path, icl_err *err);
 
 /* ---- training */
+
+/* Samples the training batch of step `step` from rng. Before dense_steps (a curriculum: learn
+ * plain regression first, then the concepts) the sequences are dense linear regression on all D
+ * coordinates with E[y^2] equal to the task's: BASES draws W ~ N(0, (rank/D) I_D) and scales the
+ * noise with it (variance noise_var*rank/D); FAMILIES uses its linear family, already at that
+ * scale. The concept labels then carry no meaning. From dense_steps on it is icl_task_sample.
+ * Returns 0, or -1 with err set. */
+int icl_train_sample(const icl_train_config *c, int64_t step, icl_rng *rng, icl_batch *b, icl_err *err);
 
 
 typedef enum { ICL_RUN_NEW = 0, ICL_RUN_RESUME = 1, ICL_RUN_OVERWRITE = 2 } icl_run_mode;

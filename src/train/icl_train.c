@@ -248,6 +248,20 @@ static int write_estimators(const char *dir, const icl_train_config *c, const ic
 
 /* ---------------------------------------------------------------- the loop */
 
+int icl_train_sample(const icl_train_config *c, int64_t step, icl_rng *rng, icl_batch *b, icl_err *err) {
+    if (step >= c->dense_steps) return icl_task_sample(&c->task, rng, -1, b, err);
+    if (c->task.kind == ICL_TASK_FAMILIES) return icl_task_sample(&c->task, rng, ICL_FAMILY_LINEAR, b, err);
+    icl_task_config dense = c->task;
+    dense.n_bases = 1;
+    dense.rank = dense.dim;
+    dense.groups = 0;
+    if (icl_task_sample(&dense, rng, -1, b, err)) return -1;
+    float s = (float)sqrt((double)c->task.rank / c->task.dim);
+    for (size_t i = 0; i < (size_t)b->B * b->K; i++) b->y[i] *= s;
+    for (size_t i = 0; i < (size_t)b->B * b->D; i++) b->w[i] *= s;
+    return 0;
+}
+
 static volatile sig_atomic_t stop_requested = 0;
 static void on_signal(int sig) {
     (void)sig;
@@ -379,7 +393,7 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
     rc = 0;
     for (int64_t step = st.step; step < stop_at && !rc; step++) {
         float lr = lr_at(&c, step), loss;
-        if ((rc = icl_task_sample(&c.task, &st.rng, -1, &batch, err))) break;
+        if ((rc = icl_train_sample(&c, step, &st.rng, &batch, err))) break;
         icl_batch_tokens(&batch, W, tokens);
         make_targets(&batch, 0, B, targets, mask);
         icl_model_zero_grad(&m);

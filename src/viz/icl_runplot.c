@@ -20,7 +20,11 @@ typedef struct run_data {
     char config[8192];
     int nc;                          /* concepts */
     char names[MAX_CONCEPTS][48];    /* concept names from eval.csv */
+    double dense_steps;              /* the dense-regression curriculum's length (0 = none), from config.json */
+    int logx;                        /* step axes: logarithmic, but linear after a curriculum (its events come late) */
     double drop_step[MAX_CONCEPTS];  /* step at which each concept's MSE fell (NaN if it did not) */
+    double agnostic[MAX_CONCEPTS];   /* the best basis-agnostic estimator's MSE on the concept (ridge or Lasso) */
+    double beat_step[MAX_CONCEPTS];  /* step from which on the concept's MSE stays below agnostic[] (NaN if never) */
     double td_step[MAX_CONCEPTS];    /* step from which on its TD at td_layer stays halfway from chance to its maximum or above */
     double td_level[MAX_CONCEPTS];   /* that halfway level */
     double td_max[MAX_CONCEPTS];
@@ -37,33 +41,37 @@ static int read_optional(icl_csv *t, const char *run, const char *name) {
     return icl_path_exists(path) ? icl_csv_read(t, path, NULL) : 0;
 }
 
-/* Mean over positions of an estimator's MSE on all concepts, skipping the unbounded least-squares
- * point (the maximum, where the number of examples equals the number of unknowns). */
-static double estimator_level(const icl_csv *est, const char *name) {
+/* Mean over positions of an estimator's MSE on a concept (-1: all). For the least-squares
+ * estimators the unbounded point (their maximum, where the number of examples equals the number of
+ * unknowns) is skipped; the others are averaged over every position, as the model's MSE is. */
+static double estimator_level(const icl_csv *est, const char *name, int concept) {
     double s = 0, worst = 0;
     int n = 0;
     for (int r = 0; r < est->n_rows; r++)
-        if (!strcmp(icl_csv_str(est, r, icl_csv_col(est, "estimator")), name) && col(est, r, "concept") == -1) {
+        if (!strcmp(icl_csv_str(est, r, icl_csv_col(est, "estimator")), name) && col(est, r, "concept") == concept) {
             double v = col(est, r, "mse");
             s += v;
             worst = fmax(worst, v);
             n++;
         }
-    return n > 1 ? (s - worst) / (n - 1) : NAN;
+    int skip = !strcmp(name, "oracle-ls") || !strcmp(name, "ls");
+    return n > skip ? (s - skip * worst) / (n - skip) : NAN;
 }
 
 static const struct { const char *name, *label; } ESTIMATORS[] = {
     {"oracle-ls", "oracle-basis LS"}, {"lasso", "Lasso (all D)"}, {"ridge", "ridge (all D)"}};
 
 /* Per concept: the first evaluation after the curve's maximum where the MSE is below the midpoint
- * of its maximum and its final value, if the curve fell by at least 0.1 overall. */
+ * of its maximum and its final value, if the curve fell by at least 0.1 overall. With a dense
+ * curriculum only the evaluations from its end on count: the drops of interest are those on the
+ * concepts' task, not the learning of plain regression. */
 static void find_drops(run_data *d) {
     const icl_csv *ev = &d->eval;
     for (int k = 0; k < d->nc; k++) {
         double mx = -INFINITY, last = NAN, mx_step = 0;
         d->drop_step[k] = NAN;
         for (int r = 0; r < ev->n_rows; r++)
-            if ((int)col(ev, r, "concept") == k) {
+            if ((int)col(ev, r, "concept") == k && col(ev, r, "step") >= d->dense_steps) {
                 double v = col(ev, r, "mse");
                 if (v > mx) {
                     mx = v;
@@ -79,6 +87,34 @@ static void find_drops(run_data *d) {
                 break;
             }
     }
+}
+
+/* Per concept: from which evaluation on its MSE stays below that of every basis-agnostic estimator
+ * (ridge and Lasso on all D coordinates, estimators.csv). Beating them needs the basis: it is the
+ * loss side of the paper's Obs. 2, the switch to a concept-specific algorithm. The held-out MSE of
+ * one concept is noisy (a quarter of the held-out set with 4 concepts), so the test uses the mean
+ * of each evaluation and its two neighbours on either side. */
+static void find_beats(run_data *d) {
+    const icl_csv *ev = &d->eval;
+    double *v = malloc(sizeof(double) * (ev->n_rows + 1)), *st = malloc(sizeof(double) * (ev->n_rows + 1));
+    for (int k = 0; k < d->nc; k++) {
+        d->agnostic[k] = fmin(estimator_level(&d->est, "ridge", k), estimator_level(&d->est, "lasso", k));
+        d->beat_step[k] = NAN;
+        if (!isfinite(d->agnostic[k]) || !v || !st) continue;
+        int n = 0;
+        for (int r = 0; r < ev->n_rows; r++)
+            if ((int)col(ev, r, "concept") == k) st[n] = col(ev, r, "step"), v[n++] = col(ev, r, "mse");
+        for (int i = n - 1; i >= 0; i--) {
+            double s = 0;
+            int m = 0;
+            for (int j = i - 2; j <= i + 2; j++)
+                if (j >= 0 && j < n) s += v[j], m++;
+            if (s / m >= d->agnostic[k]) break;
+            d->beat_step[k] = st[i];
+        }
+    }
+    free(v);
+    free(st);
 }
 
 static void find_td(run_data *d) {
@@ -175,7 +211,11 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
         snprintf(d->config, sizeof d->config, "%s", cfg);
         free(cfg);
     }
+    const char *ds = strstr(d->config, "\"train.dense_steps\":");
+    d->dense_steps = ds ? atof(ds + strlen("\"train.dense_steps\":")) : 0;
+    d->logx = !(d->dense_steps > 0);
     find_drops(d);
+    find_beats(d);
     find_td(d);
     find_switch(d);
     return 0;
@@ -208,19 +248,38 @@ static double last_step(const icl_csv *t) {
 
 /* A vertical marker whose label is drawn as text at height y (data units), so that markers close
  * together get their labels at different heights instead of overprinting each other. */
-static void mark_step(icl_fig *f, double step, const char *label, double y, double last) {
+static void mark_step(icl_fig *f, double step, const char *label, double y, double last, int logx) {
     icl_fig_add_vline(f, step, NULL);
-    if (step * 3 < last) icl_fig_add_text(f, step, y, label);
+    if (logx ? step * 3 < last : step < 0.6 * last) icl_fig_add_text(f, step, y, label);
     else { /* near the right edge the text would run off the plot: put it left of the line, pointing at it */
-        char text[96];
+        char text[128];
         snprintf(text, sizeof text, "%s \xe2\x86\x92", label);
-        icl_fig_add_text(f, step / (1.0 + 0.09 * strlen(label)), y, text);
+        double len = (double)strlen(label); /* about 1.1% of a linear axis, or a factor 1.09 of a log one, per character */
+        icl_fig_add_text(f, logx ? step / (1.0 + 0.09 * len) : step - 0.011 * (len + 2) * last, y, text);
+    }
+}
+
+/* The run's events as labelled vertical markers, the labels stacked downwards from y0 by dy: the
+ * end of the dense curriculum, each concept's loss drop (without a curriculum), the step from which
+ * it beats the basis-agnostic estimators and, with with_td, the rise of its TD. */
+static void mark_events(icl_fig *f, const run_data *d, double y0, double dy, double last, int with_td) {
+    int j = 0;
+    if (d->dense_steps > 0) mark_step(f, d->dense_steps, "curriculum: dense \xe2\x86\x92 concepts", y0 - dy * j++, last, d->logx);
+    for (int k = 0; k < d->nc; k++) {
+        struct { double step; const char *what; } ev[] = {
+            {d->dense_steps > 0 ? NAN : d->drop_step[k], "loss falls"}, /* after a curriculum: the fall to the agnostic level, not marked */ {d->beat_step[k], "beats ridge/Lasso"}, {with_td ? d->td_step[k] : NAN, "TD rises"}};
+        for (size_t e = 0; e < sizeof ev / sizeof ev[0]; e++)
+            if (isfinite(ev[e].step) && ev[e].step > 0) {
+                char label[96];
+                snprintf(label, sizeof label, "%s %s", d->names[k], ev[e].what);
+                mark_step(f, ev[e].step, label, y0 - dy * j++, last, d->logx);
+            }
     }
 }
 
 static icl_fig *fig_mse_by_concept(const run_data *d) {
     icl_fig *f = icl_fig_line("Held-out MSE per concept", "training step", "normalised MSE (1 = predict 0)");
-    icl_fig_set_logx(f, 1);
+    icl_fig_set_logx(f, d->logx);
     double *x = malloc(sizeof(double) * (d->eval.n_rows + 1)), *y = malloc(sizeof(double) * (d->eval.n_rows + 1));
     for (int k = 0; k < d->nc; k++) icl_fig_add_series(f, d->names[k], x, y, select_series(&d->eval, "concept", k, -1, "mse", x, y));
     size_t n = select_series(&d->eval, "concept", -1, -1, "mse", x, y);
@@ -232,17 +291,12 @@ static icl_fig *fig_mse_by_concept(const run_data *d) {
     free(x);
     free(y);
     for (size_t e = 0; e < sizeof ESTIMATORS / sizeof ESTIMATORS[0]; e++) {
-        double v = estimator_level(&d->est, ESTIMATORS[e].name);
+        double v = estimator_level(&d->est, ESTIMATORS[e].name, -1);
         if (isfinite(v)) icl_fig_add_hline(f, v, ESTIMATORS[e].label);
     }
     double top = 0;
     for (int r = 0; r < d->eval.n_rows; r++) top = fmax(top, col(&d->eval, r, "mse"));
-    for (int k = 0, j = 0; k < d->nc; k++)
-        if (isfinite(d->drop_step[k]) && d->drop_step[k] > 0) {
-            char label[64];
-            snprintf(label, sizeof label, "%s falls", d->names[k]);
-            mark_step(f, d->drop_step[k], label, top * (0.95 - 0.07 * j++), last_step(&d->eval));
-        }
+    mark_events(f, d, 0.95 * top, 0.07 * top, last_step(&d->eval), 0);
     return f;
 }
 
@@ -308,7 +362,7 @@ static icl_fig *fig_train_loss(const run_data *d) {
         sm[r] = avg;
     }
     icl_fig *f = icl_fig_line("Training loss", "training step", "normalised MSE");
-    icl_fig_set_logx(f, 1);
+    icl_fig_set_logx(f, d->logx);
     icl_fig_series_color(f, icl_fig_add_series(f, "per step", x, y, tr->n_rows), 0xBBBBBB);
     icl_fig_add_series(f, "smoothed", x, sm, tr->n_rows);
     free(x);
@@ -322,7 +376,7 @@ static icl_fig *fig_td_over_training(const run_data *d) {
     char title[96];
     snprintf(title, sizeof title, "Task decodability over training, layer %d", d->td_layer);
     icl_fig *f = icl_fig_line(title, "training step", "TD (leave-one-out 10-NN)");
-    icl_fig_set_logx(f, 1);
+    icl_fig_set_logx(f, d->logx);
     icl_fig_set_ylim(f, 0, 1.02);
     double *x = malloc(sizeof(double) * d->td.n_rows), *y = malloc(sizeof(double) * d->td.n_rows);
     for (int k = 0; k < d->nc; k++) icl_fig_add_series(f, d->names[k], x, y, select_series(&d->td, "concept", k, d->td_layer, "td", x, y));
@@ -335,12 +389,7 @@ static icl_fig *fig_td_over_training(const run_data *d) {
     }
     free(x);
     free(y);
-    for (int k = 0, j = 0; k < d->nc; k++)
-        if (isfinite(d->drop_step[k]) && d->drop_step[k] > 0) {
-            char label[64];
-            snprintf(label, sizeof label, "%s loss falls", d->names[k]);
-            mark_step(f, d->drop_step[k], label, 0.95 - 0.06 * j++, last_step(&d->td));
-        }
+    mark_events(f, d, 0.95, 0.06, last_step(&d->td), 0);
     return f;
 }
 
@@ -350,7 +399,7 @@ static icl_fig *fig_algorithm(const run_data *d) {
     double *x = malloc(sizeof(double) * cap), *y = malloc(sizeof(double) * cap);
     icl_fig *f = icl_fig_line("Which algorithm: distance of the model's predictions to each estimator", "training step",
                               "mean squared distance (normalised)");
-    icl_fig_set_logx(f, 1);
+    icl_fig_set_logx(f, d->logx);
     static const struct { const char *name, *label; } E[] = {
         {"oracle-ls", "oracle-basis LS"}, {"lasso", "Lasso (all D)"}, {"ridge", "ridge (all D)"}};
     for (size_t e = 0; e < sizeof E / sizeof E[0]; e++) {
@@ -370,12 +419,12 @@ static icl_fig *fig_algorithm(const run_data *d) {
         if (strcmp(icl_csv_str(&d->algo, r, icl_csv_col(&d->algo, "estimator")), "zero")) top = fmax(top, col(&d->algo, r, "distance"));
     int j = 0;
     double last = last_step(&d->algo);
-    if (isfinite(d->switch_step) && d->switch_step > 0) mark_step(f, d->switch_step, "closer to the oracle", top * (0.95 - 0.07 * j++), last);
+    if (isfinite(d->switch_step) && d->switch_step > 0) mark_step(f, d->switch_step, "closer to the oracle", top * (0.95 - 0.07 * j++), last, d->logx);
     for (int k = 0; k < d->nc; k++)
         if (isfinite(d->td_step[k]) && d->td_step[k] > 0) {
             char label[64];
             snprintf(label, sizeof label, "%s TD rises", d->names[k]);
-            mark_step(f, d->td_step[k], label, top * (0.95 - 0.07 * j++), last);
+            mark_step(f, d->td_step[k], label, top * (0.95 - 0.07 * j++), last, d->logx);
         }
     return f;
 }
@@ -452,7 +501,7 @@ static icl_fig *fig_offbasis(const run_data *d) {
     double *x = malloc(sizeof(double) * o->n_rows), *y = malloc(sizeof(double) * o->n_rows);
     icl_fig *f = icl_fig_line("Does the model read the other bases' coordinates?", "training step",
                               "change of predictions when they are redrawn");
-    icl_fig_set_logx(f, 1);
+    icl_fig_set_logx(f, d->logx);
     int most = 0;
     for (int k = 0; k < d->nc; k++) {
         int n = 0;
@@ -485,14 +534,7 @@ static icl_fig *fig_offbasis(const run_data *d) {
     }
     double top = 0, last = last_step(o);
     for (int r = 0; r < o->n_rows; r++) top = fmax(top, icl_csv_num(o, r, cv));
-    int j = 0;
-    for (int k = 0; k < d->nc; k++) {
-        char label[80];
-        snprintf(label, sizeof label, "%s loss falls", d->names[k]);
-        if (isfinite(d->drop_step[k]) && d->drop_step[k] > 0) mark_step(f, d->drop_step[k], label, top * (0.95 - 0.07 * j++), last);
-        snprintf(label, sizeof label, "%s TD rises", d->names[k]);
-        if (isfinite(d->td_step[k]) && d->td_step[k] > 0) mark_step(f, d->td_step[k], label, top * (0.95 - 0.07 * j++), last);
-    }
+    mark_events(f, d, 0.95 * top, 0.07 * top, last, 1);
     return f;
 }
 
@@ -523,7 +565,7 @@ static icl_fig *fig_patching_over_training(const run_data *d) {
         char title[96];
         snprintf(title, sizeof title, "Patching at layer %.0f over training", col(p, 0, "layer"));
         f = icl_fig_line(title, "training step", "change of the final prediction's MSE");
-        icl_fig_set_logx(f, 1);
+        icl_fig_set_logx(f, d->logx);
         icl_fig_add_series(f, "cross-patching (another concept's mean)", x, cross, n);
         icl_fig_add_series(f, "self-patching (own concept's mean)", x, self, n);
         icl_fig_add_hline(f, 0, NULL);
@@ -739,8 +781,13 @@ static void summary(icl_report *rep, const run_data *d) {
                          d->td_layer, d->td_max[k], d->td_level[k]);
             else snprintf(td, sizeof td, "; its TD at layer %d never rose clearly above chance", d->td_layer);
         }
-        if (isfinite(d->drop_step[k])) icl_report_p(rep, "%s: loss fell at step %.0f%s.", d->names[k], d->drop_step[k], td);
-        else icl_report_p(rep, "%s: no clear loss drop (less than 0.1 between its highest and final MSE)%s.", d->names[k], td);
+        char beat[160] = "";
+        if (isfinite(d->beat_step[k]))
+            snprintf(beat, sizeof beat, "; it stays below the best basis-agnostic estimator (%.3f) from step %.0f", d->agnostic[k], d->beat_step[k]);
+        else if (isfinite(d->agnostic[k]))
+            snprintf(beat, sizeof beat, "; it does not stay below the best basis-agnostic estimator (%.3f)", d->agnostic[k]);
+        if (isfinite(d->drop_step[k])) icl_report_p(rep, "%s: loss fell at step %.0f%s%s.", d->names[k], d->drop_step[k], beat, td);
+        else icl_report_p(rep, "%s: no clear loss drop (less than 0.1 between its highest and final MSE)%s%s.", d->names[k], beat, td);
         any |= isfinite(d->drop_step[k]);
     }
     double first = INFINITY, lastd = -INFINITY;
@@ -753,6 +800,15 @@ static void summary(icl_report *rep, const run_data *d) {
         icl_report_p(rep, "The concepts were learned in stages: the first loss drop at step %.0f, the last at step %.0f.", first, lastd);
     else if (any)
         icl_report_p(rep, "The concepts' losses fell together (within 25%% of the training steps of each other).");
+    int nbeat = 0;
+    for (int k = 0; k < d->nc; k++) nbeat += isfinite(d->beat_step[k]);
+    if (nbeat > 0 && nbeat < d->nc)
+        icl_report_p(rep, "%d of %d concepts moved below every basis-agnostic estimator within the run, the others stayed at the "
+                          "basis-agnostic level: a concept-specific algorithm for some concepts only, as in the paper's phase (b).",
+                     nbeat, d->nc);
+    if (d->dense_steps > 0)
+        icl_report_p(rep, "The first %.0f steps trained on dense regression (a curriculum); the loss drops above are searched "
+                          "after it.", d->dense_steps);
     if (isfinite(d->switch_step))
         icl_report_p(rep, "From step %.0f on, the model's predictions are closer to least squares on the true basis than to "
                           "Lasso on all coordinates: it decodes with a concept-specific algorithm.", d->switch_step);

@@ -49,6 +49,15 @@ cmp -s "$T/p/checkpoints/step_000000060.gguf" "$T/q/checkpoints/step_000000060.g
 $ICLAB decode "$T/p" --per-concept 20 --k 5 --no-reps --embed 0 --steps 60 2>/dev/null && [ -s "$T/p/decode/td.csv" ] && ok "decode reads a pairs-layout run" || bad "decode failed on a pairs-layout run"
 expect_fail "unknown token layout" "unknown token layout" $ICLAB train --preset tiny --tokens 7 --out "$T/x"
 
+# 3c. the dense curriculum: the first steps train on dense regression; a run stopped inside that
+#     phase and resumed past its end is bit-identical to an uninterrupted one
+$ICLAB train --preset tiny --dense-steps 30 --out "$T/d" --quiet --threads 2 || bad "dense-steps run failed"
+grep -q '"train.dense_steps": 30' "$T/d/config.json" && ok "config.json records dense_steps" || bad "config.json lacks train.dense_steps"
+cmp -s "$T/a/eval.csv" "$T/d/eval.csv" && bad "the curriculum trained the same as none" || ok "the curriculum trains differently"
+$ICLAB train --preset tiny --dense-steps 30 --out "$T/e" --quiet --threads 2 --stop-after 17 && $ICLAB train --out "$T/e" --resume --quiet || bad "dense stop/resume failed"
+cmp -s "$T/d/checkpoints/step_000000060.gguf" "$T/e/checkpoints/step_000000060.gguf" && ok "a curriculum run resumes bit-identically across the switch" || bad "curriculum resume differs"
+expect_fail "dense-steps past the run" "dense-steps must be" $ICLAB train --preset tiny --dense-steps 61 --out "$T/x"
+
 # 4. bad flags and values
 expect_fail "unknown flag" "unknown option --bogus" $ICLAB train --bogus 3 --out "$T/x"
 expect_fail "non-numeric value" "is not an integer" $ICLAB train --layers many --out "$T/x"
