@@ -1,8 +1,8 @@
 /* Tests of the synthetic task generator (icl_task.h): config validation, basis masks (disjoint and
- * overlapping), the statistics of sampled batches for both task kinds, the token layout and
- * seed reproducibility. Statistical tolerances are stated next to each check; they are several
- * standard errors wide for the sample sizes used, and the seeds are fixed, so the test is
- * deterministic. */
+ * overlapping), the statistics of sampled batches for both task kinds, the token layout, seed
+ * reproducibility and the dense curriculum of icl_train_sample. Statistical tolerances are stated
+ * next to each check; they are several standard errors wide for the sample sizes used, and the
+ * seeds are fixed, so the test is deterministic. */
 #include <stdlib.h>
 #include <string.h>
 #include "iclab/icl_task.h"

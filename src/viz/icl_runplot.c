@@ -30,6 +30,8 @@ typedef struct run_data {
     double td_max[MAX_CONCEPTS];
     int td_layer;                    /* the layer with the highest final overall TD */
     double switch_step;              /* from when on the model is closer to the oracle than to Lasso (NaN if never) */
+    double own_step[MAX_CONCEPTS];   /* from when on its predictions depend on the other bases' coordinates less than
+                                        ridge's and Lasso's do (offbasis.csv; NaN if never, or if always) */
 } run_data;
 
 static double col(const icl_csv *t, int r, const char *name) { return icl_csv_num(t, r, icl_csv_col(t, name)); }
@@ -180,6 +182,41 @@ static void find_switch(run_data *d) {
     free(xo); free(yo); free(xl); free(yl);
 }
 
+/* offbasis.csv's sensitivity of predictor `who` on a concept (-1: mean over concepts) at a step; NaN if absent. */
+static double offbasis_at(const run_data *d, const char *who, double step, int concept) {
+    const icl_csv *o = &d->offbasis;
+    double s = 0;
+    int n = 0;
+    for (int r = 0; r < o->n_rows; r++)
+        if (col(o, r, "step") == step && (concept < 0 || (int)col(o, r, "concept") == concept) &&
+            !strcmp(icl_csv_str(o, r, icl_csv_col(o, "predictor")), who))
+            s += col(o, r, "sensitivity"), n++;
+    return n ? s / n : NAN;
+}
+
+/* Per concept: the first checkpoint from which on redrawing the other bases' coordinates moves the
+ * model's predictions less than it moves ridge's and Lasso's, the basis-agnostic estimators. The
+ * model then reads its concept's own coordinates more selectively than any algorithm that does not
+ * know the basis: the decoding side of the paper's Obs. 2. A model that was never above (one that
+ * predicts a constant is insensitive to everything) gets NaN. */
+static void find_own_basis(run_data *d) {
+    const icl_csv *o = &d->offbasis;
+    for (int k = 0; k < d->nc; k++) {
+        d->own_step[k] = NAN;
+        double prev = INFINITY;
+        int found_above = 0;
+        for (int r = o->n_rows - 1; r >= 0 && !found_above; r--) { /* steps are written in ascending order */
+            double st = col(o, r, "step");
+            if (st == prev || (int)col(o, r, "concept") != k) continue;
+            prev = st;
+            double m = offbasis_at(d, "model", st, k), a = fmin(offbasis_at(d, "ridge", st, k), offbasis_at(d, "lasso", st, k));
+            if (!(m < a)) found_above = 1;
+            else d->own_step[k] = st;
+        }
+        if (!found_above) d->own_step[k] = NAN;
+    }
+}
+
 static int load_run(run_data *d, const char *run, icl_err *err) {
     memset(d, 0, sizeof *d);
     char path[4400];
@@ -218,6 +255,7 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
     find_beats(d);
     find_td(d);
     find_switch(d);
+    find_own_basis(d);
     return 0;
 }
 
@@ -260,14 +298,15 @@ static void mark_step(icl_fig *f, double step, const char *label, double y, doub
 }
 
 /* The run's events as labelled vertical markers, the labels stacked downwards from y0 by dy: the
- * end of the dense curriculum, each concept's loss drop (without a curriculum), the step from which
- * it beats the basis-agnostic estimators and, with with_td, the rise of its TD. */
+ * end of the dense curriculum, each concept's loss drop (without a curriculum), the steps from which
+ * it reads its own basis (find_own_basis) and beats the basis-agnostic estimators and, with with_td,
+ * the rise of its TD. */
 static void mark_events(icl_fig *f, const run_data *d, double y0, double dy, double last, int with_td) {
     int j = 0;
     if (d->dense_steps > 0) mark_step(f, d->dense_steps, "curriculum: dense \xe2\x86\x92 concepts", y0 - dy * j++, last, d->logx);
     for (int k = 0; k < d->nc; k++) {
         struct { double step; const char *what; } ev[] = {
-            {d->dense_steps > 0 ? NAN : d->drop_step[k], "loss falls"}, /* after a curriculum: the fall to the agnostic level, not marked */ {d->beat_step[k], "beats ridge/Lasso"}, {with_td ? d->td_step[k] : NAN, "TD rises"}};
+            {d->dense_steps > 0 ? NAN : d->drop_step[k], "loss falls"}, /* after a curriculum: the fall to the agnostic level, not marked */ {d->own_step[k], "reads its own basis"}, {d->beat_step[k], "beats ridge/Lasso"}, {with_td ? d->td_step[k] : NAN, "TD rises"}};
         for (size_t e = 0; e < sizeof ev / sizeof ev[0]; e++)
             if (isfinite(ev[e].step) && ev[e].step > 0) {
                 char label[96];
@@ -739,16 +778,6 @@ static int build_figs(const run_data *d, const char *run, named_fig *out) {
 }
 
 /* The automatic summary: when each concept's loss fell and when its TD rose. */
-/* Mean over concepts of offbasis.csv's sensitivity of `who` at `step` (NaN if absent). */
-static double offbasis_mean(const run_data *d, const char *who, double step) {
-    const icl_csv *o = &d->offbasis;
-    double s = 0;
-    int n = 0;
-    for (int r = 0; r < o->n_rows; r++)
-        if (col(o, r, "step") == step && !strcmp(icl_csv_str(o, r, icl_csv_col(o, "predictor")), who)) s += col(o, r, "sensitivity"), n++;
-    return n ? s / n : NAN;
-}
-
 /* The off-basis sensitivity just after the last loss drop and at the end, against the estimators'. */
 static void summary_offbasis(icl_report *rep, const run_data *d, double lastd) {
     if (d->offbasis.n_rows == 0) return;
@@ -757,14 +786,14 @@ static void summary_offbasis(icl_report *rep, const run_data *d, double lastd) {
         double st = col(&d->offbasis, r, "step");
         if (isfinite(lastd) && st >= lastd && !(st >= after)) after = st;
     }
-    double ls = offbasis_mean(d, "ls", end), ridge = offbasis_mean(d, "ridge", end), lasso = offbasis_mean(d, "lasso", end);
+    double ls = offbasis_at(d, "ls", end, -1), ridge = offbasis_at(d, "ridge", end, -1), lasso = offbasis_at(d, "lasso", end, -1);
     char at_drop[160] = "";
     if (isfinite(after) && after < end)
-        snprintf(at_drop, sizeof at_drop, "%.3f at step %.0f (the first checkpoint after the last loss drop) and ", offbasis_mean(d, "model", after), after);
+        snprintf(at_drop, sizeof at_drop, "%.3f at step %.0f (the first checkpoint after the last loss drop) and ", offbasis_at(d, "model", after, -1), after);
     icl_report_p(rep, "Redrawing the coordinates of the other bases moves the model's predictions by %s%.3f at step %.0f (mean "
                       "squared change, mean over concepts); least squares on all coordinates moves by %.3f, ridge by %.3f, "
                       "Lasso by %.3f, the oracle by 0.",
-                 at_drop, offbasis_mean(d, "model", end), end, ls, ridge, lasso);
+                 at_drop, offbasis_at(d, "model", end, -1), end, ls, ridge, lasso);
 }
 
 static void summary(icl_report *rep, const run_data *d) {
@@ -781,13 +810,16 @@ static void summary(icl_report *rep, const run_data *d) {
                          d->td_layer, d->td_max[k], d->td_level[k]);
             else snprintf(td, sizeof td, "; its TD at layer %d never rose clearly above chance", d->td_layer);
         }
-        char beat[160] = "";
+        char beat[160] = "", own[200] = "";
         if (isfinite(d->beat_step[k]))
             snprintf(beat, sizeof beat, "; it stays below the best basis-agnostic estimator (%.3f) from step %.0f", d->agnostic[k], d->beat_step[k]);
         else if (isfinite(d->agnostic[k]))
             snprintf(beat, sizeof beat, "; it does not stay below the best basis-agnostic estimator (%.3f)", d->agnostic[k]);
-        if (isfinite(d->drop_step[k])) icl_report_p(rep, "%s: loss fell at step %.0f%s%s.", d->names[k], d->drop_step[k], beat, td);
-        else icl_report_p(rep, "%s: no clear loss drop (less than 0.1 between its highest and final MSE)%s%s.", d->names[k], beat, td);
+        if (isfinite(d->own_step[k]))
+            snprintf(own, sizeof own, "; from step %.0f on, redrawing the other bases' coordinates moves its predictions less than "
+                                      "ridge's and Lasso's", d->own_step[k]);
+        if (isfinite(d->drop_step[k])) icl_report_p(rep, "%s: loss fell at step %.0f%s%s%s.", d->names[k], d->drop_step[k], own, beat, td);
+        else icl_report_p(rep, "%s: no clear loss drop (less than 0.1 between its highest and final MSE)%s%s%s.", d->names[k], own, beat, td);
         any |= isfinite(d->drop_step[k]);
     }
     double first = INFINITY, lastd = -INFINITY;
@@ -796,19 +828,28 @@ static void summary(icl_report *rep, const run_data *d) {
             first = fmin(first, d->drop_step[k]);
             lastd = fmax(lastd, d->drop_step[k]);
         }
-    if (any && lastd > first * 1.25)
+    if (d->dense_steps > 0) /* after a curriculum the drops are the fall to the basis-agnostic level, not stages */
+        icl_report_p(rep, "The first %.0f steps trained on dense regression (a curriculum); the loss drops above are searched "
+                          "after it.", d->dense_steps);
+    else if (any && lastd > first * 1.25)
         icl_report_p(rep, "The concepts were learned in stages: the first loss drop at step %.0f, the last at step %.0f.", first, lastd);
     else if (any)
         icl_report_p(rep, "The concepts' losses fell together (within 25%% of the training steps of each other).");
-    int nbeat = 0;
-    for (int k = 0; k < d->nc; k++) nbeat += isfinite(d->beat_step[k]);
-    if (nbeat > 0 && nbeat < d->nc)
-        icl_report_p(rep, "%d of %d concepts moved below every basis-agnostic estimator within the run, the others stayed at the "
-                          "basis-agnostic level: a concept-specific algorithm for some concepts only, as in the paper's phase (b).",
-                     nbeat, d->nc);
-    if (d->dense_steps > 0)
-        icl_report_p(rep, "The first %.0f steps trained on dense regression (a curriculum); the loss drops above are searched "
-                          "after it.", d->dense_steps);
+    /* concept-specific decoding, concept by concept: the paper's phases (b) and (c) */
+    char who[512] = "", rest[512] = "";
+    int nown = 0;
+    for (int k = 0; k < d->nc; k++) {
+        char *buf = isfinite(d->own_step[k]) ? who : rest;
+        size_t len = strlen(buf);
+        if (isfinite(d->own_step[k])) snprintf(buf + len, sizeof who - len, "%s%s from step %.0f", len ? ", " : "", d->names[k], d->own_step[k]);
+        else snprintf(buf + len, sizeof rest - len, "%s%s", len ? ", " : "", d->names[k]);
+        nown += isfinite(d->own_step[k]);
+    }
+    if (nown > 0 && nown < d->nc)
+        icl_report_p(rep, "Concept-specific decoding for some concepts only (the paper's phase (b)): %s; %s %s basis-agnostic.", who,
+                     rest, d->nc - nown > 1 ? "stay" : "stays");
+    else if (nown == d->nc && d->nc > 1)
+        icl_report_p(rep, "Every concept reached concept-specific decoding: %s.", who);
     if (isfinite(d->switch_step))
         icl_report_p(rep, "From step %.0f on, the model's predictions are closer to least squares on the true basis than to "
                           "Lasso on all coordinates: it decodes with a concept-specific algorithm.", d->switch_step);
