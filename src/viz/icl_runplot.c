@@ -746,10 +746,12 @@ typedef struct named_fig {
 static int build_figs(const run_data *d, const char *run, named_fig *out) {
     int n = 0;
     named_fig all[] = {
-        {"mse_by_concept", "Held-out normalised MSE per concept over training (log steps). Vertical lines mark where each concept's "
-                           "loss fell; horizontal lines are the reference estimators averaged over positions.", fig_mse_by_concept(d), 0, 0},
+        {"mse_by_concept", "Held-out normalised MSE per concept over training. Vertical lines mark the run's events: the end of a "
+                           "dense curriculum, each concept's loss drop (runs without one), the step from which it reads only its "
+                           "own basis and the step from which it stays below ridge and Lasso; horizontal lines are the reference "
+                           "estimators averaged over positions.", fig_mse_by_concept(d), 0, 0},
         {"td_over_training", "Task decodability (leave-one-out 10-NN on the y-token representation) per concept over training at "
-                             "the layer where it ends highest, with the loss drops marked.", fig_td_over_training(d), 0, 0},
+                             "the layer where it ends highest, with the same events marked as in the MSE figure.", fig_td_over_training(d), 0, 0},
         {"td_heatmap", "Overall task decodability for every layer and checkpoint.", fig_td_heatmap(d), 1000, 480},
         {"algorithm", "Mean squared distance between the model's predictions and each reference estimator's over training "
                       "(mean over concepts): the model's algorithm moves from the basis-agnostic estimators toward least "
@@ -777,7 +779,6 @@ static int build_figs(const run_data *d, const char *run, named_fig *out) {
     return n;
 }
 
-/* The automatic summary: when each concept's loss fell and when its TD rose. */
 /* The off-basis sensitivity just after the last loss drop and at the end, against the estimators'. */
 static void summary_offbasis(icl_report *rep, const run_data *d, double lastd) {
     if (d->offbasis.n_rows == 0) return;
@@ -796,6 +797,8 @@ static void summary_offbasis(icl_report *rep, const run_data *d, double lastd) {
                  at_drop, offbasis_at(d, "model", end, -1), end, ls, ridge, lasso);
 }
 
+/* The automatic summary: per concept, when its loss fell, when it started reading its own basis,
+ * when it passed the basis-agnostic estimators and when its TD rose; then the run as a whole. */
 static void summary(icl_report *rep, const run_data *d) {
     icl_report_h2(rep, "Summary");
     int any = 0;
