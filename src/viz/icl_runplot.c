@@ -439,12 +439,10 @@ static icl_fig *fig_algorithm(const run_data *d) {
     icl_fig *f = icl_fig_line("Which algorithm: distance of the model's predictions to each estimator", "training step",
                               "mean squared distance (normalised)");
     icl_fig_set_logx(f, d->logx);
-    static const struct { const char *name, *label; } E[] = {
-        {"oracle-ls", "oracle-basis LS"}, {"lasso", "Lasso (all D)"}, {"ridge", "ridge (all D)"}};
-    for (size_t e = 0; e < sizeof E / sizeof E[0]; e++) {
-        int n = algo_series(&d->algo, E[e].name, x, y, cap);
+    for (size_t e = 0; e < sizeof ESTIMATORS / sizeof ESTIMATORS[0]; e++) {
+        int n = algo_series(&d->algo, ESTIMATORS[e].name, x, y, cap);
         for (int i = 0; i < n; i++) y[i] /= d->nc;
-        if (n) icl_fig_add_series(f, E[e].label, x, y, n);
+        if (n) icl_fig_add_series(f, ESTIMATORS[e].label, x, y, n);
         nsteps = n > nsteps ? n : nsteps;
     }
     free(x);
@@ -558,11 +556,8 @@ static icl_fig *fig_offbasis(const run_data *d) {
     double first = NAN;
     for (int r = 0; r < o->n_rows && isnan(first); r++) first = icl_csv_num(o, r, cs);
     for (size_t e = 0; e < sizeof E / sizeof E[0]; e++) { /* estimators do not train: any one step's values */
-        double sum = 0;
-        int n = 0;
-        for (int r = 0; r < o->n_rows; r++)
-            if (icl_csv_num(o, r, cs) == first && !strcmp(icl_csv_str(o, r, cp), E[e].name)) sum += icl_csv_num(o, r, cv), n++;
-        if (n) icl_fig_add_hline(f, sum / n, E[e].label);
+        double v = offbasis_at(d, E[e].name, first, -1);
+        if (isfinite(v)) icl_fig_add_hline(f, v, E[e].label);
     }
     icl_fig_add_hline(f, 0, "oracle (own basis only)");
     free(x);
