@@ -28,6 +28,7 @@ typedef struct run_data {
     double td_step[MAX_CONCEPTS];    /* step from which on its TD at td_layer stays halfway from chance to its maximum or above */
     double td_level[MAX_CONCEPTS];   /* that halfway level */
     double td_max[MAX_CONCEPTS];
+    double td_from[MAX_CONCEPTS];    /* the last checkpoint before td_step with TD at most a quarter of the way up */
     int td_layer;                    /* the layer with the highest final overall TD */
     double switch_step;              /* from when on the model is closer to the oracle than to Lasso (NaN if never) */
     double own_step[MAX_CONCEPTS];   /* from when on its predictions depend on the other bases' coordinates less than
@@ -119,6 +120,26 @@ static void find_beats(run_data *d) {
     free(st);
 }
 
+/* A concept's held-out MSE at the evaluation nearest `step`, averaged with its two neighbours on
+ * either side: one concept's MSE is noisy (see find_beats). */
+static double mse_near(const run_data *d, int concept, double step) {
+    const icl_csv *ev = &d->eval;
+    double *v = malloc(sizeof(double) * (ev->n_rows + 1)), best = INFINITY;
+    int n = 0, near = -1;
+    if (!v) return NAN;
+    for (int r = 0; r < ev->n_rows; r++)
+        if ((int)col(ev, r, "concept") == concept) {
+            if (fabs(col(ev, r, "step") - step) < best) best = fabs(col(ev, r, "step") - step), near = n;
+            v[n++] = col(ev, r, "mse");
+        }
+    double s = 0;
+    int m = 0;
+    for (int j = near - 2; near >= 0 && j <= near + 2; j++)
+        if (j >= 0 && j < n) s += v[j], m++;
+    free(v);
+    return m ? s / m : NAN;
+}
+
 static void find_td(run_data *d) {
     const icl_csv *td = &d->td;
     double best = -1, last_step = -1;
@@ -147,6 +168,12 @@ static void find_td(run_data *d) {
             if (col(td, r, "td") < d->td_level[k]) break;
             d->td_step[k] = col(td, r, "step");
         }
+        /* where the rise began: the loss change from there to td_step is what the rise came with */
+        d->td_from[k] = NAN;
+        for (int r = 0; r < td->n_rows; r++)
+            if ((int)col(td, r, "layer") == d->td_layer && (int)col(td, r, "concept") == k && col(td, r, "step") < d->td_step[k] &&
+                col(td, r, "td") <= chance + 0.25 * (mx - chance))
+                d->td_from[k] = col(td, r, "step");
     }
 }
 
@@ -798,11 +825,20 @@ static void summary(icl_report *rep, const run_data *d) {
     icl_report_h2(rep, "Summary");
     int any = 0;
     for (int k = 0; k < d->nc; k++) {
-        char td[256] = "";
+        char td[512] = "";
         if (d->td.n_rows && d->td_layer >= 0) {
-            if (isfinite(d->td_step[k]))
-                snprintf(td, sizeof td, "; its TD at layer %d stays above %.2f (halfway from chance to its maximum %.2f) from step %.0f",
-                         d->td_layer, d->td_level[k], d->td_max[k], d->td_step[k]);
+            if (isfinite(d->td_step[k])) {
+                int len = snprintf(td, sizeof td, "; its TD at layer %d stays above %.2f (halfway from chance to its maximum %.2f) from step %.0f",
+                                   d->td_layer, d->td_level[k], d->td_max[k], d->td_step[k]);
+                if (isfinite(d->td_from[k])) { /* the loss change the rise came with, against the other concepts' */
+                    double a = d->td_from[k], b = d->td_step[k], oa = 0, ob = 0;
+                    for (int j = 0; j < d->nc; j++)
+                        if (j != k) oa += mse_near(d, j, a) / (d->nc - 1), ob += mse_near(d, j, b) / (d->nc - 1);
+                    len += snprintf(td + len, sizeof td - len, "; while it rose (steps %.0f to %.0f) its MSE went from %.3f to %.3f", a, b,
+                                    mse_near(d, k, a), mse_near(d, k, b));
+                    if (d->nc > 1) snprintf(td + len, sizeof td - len, ", the other concepts' from %.3f to %.3f", oa, ob);
+                }
+            }
             else if (d->td_max[k] > d->td_level[k] + 1e-9)
                 snprintf(td, sizeof td, "; its TD at layer %d reached %.2f but does not stay above %.2f (halfway from chance)",
                          d->td_layer, d->td_max[k], d->td_level[k]);
