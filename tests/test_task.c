@@ -448,6 +448,52 @@ static void test_dense_curriculum(void) {
     icl_batch_free(&ref);
 }
 
+/* The families curriculum on a BASES task: every family present in about its quarter share (the
+ * sparse one with exactly `rank` non-zeros, the quadratic and leaky-ReLU ones not linear in x), the
+ * task's E[y^2], concept labels 0; an unknown curriculum is refused. */
+static void test_families_curriculum(void) {
+    icl_train_config tc;
+    icl_train_config_default(&tc);
+    tc.task.dim = 8, tc.task.n_bases = 4, tc.task.rank = 2, tc.task.n_points = 6, tc.task.noise_var = 0;
+    tc.dense_steps = 5, tc.curriculum = ICL_CURRICULUM_FAMILIES;
+    icl_err err;
+    CHECK(icl_train_config_validate(&tc, &err) == 0);
+    const int B = 4000, D = 8, K = 6;
+    icl_batch b;
+    CHECK(icl_batch_alloc(&b, B, &tc.task, &err) == 0);
+    icl_rng rng;
+    icl_rng_seed(&rng, 11);
+    CHECK(icl_train_sample(&tc, 0, &rng, &b, &err) == 0);
+    int sparse = 0, nonlinear = 0, labels = 0;
+    double y2 = 0;
+    for (int i = 0; i < B; i++) {
+        const float *w = b.w + (size_t)i * D;
+        int nz = 0;
+        for (int d = 0; d < D; d++) nz += w[d] != 0.0f;
+        sparse += nz == tc.task.rank;
+        double dev = 0;
+        for (int k = 0; k < K; k++) {
+            const float *x = b.x + ((size_t)i * K + k) * D;
+            double lin = 0;
+            for (int d = 0; d < D; d++) lin += (double)w[d] * x[d];
+            dev = fmax(dev, fabs(lin - b.y[(size_t)i * K + k]));
+            y2 += (double)b.y[(size_t)i * K + k] * b.y[(size_t)i * K + k];
+        }
+        nonlinear += dev > 1e-3;
+        labels += b.concept[i] != 0;
+    }
+    /* shares of 4000 draws: SE 0.007; tolerance 0.04. Nonlinear: all quadratic ones and the
+     * leaky-ReLU ones with a negative w.x among 6 points (1 - 2^-6), so 0.25 + 0.246. */
+    CHECK_NEAR(sparse / (double)B, 0.25, 0.04);
+    CHECK_NEAR(nonlinear / (double)B, 0.496, 0.04);
+    CHECK(labels == 0);
+    /* E[y^2] = rank: each family's E[y^2] = D, scaled by rank/D; correlated within a sequence, 5% */
+    CHECK_NEAR(y2 / ((double)B * K) / icl_task_y_scale(&tc.task), 1.0, 0.05);
+    tc.curriculum = 2;
+    CHECK(icl_train_config_validate(&tc, &err) == -1 && strstr(err.msg, "curriculum"));
+    icl_batch_free(&b);
+}
+
 int main(void) {
     test_validate();
     test_names_masks();
@@ -456,5 +502,6 @@ int main(void) {
     test_reproducibility_and_tokens();
     test_noiseless();
     test_dense_curriculum();
+    test_families_curriculum();
     return icl_test_finish();
 }

@@ -31,6 +31,7 @@ typedef struct icl_train_config {
     float lr_min;
     float grad_clip;  /* clip the global gradient norm to this (0 = off) */
     int64_t dense_steps; /* curriculum: steps 0..dense_steps-1 train on dense regression (see icl_train_sample) */
+    int curriculum;      /* what those steps train on: ICL_CURRICULUM_DENSE or ICL_CURRICULUM_FAMILIES */
     uint64_t seed;
     int threads;      /* OpenMP/BLAS threads; results are bit-identical for the same seed and threads */
     int64_t eval_every;
@@ -72,11 +73,19 @@ int icl_train_config_write_json(const icl_train_config *c, const char *path, icl
 /* ---- training */
 
 /* Samples the training batch of step `step` from rng. Before dense_steps (a curriculum: learn
- * plain regression first, then the concepts) the sequences are dense linear regression on all D
- * coordinates with E[y^2] equal to the task's: BASES draws W ~ N(0, (rank/D) I_D) and scales the
- * noise with it (variance noise_var*rank/D); FAMILIES uses its linear family, already at that
- * scale. The concept labels then carry no meaning. From dense_steps on it is icl_task_sample.
+ * plain regression first, then the concepts) the sequences use all D coordinates, with E[y^2]
+ * equal to the task's:
+ *   ICL_CURRICULUM_DENSE: dense linear regression. BASES draws W ~ N(0, (rank/D) I_D) and scales
+ *     the noise with it (variance noise_var*rank/D); FAMILIES uses its linear family, already at
+ *     that scale.
+ *   ICL_CURRICULUM_FAMILIES: the mixture of regression families (icl_task.h: linear, quadratic,
+ *     sparse, leaky-ReLU; the sparse family with `rank` non-zeros for BASES) drawn by
+ *     icl_task_sample, then for BASES y, w and the noise scaled by sqrt(rank/D). Kim et al. (arXiv
+ *     2410.05448) find that such task diversity shortens the loss plateau; a FAMILIES task trains
+ *     on itself.
+ * The concept labels are 0 during the curriculum. From dense_steps on it is icl_task_sample.
  * Returns 0, or -1 with err set. */
+enum { ICL_CURRICULUM_DENSE = 0, ICL_CURRICULUM_FAMILIES = 1 };
 int icl_train_sample(const icl_train_config *c, int64_t step, icl_rng *rng, icl_batch *b, icl_err *err);
 
 

@@ -115,8 +115,10 @@ static int read_config(const icl_gguf *g, icl_train_config *c, icl_err *err) {
         char key[128];
         snprintf(key, sizeof key, "iclab.%s", f->key);
         /* keys added after the format's first release read as 0 when absent: the separate token
-         * layout, no dense curriculum */
-        if ((!strcmp(f->key, "task.tokens") || !strcmp(f->key, "train.dense_steps")) && icl_gguf_find_key(g, key) < 0) continue;
+         * layout, no curriculum, a dense one */
+        if ((!strcmp(f->key, "task.tokens") || !strcmp(f->key, "train.dense_steps") || !strcmp(f->key, "train.curriculum")) &&
+            icl_gguf_find_key(g, key) < 0)
+            continue;
         int r = 0;
         switch (f->type) {
         case ICL_FIELD_INT: { int32_t v; r = icl_gguf_get_i32(g, key, &v, err); *(int *)p = v; break; }

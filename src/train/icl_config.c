@@ -34,7 +34,8 @@ const icl_config_field icl_train_fields[] = {
     FIELD("train.schedule", "schedule", ICL_FIELD_INT, schedule, "constant (0) or cosine (1) decay to lr-min after warm-up"),
     FIELD("train.lr_min", "lr-min", ICL_FIELD_F32, lr_min, "final learning rate of the cosine schedule"),
     FIELD("train.grad_clip", "grad-clip", ICL_FIELD_F32, grad_clip, "clip the gradient norm (0 = off)"),
-    FIELD("train.dense_steps", "dense-steps", ICL_FIELD_I64, dense_steps, "first train this many steps on dense regression (all D coordinates), then on the task"),
+    FIELD("train.dense_steps", "dense-steps", ICL_FIELD_I64, dense_steps, "first train this many steps on a curriculum using all D coordinates (see curriculum), then on the task"),
+    FIELD("train.curriculum", "curriculum", ICL_FIELD_INT, curriculum, "what the dense steps train on: dense linear regression (0) or the mixture of regression families (1: linear, quadratic, sparse, leaky-ReLU)"),
     FIELD("train.seed", "seed", ICL_FIELD_U64, seed, "random seed"),
     FIELD("train.threads", "threads", ICL_FIELD_INT, threads, "threads (results depend on seed and threads only)"),
     FIELD("train.eval_every", "eval-every", ICL_FIELD_I64, eval_every, "held-out evaluation every N steps"),
@@ -209,6 +210,8 @@ int icl_train_config_validate(const icl_train_config *c, icl_err *err) {
     if (!(c->lr_min >= 0 && c->lr_min <= c->lr)) return icl_errf(err, "lr-min must be in [0, lr] (got %g)", c->lr_min);
     if (!(c->grad_clip >= 0)) return icl_errf(err, "grad-clip must be >= 0 (got %g)", c->grad_clip);
     if (c->dense_steps < 0 || c->dense_steps > c->steps) return icl_errf(err, "dense-steps must be in 0..steps (got %lld)", (long long)c->dense_steps);
+    if (c->curriculum != ICL_CURRICULUM_DENSE && c->curriculum != ICL_CURRICULUM_FAMILIES)
+        return icl_errf(err, "curriculum must be 0 (dense) or 1 (families) (got %d)", c->curriculum);
     if (c->threads < 1 || c->threads > 1024) return icl_errf(err, "threads must be in 1..1024 (got %d)", c->threads);
     if (c->eval_every < 1) return icl_errf(err, "eval-every must be >= 1 (got %lld)", (long long)c->eval_every);
     if (c->eval_size < 1 || c->eval_size > 1000000) return icl_errf(err, "eval-size must be in 1..1e6 (got %d)", c->eval_size);

@@ -250,15 +250,24 @@ static int write_estimators(const char *dir, const icl_train_config *c, const ic
 
 int icl_train_sample(const icl_train_config *c, int64_t step, icl_rng *rng, icl_batch *b, icl_err *err) {
     if (step >= c->dense_steps) return icl_task_sample(&c->task, rng, -1, b, err);
-    if (c->task.kind == ICL_TASK_FAMILIES) return icl_task_sample(&c->task, rng, ICL_FAMILY_LINEAR, b, err);
-    icl_task_config dense = c->task;
-    dense.n_bases = 1;
-    dense.rank = dense.dim;
-    dense.groups = 0;
-    if (icl_task_sample(&dense, rng, -1, b, err)) return -1;
-    float s = (float)sqrt((double)c->task.rank / c->task.dim);
-    for (size_t i = 0; i < (size_t)b->B * b->K; i++) b->y[i] *= s;
-    for (size_t i = 0; i < (size_t)b->B * b->D; i++) b->w[i] *= s;
+    if (c->task.kind == ICL_TASK_FAMILIES) {
+        if (icl_task_sample(&c->task, rng, c->curriculum == ICL_CURRICULUM_FAMILIES ? -1 : ICL_FAMILY_LINEAR, b, err)) return -1;
+    } else {
+        icl_task_config cur = c->task;
+        if (c->curriculum == ICL_CURRICULUM_FAMILIES) {
+            cur.kind = ICL_TASK_FAMILIES;
+            cur.sparse_k = c->task.rank;
+        } else {
+            cur.n_bases = 1;
+            cur.rank = cur.dim;
+            cur.groups = 0;
+        }
+        if (icl_task_sample(&cur, rng, -1, b, err)) return -1;
+        float s = (float)sqrt((double)c->task.rank / c->task.dim); /* the families' and dense E[y^2] is D, the task's rank */
+        for (size_t i = 0; i < (size_t)b->B * b->K; i++) b->y[i] *= s;
+        for (size_t i = 0; i < (size_t)b->B * b->D; i++) b->w[i] *= s;
+    }
+    memset(b->concept, 0, (size_t)b->B * sizeof(int));
     return 0;
 }
 

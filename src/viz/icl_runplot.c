@@ -20,7 +20,8 @@ typedef struct run_data {
     char config[8192];
     int nc;                          /* concepts */
     char names[MAX_CONCEPTS][48];    /* concept names from eval.csv */
-    double dense_steps;              /* the dense-regression curriculum's length (0 = none), from config.json */
+    double dense_steps;              /* the curriculum's length (0 = none), from config.json */
+    int families_curriculum;         /* it trained on the mixture of regression families, not on dense regression */
     int logx;                        /* step axes: logarithmic, but linear after a curriculum (its events come late) */
     double drop_step[MAX_CONCEPTS];  /* step at which each concept's MSE fell (NaN if it did not) */
     double agnostic[MAX_CONCEPTS];   /* the best basis-agnostic estimator's MSE on the concept (ridge or Lasso) */
@@ -277,6 +278,8 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
     }
     const char *ds = strstr(d->config, "\"train.dense_steps\":");
     d->dense_steps = ds ? atof(ds + strlen("\"train.dense_steps\":")) : 0;
+    const char *cu = strstr(d->config, "\"train.curriculum\":");
+    d->families_curriculum = cu && atoi(cu + strlen("\"train.curriculum\":")) == 1;
     d->logx = !(d->dense_steps > 0);
     find_drops(d);
     find_beats(d);
@@ -330,7 +333,7 @@ static void mark_step(icl_fig *f, double step, const char *label, double y, doub
  * the rise of its TD. */
 static void mark_events(icl_fig *f, const run_data *d, double y0, double dy, double last, int with_td) {
     int j = 0;
-    if (d->dense_steps > 0) mark_step(f, d->dense_steps, "curriculum: dense \xe2\x86\x92 concepts", y0 - dy * j++, last, d->logx);
+    if (d->dense_steps > 0) mark_step(f, d->dense_steps, d->families_curriculum ? "curriculum: families \xe2\x86\x92 concepts" : "curriculum: dense \xe2\x86\x92 concepts", y0 - dy * j++, last, d->logx);
     for (int k = 0; k < d->nc; k++) {
         struct { double step; const char *what; } ev[] = {
             {d->dense_steps > 0 ? NAN : d->drop_step[k], "loss falls"}, /* after a curriculum: the fall to the agnostic level, not marked */ {d->own_step[k], "reads its own basis"}, {d->beat_step[k], "beats ridge/Lasso"}, {with_td ? d->td_step[k] : NAN, "TD rises"}};
@@ -863,8 +866,8 @@ static void summary(icl_report *rep, const run_data *d) {
             lastd = fmax(lastd, d->drop_step[k]);
         }
     if (d->dense_steps > 0) /* after a curriculum the drops are the fall to the basis-agnostic level, not stages */
-        icl_report_p(rep, "The first %.0f steps trained on dense regression (a curriculum); the loss drops above are searched "
-                          "after it.", d->dense_steps);
+        icl_report_p(rep, "The first %.0f steps trained on %s (a curriculum); the loss drops above are searched after it.", d->dense_steps,
+                     d->families_curriculum ? "a mixture of regression families (linear, quadratic, sparse, leaky-ReLU)" : "dense regression");
     else if (any && lastd > first * 1.25)
         icl_report_p(rep, "The concepts were learned in stages: the first loss drop at step %.0f, the last at step %.0f.", first, lastd);
     else if (any)

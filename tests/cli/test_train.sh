@@ -57,6 +57,13 @@ cmp -s "$T/a/eval.csv" "$T/d/eval.csv" && bad "the curriculum trained the same a
 $ICLAB train --preset tiny --dense-steps 30 --out "$T/e" --quiet --threads 2 --stop-after 17 && $ICLAB train --out "$T/e" --resume --quiet || bad "dense stop/resume failed"
 cmp -s "$T/d/checkpoints/step_000000060.gguf" "$T/e/checkpoints/step_000000060.gguf" && ok "a curriculum run resumes bit-identically across the switch" || bad "curriculum resume differs"
 expect_fail "dense-steps past the run" "dense-steps must be" $ICLAB train --preset tiny --dense-steps 61 --out "$T/x"
+# the families curriculum: recorded, trains differently from the dense one, resumes bit-identically
+$ICLAB train --preset tiny --dense-steps 30 --curriculum 1 --out "$T/f" --quiet --threads 2 || bad "families curriculum run failed"
+grep -q '"train.curriculum": 1' "$T/f/config.json" && ok "config.json records the curriculum" || bad "config.json lacks train.curriculum"
+cmp -s "$T/d/eval.csv" "$T/f/eval.csv" && bad "the families curriculum trained as the dense one" || ok "the families curriculum trains differently"
+$ICLAB train --preset tiny --dense-steps 30 --curriculum 1 --out "$T/g" --quiet --threads 2 --stop-after 17 && $ICLAB train --out "$T/g" --resume --quiet || bad "families stop/resume failed"
+cmp -s "$T/f/checkpoints/step_000000060.gguf" "$T/g/checkpoints/step_000000060.gguf" && ok "a families-curriculum run resumes bit-identically" || bad "families curriculum resume differs"
+expect_fail "unknown curriculum" "curriculum must be 0" $ICLAB train --preset tiny --curriculum 2 --out "$T/x"
 
 # 4. bad flags and values
 expect_fail "unknown flag" "unknown option --bogus" $ICLAB train --bogus 3 --out "$T/x"
