@@ -180,7 +180,8 @@ int icl_train_config_preset(icl_train_config *c, const char *name, icl_err *err)
         c->beta2 = 0.999f; /* the paper's 0.9999 adapts too slowly for the short run: 0.999 leaves the plateau sooner */
         c->warmup = 200;
         c->steps = 16000;
-        c->dense_steps = 3000; /* learn plain regression first, so concepts must beat a basis-agnostic algorithm */
+        c->dense_steps = 3000; /* learn basis-agnostic regression first, so concepts must beat a basis-agnostic algorithm */
+        c->curriculum = ICL_CURRICULUM_FAMILIES; /* task diversity leaves the plateau where dense regression alone can stick */
         c->eval_every = 100;
         c->ckpt_every = 500;
         c->ckpt_log = 16;
