@@ -161,7 +161,9 @@ static void find_td(run_data *d) {
         d->td_max[k] = mx;
         d->td_level[k] = 0.5 * (chance + mx);
         d->td_step[k] = NAN;
-        if (!(mx > chance + 0.05)) continue; /* never clearly above chance */
+        /* never clearly above chance: with 100 probe points per concept TD's standard error is
+         * about 0.05, and the maximum over dozens of checkpoints runs a few of those above chance */
+        if (!(mx > chance + 0.2)) continue;
         /* the first checkpoint from which on TD stays at or above the level (so ties at the untrained
          * start, or a dip, do not count as the rise) */
         for (int r = td->n_rows - 1; r >= 0; r--) {
@@ -866,7 +868,7 @@ static void summary(icl_report *rep, const run_data *d) {
             lastd = fmax(lastd, d->drop_step[k]);
         }
     if (d->dense_steps > 0) /* after a curriculum the drops are the fall to the basis-agnostic level, not stages */
-        icl_report_p(rep, "The first %.0f steps trained on %s (a curriculum); the loss drops above are searched after it.", d->dense_steps,
+        icl_report_p(rep, "The first %.0f steps were a curriculum on %s; the loss drops above are searched after it.", d->dense_steps,
                      d->families_curriculum ? "a mixture of regression families (linear, quadratic, sparse, leaky-ReLU)" : "dense regression");
     else if (any && lastd > first * 1.25)
         icl_report_p(rep, "The concepts were learned in stages: the first loss drop at step %.0f, the last at step %.0f.", first, lastd);

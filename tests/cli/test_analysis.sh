@@ -74,9 +74,9 @@ grep -q "basis 2: no clear loss drop .*; it does not stay below the best basis-a
   && ok "summary: basis 2 stays at the basis-agnostic level" || bad "summary misreads basis 2"
 grep -q "Concept-specific decoding for some concepts only (the paper&#39;s phase (b)): basis 1 from step 1500; basis 2 stays basis-agnostic" "$html" \
   && ok "summary: basis 1 reads its own basis from step 1500, basis 2 never" || bad "summary lacks the phase (b) line"
-grep -q "The first 500 steps trained on dense regression" "$html" && ok "summary names the curriculum" || bad "summary lacks the curriculum"
+grep -q "The first 500 steps were a curriculum on dense regression;" "$html" && ok "summary names the curriculum" || bad "summary lacks the curriculum"
 printf '{\n  "train.dense_steps": 500,\n  "train.curriculum": 1\n}\n' > "$S/config.json"
-$ICLAB report "$S" >/dev/null 2>&1 && grep -q "The first 500 steps trained on a mixture of regression families" "$html" \
+$ICLAB report "$S" >/dev/null 2>&1 && grep -q "The first 500 steps were a curriculum on a mixture of regression families (linear, quadratic, sparse, leaky-ReLU);" "$html" \
   && ok "summary names the families curriculum" || bad "summary lacks the families curriculum"
 
 # bad input
