@@ -30,7 +30,7 @@ typedef struct icl_train_config {
     icl_lr_schedule schedule;                  /* after warm-up: constant, or cosine decay to lr_min */
     float lr_min;
     float grad_clip;  /* clip the global gradient norm to this (0 = off) */
-    int64_t dense_steps; /* curriculum: steps 0..dense_steps-1 train on dense regression (see icl_train_sample) */
+    int64_t dense_steps; /* curriculum: steps 0..dense_steps-1 train on all D coordinates (see icl_train_sample) */
     int curriculum;      /* what those steps train on: ICL_CURRICULUM_DENSE or ICL_CURRICULUM_FAMILIES */
     uint64_t seed;
     int threads;      /* OpenMP/BLAS threads; results are bit-identical for the same seed and threads */

@@ -29,6 +29,7 @@ typedef struct run_data {
     double td_step[MAX_CONCEPTS];    /* step from which on its TD at td_layer stays halfway from chance to its maximum or above */
     double td_level[MAX_CONCEPTS];   /* that halfway level */
     double td_max[MAX_CONCEPTS];
+    double td_chance[MAX_CONCEPTS];
     double td_from[MAX_CONCEPTS];    /* the last checkpoint before td_step with TD at most a quarter of the way up */
     int td_layer;                    /* the layer with the highest final overall TD */
     double switch_step;              /* from when on the model is closer to the oracle than to Lasso (NaN if never) */
@@ -141,6 +142,8 @@ static double mse_near(const run_data *d, int concept, double step) {
     return m ? s / m : NAN;
 }
 
+#define TD_CLEAR 0.2 /* how far above chance a TD must get to count as a rise (see find_td) */
+
 static void find_td(run_data *d) {
     const icl_csv *td = &d->td;
     double best = -1, last_step = -1;
@@ -159,11 +162,12 @@ static void find_td(run_data *d) {
                 chance = col(td, r, "chance");
             }
         d->td_max[k] = mx;
+        d->td_chance[k] = chance;
         d->td_level[k] = 0.5 * (chance + mx);
         d->td_step[k] = NAN;
         /* never clearly above chance: with 100 probe points per concept TD's standard error is
          * about 0.05, and the maximum over dozens of checkpoints runs a few of those above chance */
-        if (!(mx > chance + 0.2)) continue;
+        if (!(mx > chance + TD_CLEAR)) continue;
         /* the first checkpoint from which on TD stays at or above the level (so ties at the untrained
          * start, or a dip, do not count as the rise) */
         for (int r = td->n_rows - 1; r >= 0; r--) {
@@ -844,10 +848,11 @@ static void summary(icl_report *rep, const run_data *d) {
                     if (d->nc > 1) snprintf(td + len, sizeof td - len, ", the other concepts' from %.3f to %.3f", oa, ob);
                 }
             }
-            else if (d->td_max[k] > d->td_level[k] + 1e-9)
+            else if (d->td_max[k] > d->td_chance[k] + TD_CLEAR)
                 snprintf(td, sizeof td, "; its TD at layer %d reached %.2f but does not stay above %.2f (halfway from chance)",
                          d->td_layer, d->td_max[k], d->td_level[k]);
-            else snprintf(td, sizeof td, "; its TD at layer %d never rose clearly above chance", d->td_layer);
+            else snprintf(td, sizeof td, "; its TD at layer %d never rose clearly above chance (%.2f; at most %.2f)", d->td_layer,
+                          d->td_chance[k], d->td_max[k]);
         }
         char beat[160] = "", own[200] = "";
         if (isfinite(d->beat_step[k]))
