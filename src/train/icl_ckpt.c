@@ -104,6 +104,15 @@ int icl_ckpt_save(const char *path, const icl_model *m, const icl_train_config *
     return r ? -1 : 0;
 }
 
+/* Keys added after the format's first release: absent from older checkpoints, they read as 0 (the
+ * separate token layout, no curriculum, a dense one). */
+static int added_later(const char *key) {
+    static const char *const later[] = {"task.tokens", "train.dense_steps", "train.curriculum"};
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
+        if (!strcmp(key, later[i])) return 1;
+    return 0;
+}
+
 static int read_config(const icl_gguf *g, icl_train_config *c, icl_err *err) {
     memset(c, 0, sizeof *c);
     const char *arch;
@@ -114,11 +123,7 @@ static int read_config(const icl_gguf *g, icl_train_config *c, icl_err *err) {
         void *p = (char *)c + f->offset;
         char key[128];
         snprintf(key, sizeof key, "iclab.%s", f->key);
-        /* keys added after the format's first release read as 0 when absent: the separate token
-         * layout, no curriculum, a dense one */
-        if ((!strcmp(f->key, "task.tokens") || !strcmp(f->key, "train.dense_steps") || !strcmp(f->key, "train.curriculum")) &&
-            icl_gguf_find_key(g, key) < 0)
-            continue;
+        if (added_later(f->key) && icl_gguf_find_key(g, key) < 0) continue;
         int r = 0;
         switch (f->type) {
         case ICL_FIELD_INT: { int32_t v; r = icl_gguf_get_i32(g, key, &v, err); *(int *)p = v; break; }

@@ -66,80 +66,76 @@ static double estimator_level(const icl_csv *est, const char *name, int concept)
 static const struct { const char *name, *label; } ESTIMATORS[] = {
     {"oracle-ls", "oracle-basis LS"}, {"lasso", "Lasso (all D)"}, {"ridge", "ridge (all D)"}};
 
+/* One concept's held-out MSE over training from eval.csv, into st (steps) and v (MSE), each with
+ * room for every row; returns the count. */
+static int concept_series(const run_data *d, int concept, double *st, double *v) {
+    const icl_csv *ev = &d->eval;
+    int n = 0;
+    for (int r = 0; r < ev->n_rows; r++)
+        if ((int)col(ev, r, "concept") == concept) st[n] = col(ev, r, "step"), v[n++] = col(ev, r, "mse");
+    return n;
+}
+
+/* The mean of v[i] and its two neighbours on either side: one concept's held-out MSE is noisy (a
+ * quarter of the held-out set with 4 concepts), so the readings below smooth it this way. */
+static double centred_mean(const double *v, int n, int i) {
+    double s = 0;
+    int m = 0;
+    for (int j = i - 2; j <= i + 2; j++)
+        if (j >= 0 && j < n) s += v[j], m++;
+    return m ? s / m : NAN;
+}
+
 /* Per concept: the first evaluation after the curve's maximum where the MSE is below the midpoint
  * of its maximum and its final value, if the curve fell by at least 0.1 overall. With a dense
  * curriculum only the evaluations from its end on count: the drops of interest are those on the
  * concepts' task, not the learning of plain regression. */
 static void find_drops(run_data *d) {
-    const icl_csv *ev = &d->eval;
+    double *v = malloc(sizeof(double) * (d->eval.n_rows + 1)), *st = malloc(sizeof(double) * (d->eval.n_rows + 1));
     for (int k = 0; k < d->nc; k++) {
-        double mx = -INFINITY, last = NAN, mx_step = 0;
         d->drop_step[k] = NAN;
-        for (int r = 0; r < ev->n_rows; r++)
-            if ((int)col(ev, r, "concept") == k && col(ev, r, "step") >= d->dense_steps) {
-                double v = col(ev, r, "mse");
-                if (v > mx) {
-                    mx = v;
-                    mx_step = col(ev, r, "step");
-                }
-                last = v;
-            }
-        if (!(mx - last >= 0.1)) continue;
-        double mid = 0.5 * (mx + last);
-        for (int r = 0; r < ev->n_rows; r++)
-            if ((int)col(ev, r, "concept") == k && col(ev, r, "step") > mx_step && col(ev, r, "mse") <= mid) {
-                d->drop_step[k] = col(ev, r, "step");
-                break;
-            }
-    }
-}
-
-/* Per concept: from which evaluation on its MSE stays below that of every basis-agnostic estimator
- * (ridge and Lasso on all D coordinates, estimators.csv). Beating them needs the basis: it is the
- * loss side of the paper's Obs. 2, the switch to a concept-specific algorithm. The held-out MSE of
- * one concept is noisy (a quarter of the held-out set with 4 concepts), so the test uses the mean
- * of each evaluation and its two neighbours on either side. */
-static void find_beats(run_data *d) {
-    const icl_csv *ev = &d->eval;
-    double *v = malloc(sizeof(double) * (ev->n_rows + 1)), *st = malloc(sizeof(double) * (ev->n_rows + 1));
-    for (int k = 0; k < d->nc; k++) {
-        d->agnostic[k] = fmin(estimator_level(&d->est, "ridge", k), estimator_level(&d->est, "lasso", k));
-        d->beat_step[k] = NAN;
-        if (!isfinite(d->agnostic[k]) || !v || !st) continue;
-        int n = 0;
-        for (int r = 0; r < ev->n_rows; r++)
-            if ((int)col(ev, r, "concept") == k) st[n] = col(ev, r, "step"), v[n++] = col(ev, r, "mse");
-        for (int i = n - 1; i >= 0; i--) {
-            double s = 0;
-            int m = 0;
-            for (int j = i - 2; j <= i + 2; j++)
-                if (j >= 0 && j < n) s += v[j], m++;
-            if (s / m >= d->agnostic[k]) break;
-            d->beat_step[k] = st[i];
-        }
+        if (!v || !st) continue;
+        int n = concept_series(d, k, st, v), top = -1;
+        for (int i = 0; i < n; i++)
+            if (st[i] >= d->dense_steps && (top < 0 || v[i] > v[top])) top = i;
+        if (top < 0 || !(v[top] - v[n - 1] >= 0.1)) continue;
+        double mid = 0.5 * (v[top] + v[n - 1]);
+        for (int i = top + 1; i < n && isnan(d->drop_step[k]); i++)
+            if (v[i] <= mid) d->drop_step[k] = st[i];
     }
     free(v);
     free(st);
 }
 
-/* A concept's held-out MSE at the evaluation nearest `step`, averaged with its two neighbours on
- * either side: one concept's MSE is noisy (see find_beats). */
-static double mse_near(const run_data *d, int concept, double step) {
-    const icl_csv *ev = &d->eval;
-    double *v = malloc(sizeof(double) * (ev->n_rows + 1)), best = INFINITY;
-    int n = 0, near = -1;
-    if (!v) return NAN;
-    for (int r = 0; r < ev->n_rows; r++)
-        if ((int)col(ev, r, "concept") == concept) {
-            if (fabs(col(ev, r, "step") - step) < best) best = fabs(col(ev, r, "step") - step), near = n;
-            v[n++] = col(ev, r, "mse");
-        }
-    double s = 0;
-    int m = 0;
-    for (int j = near - 2; near >= 0 && j <= near + 2; j++)
-        if (j >= 0 && j < n) s += v[j], m++;
+/* Per concept: from which evaluation on its MSE (centred_mean) stays below that of every
+ * basis-agnostic estimator (ridge and Lasso on all D coordinates, estimators.csv). Beating them
+ * needs the basis: it is the loss side of the paper's Obs. 2, the switch to a concept-specific
+ * algorithm. */
+static void find_beats(run_data *d) {
+    double *v = malloc(sizeof(double) * (d->eval.n_rows + 1)), *st = malloc(sizeof(double) * (d->eval.n_rows + 1));
+    for (int k = 0; k < d->nc; k++) {
+        d->agnostic[k] = fmin(estimator_level(&d->est, "ridge", k), estimator_level(&d->est, "lasso", k));
+        d->beat_step[k] = NAN;
+        if (!isfinite(d->agnostic[k]) || !v || !st) continue;
+        int n = concept_series(d, k, st, v);
+        for (int i = n - 1; i >= 0 && centred_mean(v, n, i) < d->agnostic[k]; i--) d->beat_step[k] = st[i];
+    }
     free(v);
-    return m ? s / m : NAN;
+    free(st);
+}
+
+/* A concept's held-out MSE (centred_mean) at the evaluation nearest `step`; NaN if it has none. */
+static double mse_near(const run_data *d, int concept, double step) {
+    double *v = malloc(sizeof(double) * (d->eval.n_rows + 1)), *st = malloc(sizeof(double) * (d->eval.n_rows + 1)), m = NAN;
+    if (v && st) {
+        int n = concept_series(d, concept, st, v), near = 0;
+        for (int i = 1; i < n; i++)
+            if (fabs(st[i] - step) < fabs(st[near] - step)) near = i;
+        if (n) m = centred_mean(v, n, near);
+    }
+    free(v);
+    free(st);
+    return m;
 }
 
 #define TD_CLEAR 0.2 /* how far above chance a TD must get to count as a rise (see find_td) */
@@ -251,6 +247,14 @@ static void find_own_basis(run_data *d) {
     }
 }
 
+/* A numeric field of the run's config.json (0 when absent: fields added later default to 0). */
+static double config_num(const run_data *d, const char *key) {
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(d->config, pat);
+    return p ? atof(p + strlen(pat)) : 0;
+}
+
 static int load_run(run_data *d, const char *run, icl_err *err) {
     memset(d, 0, sizeof *d);
     char path[4400];
@@ -282,10 +286,8 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
         snprintf(d->config, sizeof d->config, "%s", cfg);
         free(cfg);
     }
-    const char *ds = strstr(d->config, "\"train.dense_steps\":");
-    d->dense_steps = ds ? atof(ds + strlen("\"train.dense_steps\":")) : 0;
-    const char *cu = strstr(d->config, "\"train.curriculum\":");
-    d->families_curriculum = cu && atoi(cu + strlen("\"train.curriculum\":")) == 1;
+    d->dense_steps = config_num(d, "train.dense_steps");
+    d->families_curriculum = config_num(d, "train.curriculum") == 1;
     d->logx = !(d->dense_steps > 0);
     find_drops(d);
     find_beats(d);
@@ -339,10 +341,15 @@ static void mark_step(icl_fig *f, double step, const char *label, double y, doub
  * the rise of its TD. */
 static void mark_events(icl_fig *f, const run_data *d, double y0, double dy, double last, int with_td) {
     int j = 0;
-    if (d->dense_steps > 0) mark_step(f, d->dense_steps, d->families_curriculum ? "curriculum: families \xe2\x86\x92 concepts" : "curriculum: dense \xe2\x86\x92 concepts", y0 - dy * j++, last, d->logx);
+    if (d->dense_steps > 0)
+        mark_step(f, d->dense_steps, d->families_curriculum ? "curriculum: families \xe2\x86\x92 concepts" : "curriculum: dense \xe2\x86\x92 concepts",
+                  y0 - dy * j++, last, d->logx);
     for (int k = 0; k < d->nc; k++) {
         struct { double step; const char *what; } ev[] = {
-            {d->dense_steps > 0 ? NAN : d->drop_step[k], "loss falls"}, /* after a curriculum: the fall to the agnostic level, not marked */ {d->own_step[k], "reads its own basis"}, {d->beat_step[k], "beats ridge/Lasso"}, {with_td ? d->td_step[k] : NAN, "TD rises"}};
+            {d->dense_steps > 0 ? NAN : d->drop_step[k], "loss falls"}, /* after a curriculum: the fall to the agnostic level, not marked */
+            {d->own_step[k], "reads its own basis"},
+            {d->beat_step[k], "beats ridge/Lasso"},
+            {with_td ? d->td_step[k] : NAN, "TD rises"}};
         for (size_t e = 0; e < sizeof ev / sizeof ev[0]; e++)
             if (isfinite(ev[e].step) && ev[e].step > 0) {
                 char label[96];
