@@ -87,9 +87,9 @@ static double centred_mean(const double *v, int n, int i) {
 }
 
 /* Per concept: the first evaluation after the curve's maximum where the MSE is below the midpoint
- * of its maximum and its final value, if the curve fell by at least 0.1 overall. With a dense
+ * of its maximum and its final value, if the curve fell by at least 0.1 overall. With a
  * curriculum only the evaluations from its end on count: the drops of interest are those on the
- * concepts' task, not the learning of plain regression. */
+ * concepts' task, not the learning of basis-agnostic regression. */
 static void find_drops(run_data *d) {
     double *v = malloc(sizeof(double) * (d->eval.n_rows + 1)), *st = malloc(sizeof(double) * (d->eval.n_rows + 1));
     for (int k = 0; k < d->nc; k++) {
@@ -336,7 +336,7 @@ static void mark_step(icl_fig *f, double step, const char *label, double y, doub
 }
 
 /* The run's events as labelled vertical markers, the labels stacked downwards from y0 by dy: the
- * end of the dense curriculum, each concept's loss drop (without a curriculum), the steps from which
+ * end of the curriculum, each concept's loss drop (without a curriculum), the steps from which
  * it reads its own basis (find_own_basis) and beats the basis-agnostic estimators and, with with_td,
  * the rise of its TD. */
 static void mark_events(icl_fig *f, const run_data *d, double y0, double dy, double last, int with_td) {
@@ -785,7 +785,7 @@ static int build_figs(const run_data *d, const char *run, named_fig *out) {
     int n = 0;
     named_fig all[] = {
         {"mse_by_concept", "Held-out normalised MSE per concept over training. Vertical lines mark the run's events: the end of a "
-                           "dense curriculum, each concept's loss drop (runs without one), the step from which it reads only its "
+                           "curriculum, each concept's loss drop (runs without one), the step from which it reads only its "
                            "own basis and the step from which it stays below ridge and Lasso; horizontal lines are the reference "
                            "estimators averaged over positions.", fig_mse_by_concept(d), 0, 0},
         {"td_over_training", "Task decodability (leave-one-out 10-NN on the y-token representation) per concept over training at "
