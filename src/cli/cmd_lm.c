@@ -11,6 +11,7 @@
 #include "iclab/icl_lm.h"
 #include "iclab/icl_npy.h"
 #include "iclab/icl_progress.h"
+#include "iclab/icl_prompts.h"
 #include "iclab/icl_tokenizer.h"
 
 static double now_s(void) {
@@ -56,20 +57,6 @@ static int encode(const lm_session *s, const char *text, int bos, int32_t **ids,
     if (*n > (size_t)icl_lm_ctx_n_ctx(s->ctx))
         return icl_errf(err, "the prompt has %zu tokens, more than the context of %d (--ctx)", *n, icl_lm_ctx_n_ctx(s->ctx));
     return 0;
-}
-
-/* Turns "\n" and "\t" escapes of a prompt line into characters, in place. */
-static void unescape(char *s) {
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (p[0] == '\\' && (p[1] == 'n' || p[1] == 't' || p[1] == '\\')) {
-            *o++ = p[1] == 'n' ? '\n' : p[1] == 't' ? '\t' : '\\';
-            p++;
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = 0;
 }
 
 /* --add/--replace "L:VEC.npy" at --hook-at of an n-token prompt -> one hook on RESID_POST. */
@@ -248,80 +235,6 @@ static int parse_site(const char *v, icl_site *site, icl_err *err) {
     return icl_errf(err, "--site '%s' is not resid_pre, attn_out, mlp_out or resid_post", v);
 }
 
-/* Reads the prompt file: one prompt per line ("\n" escapes a newline); a line "LABEL<TAB>PROMPT"
- * gives the prompt a label (then every line must have one). Empty lines are skipped. */
-typedef struct prompts {
-    char **own;          /* each line as read (malloc'd); text and label point into it */
-    const char **text, **label;
-    int n;
-} prompts;
-
-static void prompts_free(prompts *p) {
-    for (int i = 0; i < p->n; i++) free(p->own[i]);
-    free(p->own);
-    free(p->text);
-    free(p->label);
-    memset(p, 0, sizeof *p);
-}
-
-static int prompts_read(prompts *p, const char *path, icl_err *err) {
-    memset(p, 0, sizeof *p);
-    FILE *f = fopen(path, "rb");
-    if (!f) return icl_errf(err, "cannot open prompt file %s", path);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int r = 0, labelled = -1, cap_n = 0, lineno = 0;
-    while (!r && (len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (len == 0) continue;
-        if ((size_t)len != strlen(line)) {
-            r = icl_errf(err, "%s: line %d holds a NUL byte", path, lineno);
-            break;
-        }
-        char *tab = strchr(line, '\t');
-        if (labelled < 0) labelled = tab != NULL;
-        if (labelled != (tab != NULL)) {
-            r = icl_errf(err, "%s: line %d: either every line is LABEL<TAB>PROMPT or none is", path, lineno);
-            break;
-        }
-        if (p->n == cap_n) {
-            cap_n = cap_n ? 2 * cap_n : 64;
-            char **o = realloc(p->own, sizeof(char *) * cap_n);
-            if (o) p->own = o;
-            const char **t = o ? realloc(p->text, sizeof(char *) * cap_n) : NULL;
-            if (t) p->text = t;
-            const char **l = t ? realloc(p->label, sizeof(char *) * cap_n) : NULL;
-            if (l) p->label = l;
-            if (!o || !t || !l) {
-                r = icl_errf(err, "out of memory");
-                break;
-            }
-        }
-        char *copy = strdup(line);
-        if (!copy) {
-            r = icl_errf(err, "out of memory");
-            break;
-        }
-        p->own[p->n] = copy;
-        p->label[p->n] = NULL;
-        p->text[p->n] = copy;
-        if (tab) {
-            copy[tab - line] = 0;
-            p->label[p->n] = copy;
-            p->text[p->n] = copy + (tab - line) + 1;
-        }
-        unescape(copy + (tab ? tab - line + 1 : 0));
-        p->n++;
-    }
-    free(line);
-    fclose(f);
-    if (!r && p->n == 0) r = icl_errf(err, "%s holds no prompts", path);
-    if (r) prompts_free(p);
-    return r;
-}
-
 /* Sibling path of an .npy output: "dir/x.npy" + "_labels.npy" -> "dir/x_labels.npy". */
 static char *sibling(const char *out, const char *suffix) {
     size_t n = strlen(out);
@@ -444,8 +357,8 @@ int cmd_capture(int argc, char **argv) {
     int single = !as.all && as.n == 1; /* one row per prompt: (layers, prompts, C) */
     icl_site site = ICL_SITE_RESID_POST;
     if (parse_site(site_arg, &site, &err)) return cli_fail("capture", &err);
-    prompts pr;
-    if (prompts_read(&pr, prompt_file, &err)) return cli_fail("capture", &err);
+    icl_prompts pr;
+    if (icl_prompts_read(&pr, prompt_file, &err)) return cli_fail("capture", &err);
     lm_session s;
     int r = session_open(&s, model, n_ctx, 1, &err);
     const icl_lm_hparams *hp = r ? NULL : icl_lm_hp(s.lm);
@@ -533,7 +446,7 @@ int cmd_capture(int argc, char **argv) {
     free(data);
     free(hooks);
     free(layers);
-    prompts_free(&pr);
+    icl_prompts_free(&pr);
     session_free(&s);
     return r ? cli_fail("capture", &err) : 0;
 }
