@@ -62,7 +62,13 @@ int icl_lm_ctx_init(icl_lm_ctx **c, const icl_lm *lm, int n_ctx, int n_batch, ic
 void icl_lm_ctx_free(icl_lm_ctx *c);
 /* Forgets the sequence: the next eval starts at position 0. */
 void icl_lm_ctx_reset(icl_lm_ctx *c);
+/* Keeps the first n_past positions (0 <= n_past <= the current count) and forgets the rest, so a
+ * sequence can branch after a shared prefix (e.g. teacher-forced answer tokens, then greedy
+ * decoding from where the model disagrees). Fails on a context that stopped early. */
+int icl_lm_ctx_rewind(icl_lm_ctx *c, int n_past, icl_err *err);
 int icl_lm_ctx_n_past(const icl_lm_ctx *c);
+/* The model the context runs. */
+const icl_lm *icl_lm_ctx_model(const icl_lm_ctx *c);
 int icl_lm_ctx_n_ctx(const icl_lm_ctx *c);
 /* Bytes held by the context (KV cache + scratch). */
 uint64_t icl_lm_ctx_bytes(const icl_lm_ctx *c);

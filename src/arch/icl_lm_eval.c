@@ -94,7 +94,17 @@ void icl_lm_ctx_reset(icl_lm_ctx *c) {
     c->stopped = 0;
     c->has_logits = 0;
 }
+int icl_lm_ctx_rewind(icl_lm_ctx *c, int n_past, icl_err *err) {
+    if (c->stopped) return icl_errf(err, "the context stopped early at a layer: reset it instead of rewinding");
+    if (n_past < 0 || n_past > c->n_past)
+        return icl_errf(err, "cannot rewind to position %d: the context holds %d", n_past, c->n_past);
+    c->n_past = n_past; /* the cache rows from n_past on are overwritten by the next eval */
+    c->has_logits = 0;
+    return 0;
+}
+
 int icl_lm_ctx_n_past(const icl_lm_ctx *c) { return c->n_past; }
+const icl_lm *icl_lm_ctx_model(const icl_lm_ctx *c) { return c->lm; }
 int icl_lm_ctx_n_ctx(const icl_lm_ctx *c) { return c->n_ctx; }
 uint64_t icl_lm_ctx_bytes(const icl_lm_ctx *c) { return c->bytes + c->logits_cap * sizeof(float); }
 const float *icl_lm_logits(const icl_lm_ctx *c) { return c->has_logits ? c->logits : NULL; }
