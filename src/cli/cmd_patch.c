@@ -58,10 +58,14 @@ int cmd_patch(int argc, char **argv) {
     int layer = -1, per = 100, all_y = 0;
     int64_t steps[4096];
     int n_steps = 0;
+    /* A GGUF language model instead of a run folder: the token-task interventions. */
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--", 2) && icl_is_gguf_file(argv[i])) return cmd_patch_lm(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
-            printf("usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at last-y|all-y] [--per-concept 100]\n\n"
+            printf("(iclab patch MODEL.gguf --layer L ...: interventions on a language model; see iclab patch MODEL.gguf --help)\n"
+                   "usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at last-y|all-y] [--per-concept 100]\n\n"
                    "For the listed checkpoints (default: the last), writes to RUN/causal/:\n"
                    "  patch.csv  mean-activation patching: replace the stream after L blocks (default L/2) at the y token\n"
                    "             of the last demonstration (--at all-y: at every demonstration's y token) of concept-s\n"

@@ -50,6 +50,14 @@ int cli_parse_steps(const char *flag, const char *v, int64_t *steps, int cap, in
     return 0;
 }
 
+int icl_is_gguf_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    int ok = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    if (f) fclose(f);
+    return ok;
+}
+
 static const struct {
     const char *name;
     int (*fn)(int, char **);
@@ -64,6 +72,7 @@ static const struct {
     {"mkmodel", cmd_mkmodel, "write a random-weight GGUF LLM (llama, qwen2, gemma2, gpt2, olmo) for engine tests"},
     {"run", cmd_run, "generate text with a GGUF language model (llama, qwen2, gemma2, gpt2, olmo)"},
     {"capture", cmd_capture, "hidden states of a GGUF language model's layers for a file of prompts -> .npy"},
+    {"eval", cmd_eval, "token ICL on a GGUF model: accuracy and TD per layer, concept and shots (paper §3)"},
     {"td", cmd_td, "task decodability (kNN, probe) of any saved representations, e.g. from capture"},
     {"lmbench", cmd_lmbench, "time prefill and generation of a GGUF language model (for bench/)"},
     {"info", cmd_info, "show a checkpoint's configuration and held-out MSE"},
