@@ -23,7 +23,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard include/iclab/*.h) $(wildcard src/*/*.h) tests/icl_test.h
 
-.PHONY: all test asan test-asan demo clean bench fuzz
+.PHONY: all test asan test-asan demo clean bench fuzz fuzz-build fuzz-smoke
 all: $(BUILD)/iclab
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -75,14 +75,45 @@ bench: $(BUILD)/iclab $(BUILD)/bench/gemm_peak $(BUILD)/bench/bench_td
 	bench/run_train_bench.sh
 	$(BUILD)/bench/bench_td --dump /tmp/iclab-td-bench.bin && /usr/bin/python3 bench/bench_td_sklearn.py /tmp/iclab-td-bench.bin; rm -f /tmp/iclab-td-bench.bin
 
-# libFuzzer target for the GGUF parser (needs clang and libclang-rt-14-dev); see fuzz/README.md.
+# libFuzzer targets of every parser (need clang and libclang-rt-14-dev); see fuzz/README.md.
+#   make fuzz-smoke [FUZZ_TIME=60]        each target for FUZZ_TIME seconds (make -j2 runs two at once)
+#   make fuzz FUZZ_TARGET=npy FUZZ_TIME=600   one target, longer
+# The library is built with clang under ASan+UBSan into build-fuzz; corpora grow in fuzz/corpus-run/.
 FUZZ_TIME ?= 60
-fuzz:
-	@mkdir -p build-fuzz fuzz/corpus-run
-	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  -Iinclude fuzz/fuzz_gguf.c src/io/icl_gguf.c src/io/icl_quant.c src/core/icl_err.c src/core/icl_file.c -lm -o build-fuzz/fuzz_gguf
-	cp -n tests/fixtures/gguf_*.gguf fuzz/corpus-run/ 2>/dev/null || true
-	build-fuzz/fuzz_gguf -max_total_time=$(FUZZ_TIME) -print_final_stats=1 fuzz/corpus-run
+FUZZ_TARGET ?= gguf
+FUZZ_TARGETS := gguf ckpt npy config prompts tokenizer
+FUZZ_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SEED_CKPT := build-fuzz/seeds/ckpt/step_1.gguf
+
+fuzz-build: $(BUILD)/iclab $(VOCABS)
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="$(FUZZ_OPT)" build-fuzz/libiclab.a
+	for t in $(FUZZ_TARGETS); do \
+	  clang $(subst fuzzer-no-link,fuzzer,$(FUZZ_OPT)) -std=c11 -D_GNU_SOURCE -Iinclude fuzz/fuzz_$$t.c build-fuzz/libiclab.a \
+	    -o build-fuzz/fuzz_$$t $(LDLIBS) || exit 1; done
+	@# a small checkpoint to seed fuzz_ckpt: 1 layer of width 8, D = 2
+	@if [ ! -f $(FUZZ_SEED_CKPT) ]; then rm -rf build-fuzz/seed-run && mkdir -p build-fuzz/seeds/ckpt && \
+	  $(BUILD)/iclab train --preset tiny --out build-fuzz/seed-run --layers 1 --width 8 --heads 1 --dim 2 --bases 1 \
+	    --rank 1 --points 2 --steps 1 --eval-size 4 --quiet && \
+	  cp build-fuzz/seed-run/checkpoints/step_000000001.gguf $(FUZZ_SEED_CKPT); fi
+
+# fuzz-run-T: target T for FUZZ_TIME seconds from its seeds (fuzz/seeds/T, plus the test fixtures);
+# a crash, leak or sanitizer report fails it and leaves the input in build-fuzz/crash-T-*.
+fuzz-run-%:
+	@mkdir -p fuzz/corpus-run/$*
+	@case $* in gguf) cp -n tests/fixtures/gguf_*.gguf fuzz/corpus-run/$*/ ;; \
+	  npy) cp -n tests/fixtures/npy_*.npy fuzz/corpus-run/$*/ ;; \
+	  ckpt) cp -n $(FUZZ_SEED_CKPT) fuzz/corpus-run/$*/ ;; esac
+	@echo "fuzz_$*: $(FUZZ_TIME) s"; ICLAB_VOCAB_DIR=$(BUILD)/vocab build-fuzz/fuzz_$* -max_total_time=$(FUZZ_TIME) \
+	  -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$*- fuzz/corpus-run/$* $(wildcard fuzz/seeds/$*) \
+	  > build-fuzz/fuzz-$*.log 2>&1; rc=$$?; \
+	  grep -E 'stat::number_of_executed_units|stat::peak_rss_mb|Done [0-9]+ runs' build-fuzz/fuzz-$*.log | sed 's/^/fuzz_$*: /'; \
+	  if [ $$rc -ne 0 ]; then tail -n 40 build-fuzz/fuzz-$*.log; echo "fuzz_$*: FAILED (input in build-fuzz/crash-$*-*)"; fi; exit $$rc
+
+fuzz-smoke: fuzz-build
+	$(MAKE) $(FUZZ_TARGETS:%=fuzz-run-%)
+
+fuzz: fuzz-build
+	$(MAKE) fuzz-run-$(FUZZ_TARGET)
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -69,6 +69,10 @@ int icl_train_config_validate(const icl_train_config *c, icl_err *err);
 void icl_train_model_config(const icl_train_config *c, icl_model_config *m);
 /* Writes the config as a JSON object (one line per field). */
 int icl_train_config_write_json(const icl_train_config *c, const char *path, icl_err *err);
+/* Reads such a JSON object back (name is used in messages): the defaults, then every field given
+ * ("key": number, each key known and at most once), then icl_train_config_validate. Strict: one
+ * object of numbers, nothing after it. 0, or -1 with err set. */
+int icl_train_config_parse_json(icl_train_config *c, const char *text, size_t len, const char *name, icl_err *err);
 
 /* ---- training */
 

@@ -244,3 +244,57 @@ int icl_train_config_write_json(const icl_train_config *c, const char *path, icl
     icl_afile_printf(&af, err, "}\n");
     return icl_afile_commit(&af, err);
 }
+
+static size_t json_ws(const char *s, size_t n, size_t i) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    return i;
+}
+
+int icl_train_config_parse_json(icl_train_config *c, const char *s, size_t n, const char *name, icl_err *err) {
+    icl_train_config_default(c);
+    unsigned char seen[256] = {0};
+    size_t i = json_ws(s, n, 0);
+    if (i >= n || s[i] != '{') return icl_errf(err, "%s: not a JSON object", name);
+    i = json_ws(s, n, i + 1);
+    if (i < n && s[i] == '}') i++;
+    else
+        for (;;) {
+            char key[64], val[64];
+            size_t k = 0;
+            if (i >= n || s[i] != '"') return icl_errf(err, "%s: expected a quoted field name at byte %zu", name, i);
+            for (i++; i < n && s[i] != '"'; i++) {
+                if (k + 1 >= sizeof key || s[i] == '\\' || (unsigned char)s[i] < 0x20)
+                    return icl_errf(err, "%s: bad field name at byte %zu", name, i);
+                key[k++] = s[i];
+            }
+            if (i >= n) return icl_errf(err, "%s: unterminated field name", name);
+            key[k] = 0;
+            i = json_ws(s, n, i + 1);
+            if (i >= n || s[i] != ':') return icl_errf(err, "%s: expected ':' after \"%s\"", name, key);
+            i = json_ws(s, n, i + 1);
+            for (k = 0; i < n && strchr("+-.0123456789eE", s[i]) && s[i]; i++) {
+                if (k + 1 >= sizeof val) return icl_errf(err, "%s: the value of \"%s\" is too long", name, key);
+                val[k++] = s[i];
+            }
+            val[k] = 0;
+            if (!k) return icl_errf(err, "%s: the value of \"%s\" is not a number", name, key);
+            int f = 0;
+            while (f < icl_train_n_fields && strcmp(icl_train_fields[f].key, key)) f++;
+            if (f == icl_train_n_fields) return icl_errf(err, "%s: unknown field \"%s\"", name, key);
+            if (seen[f]++) return icl_errf(err, "%s: field \"%s\" given twice", name, key);
+            if (icl_config_field_parse(c, &icl_train_fields[f], val, err)) return icl_err_prefix(err, "%s: ", name);
+            i = json_ws(s, n, i);
+            if (i < n && s[i] == ',') {
+                i = json_ws(s, n, i + 1);
+                continue;
+            }
+            if (i < n && s[i] == '}') {
+                i++;
+                break;
+            }
+            return icl_errf(err, "%s: expected ',' or '}' after \"%s\"", name, key);
+        }
+    if (json_ws(s, n, i) != n) return icl_errf(err, "%s: trailing bytes after the object", name);
+    if (icl_train_config_validate(c, err)) return icl_err_prefix(err, "%s: ", name);
+    return 0;
+}
