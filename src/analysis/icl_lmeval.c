@@ -11,6 +11,7 @@
 #include "iclab/icl_progress.h"
 #include "iclab/icl_toktask.h"
 #include "iclab/icl_umap.h"
+#include "iclab/icl_utf8.h"
 
 /* ---- one prompt ------------------------------------------------------------------------------ */
 
@@ -193,12 +194,20 @@ void icl_linfit(const double *x, const double *y, int n, double *slope, double *
     *r2 = syy > 0 ? sxy * sxy / (sxx * syy) : NAN;
 }
 
-/* JSON string literal of s (UTF-8 passed through; control characters escaped). */
+/* JSON string literal of s: valid UTF-8 passed through, control characters escaped, and a byte
+ * that is not valid UTF-8 (a decoded token may end inside a character) written as U+FFFD. */
 static int json_str(icl_afile *f, const char *s, icl_err *err) {
     char buf[8];
     if (icl_afile_write(f, "\"", 1, err)) return -1;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         const char *e = NULL;
+        int u = *p >= 0x80 ? icl_utf8_len(p) : 1;
+        if (u == 0) e = "\ufffd";
+        else if (u > 1) {
+            if (icl_afile_write(f, p, (size_t)u, err)) return -1;
+            p += u - 1;
+            continue;
+        }
         if (*p == '"') e = "\\\"";
         else if (*p == '\\') e = "\\\\";
         else if (*p == '\n') e = "\\n";
