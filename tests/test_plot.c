@@ -44,8 +44,8 @@ typedef struct img {
     uint32_t *px;
 } img;
 
-static int load_png(const char *path, img *im) {
-    cairo_surface_t *s = cairo_image_surface_create_from_png(path);
+/* Copies a decoded PNG surface into im (and destroys the surface). */
+static int surface_img(cairo_surface_t *s, img *im) {
     if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
         cairo_surface_destroy(s);
         return -1;
@@ -63,6 +63,27 @@ static int load_png(const char *path, img *im) {
         }
     cairo_surface_destroy(s);
     return 0;
+}
+
+static int load_png(const char *path, img *im) { return surface_img(cairo_image_surface_create_from_png(path), im); }
+
+/* A PNG in memory, read by cairo's stream reader. */
+typedef struct memrd {
+    const unsigned char *d;
+    size_t n, off;
+} memrd;
+
+static cairo_status_t mem_read(void *closure, unsigned char *data, unsigned int len) {
+    memrd *r = closure;
+    if (r->n - r->off < len) return CAIRO_STATUS_READ_ERROR;
+    memcpy(data, r->d + r->off, len);
+    r->off += len;
+    return CAIRO_STATUS_SUCCESS;
+}
+
+static int load_png_buffer(const unsigned char *png, size_t len, img *im) {
+    memrd r = {png, len, 0};
+    return surface_img(cairo_image_surface_create_from_png_stream(mem_read, &r), im);
 }
 
 static size_t distinct_colours(const img *im) {
@@ -594,6 +615,196 @@ static void test_buffers(void) {
     icl_fig_free(f);
 }
 
+/* A run of adjacent columns holding a colour: a bar as seen in the image. */
+typedef struct colrun {
+    int x0, x1, top, bottom; /* columns x0..x1, rows top..bottom (inclusive) */
+} colrun;
+
+/* The runs of columns that hold pixels of colour rgb (at most max); returns how many. */
+static int colour_runs(const img *im, uint32_t rgb, colrun *out, int max) {
+    int n = 0, in = 0;
+    for (int x = 0; x < im->w; x++) {
+        int top = -1, bottom = -1;
+        for (int y = 0; y < im->h; y++)
+            if (near_rgb(im->px[(size_t)y * im->w + x], rgb, 12)) {
+                if (top < 0) top = y;
+                bottom = y;
+            }
+        if (top < 0) {
+            in = 0;
+            continue;
+        }
+        if (!in) {
+            if (n == max) return n + 1; /* more runs than expected */
+            out[n++] = (colrun){x, x, top, bottom};
+            in = 1;
+        }
+        colrun *r = &out[n - 1];
+        r->x1 = x;
+        if (top < r->top) r->top = top;
+        if (bottom > r->bottom) r->bottom = bottom;
+    }
+    return n;
+}
+
+/* Fig. 20 / Table 1 style grouped bars with error bars: building errors, NaN slots, output in
+ * every format, pixel checks of bar places and heights, negative values, bars in a grid. */
+static void test_bars(void) {
+    const char *groups[6] = {"linear", "quadratic", "sparse", "leaky ReLU", "basis 1", "basis 2"};
+    double u[6] = {0.92, 0.88, 0.95, 0.81, 0.97, 0.90}, ue[6] = {0.02, 0.03, 0.015, 0.04, 0.01, 0.02};
+    double ng[6] = {0.35, 0.42, 0.28, 0.51, NAN, 0.33}, ne[6] = {0.05, 0.06, 0.04, 0.07, 0.05, NAN};
+    double ps[6] = {0.96, 0.93, 0.97, 0.89, 0.99, 0.95}, pe[6] = {0.01, 0.02, 0.01, 0.03, 0.005, 0.015};
+    icl_err err = {{0}};
+
+    /* errors: the call fails, the figure remembers, the save reports it */
+    icl_fig *f = icl_fig_bars("bad", NULL, NULL, groups, 6);
+    CHECK(icl_fig_add_bars(f, "short", u, ue, 5) == -1);
+    CHECK(icl_fig_error(f) != NULL && strstr(icl_fig_error(f), "6 groups") != NULL);
+    expect_save_fails(f, "bars_bad.png", "mismatched n");
+    icl_fig_free(f);
+    f = icl_fig_bars("no groups", NULL, NULL, NULL, 6);
+    CHECK(f != NULL && icl_fig_error(f) != NULL);
+    icl_fig_add_bars(f, "s", u, NULL, 6);
+    expect_save_fails(f, "bars_null.png", "NULL groups");
+    icl_fig_free(f);
+    for (int k = 0; k < 2; k++) {
+        f = icl_fig_bars("n_groups", NULL, NULL, groups, k ? -3 : 0);
+        CHECK(f != NULL && icl_fig_error(f) != NULL);
+        CHECK(icl_fig_add_bars(f, "s", u, NULL, k ? -3 : 0) == -1);
+        expect_save_fails(f, "bars_n0.png", "n_groups < 1");
+        icl_fig_free(f);
+    }
+    f = icl_fig_bars("no values", NULL, NULL, groups, 6);
+    CHECK(icl_fig_add_bars(f, "s", NULL, ue, 6) == -1 && icl_fig_error(f) != NULL);
+    icl_fig_free(f);
+    f = icl_fig_bars("empty", NULL, NULL, groups, 6);
+    expect_save_fails(f, "bars_empty.png", "no bars");
+    icl_fig_free(f);
+    f = icl_fig_bars("band", NULL, NULL, groups, 6);
+    int s0 = icl_fig_add_bars(f, "s", u, ue, 6);
+    CHECK(s0 == 0 && icl_fig_series_band(f, s0, u, u) == -1);
+    icl_fig_free(f);
+    f = icl_fig_line("bars on a line plot", NULL, NULL);
+    CHECK(icl_fig_add_bars(f, "s", u, NULL, 6) == -1 && icl_fig_error(f) != NULL);
+    icl_fig_free(f);
+    f = icl_fig_bars("heatmap on bars", NULL, NULL, groups, 2);
+    CHECK(icl_fig_set_matrix(f, u, 2, 2) == -1);
+    icl_fig_free(f);
+    CHECK(icl_fig_add_bars(NULL, "s", u, NULL, 6) == -1);
+
+    /* Fig. 20: 6 concepts x 3 conditions, mean +- std, chance line, a NaN slot and a NaN err */
+    f = icl_fig_bars("Accuracy per concept under interventions", "concept", "accuracy", groups, 6);
+    CHECK(icl_fig_add_bars(f, "unperturbed", u, ue, 6) == 0);
+    CHECK(icl_fig_add_bars(f, "negative", ng, ne, 6) == 1);
+    CHECK(icl_fig_add_bars(f, "positive", ps, pe, 6) == 2);
+    CHECK(icl_fig_add_hline(f, 0.25, "chance") == 0);
+    CHECK(icl_fig_add_text(f, 4, 0.1, "n/a") == 0);
+    CHECK(icl_fig_error(f) == NULL);
+    int dw, dh;
+    icl_fig_default_size(f, &dw, &dh);
+    CHECK(dw == 800 && dh == 500);
+    save_all(f, "bars_fig20", 0, 0, 40);
+    char *svg = NULL;
+    size_t len = 0;
+    CHECK(icl_fig_svg_string(f, 0, 0, "bars-", &svg, &len, &err) == 0);
+    CHECK(svg && !strncmp(svg, "<svg", 4) && len > 5000);
+    if (svg) CHECK(strstr(svg, "leaky ReLU") != NULL && strstr(svg, "negative") != NULL); /* in <desc> */
+    free(svg);
+    CHECK(icl_fig_set_ylim(f, 0, 1) == 0);
+    CHECK(icl_fig_set_legend(f, ICL_LEGEND_LOWER_RIGHT) == 0);
+    save_all(f, "bars_fig20_ylim", 640, 400, 40);
+    icl_fig_free(f);
+
+    /* Table 1: long group names (turned labels), four series, no error bars; and a grid */
+    const char *tasks[8] = {"antonym", "country-capital", "english-french", "present-past", "singular-plural",
+                            "person-occupation", "lowercase first letter", "product-company"};
+    const char *conds[4] = {"pretrained", "finetuned-first", "finetuned-last", "prompting"};
+    double acc[4][8];
+    for (int s = 0; s < 4; s++)
+        for (int i = 0; i < 8; i++) acc[s][i] = 0.3 + 0.12 * s + 0.05 * sin(i + 2 * s);
+    f = icl_fig_bars("Table 1", NULL, "accuracy", tasks, 8);
+    for (int s = 0; s < 4; s++) CHECK(icl_fig_add_bars(f, conds[s], acc[s], NULL, 8) == s);
+    save_all(f, "bars_table1", 0, 0, 40);
+    icl_fig_free(f);
+    f = icl_fig_grid("Accuracy per model", 1, 2);
+    icl_fig_panel(f, 0, 0, "model A", NULL, "accuracy");
+    icl_fig_add_bars(f, "unperturbed", u, ue, 6);
+    icl_fig_add_bars(f, "negative", ng, ne, 6);
+    icl_fig_panel(f, 0, 1, "model B", NULL, NULL);
+    icl_fig_add_bars(f, "unperturbed", ps, pe, 6);
+    CHECK(icl_fig_add_bars(f, "negative", u, NULL, 5) == -1); /* a grid panel keeps its first count */
+    icl_fig_free(f);
+    f = icl_fig_grid("Accuracy per model", 1, 2);
+    icl_fig_panel(f, 0, 0, "model A", NULL, "accuracy");
+    icl_fig_add_bars(f, "unperturbed", u, ue, 6);
+    icl_fig_add_bars(f, "negative", ng, ne, 6);
+    icl_fig_panel(f, 0, 1, "model B", NULL, NULL);
+    icl_fig_add_bars(f, "unperturbed", ps, pe, 6);
+    icl_fig_add_hline(f, 0.25, "chance");
+    CHECK(icl_fig_error(f) == NULL);
+    save_all(f, "bars_grid", 0, 0, 30);
+    icl_fig_free(f);
+
+    /* Pixels: 2 groups x 2 series, palette colours. A = {1, 3} with whiskers, B = {2, NaN}. */
+    const char *two[2] = {"g0", "g1"};
+    double a[2] = {1, 3}, ae[2] = {0.2, 0.2}, b[2] = {2, NAN};
+    f = icl_fig_bars(NULL, NULL, NULL, two, 2);
+    icl_fig_add_bars(f, "A", a, ae, 2);
+    icl_fig_add_bars(f, "B", b, NULL, 2);
+    icl_fig_set_legend(f, ICL_LEGEND_NONE);
+    unsigned char *png = NULL;
+    CHECK(icl_fig_png_buffer(f, 600, 400, 1, &png, &len, &err) == 0);
+    img im = {0};
+    CHECK(png && load_png_buffer(png, len, &im) == 0 && im.w == 600 && im.h == 400);
+    free(png);
+    icl_fig_free(f);
+    colrun ra[3], rb[3];
+    int na = im.px ? colour_runs(&im, 0x0072B2, ra, 2) : 0, nbr = im.px ? colour_runs(&im, 0xD55E00, rb, 2) : 0;
+    CHECK_MSG(na == 2 && nbr == 1, "%d bars of A and %d of B, expected 2 and 1 (B's NaN slot empty)", na, nbr);
+    if (na == 2 && nbr == 1) {
+        /* side by side in series order: A0, B0 (group 0), then group 1 with only A1 */
+        CHECK(ra[0].x1 < rb[0].x0 && rb[0].x1 < ra[1].x0);
+        CHECK(ra[0].x0 < im.w / 2 && ra[1].x0 > im.w / 2);
+        /* a small gap inside the group, a bigger one between groups */
+        int gin = rb[0].x0 - ra[0].x1 - 1, gout = ra[1].x0 - rb[0].x1 - 1;
+        CHECK_MSG(gin >= 1 && gin <= 3 && gout > 20, "gaps %d (in group), %d (between groups)", gin, gout);
+        /* all stand on one baseline (y = 0 at the bottom); heights follow the values */
+        CHECK(abs(ra[0].bottom - rb[0].bottom) <= 1 && abs(ra[0].bottom - ra[1].bottom) <= 1);
+        double h0 = ra[0].bottom - ra[0].top + 1, h1 = ra[1].bottom - ra[1].top + 1, hb = rb[0].bottom - rb[0].top + 1;
+        CHECK_MSG(h1 > hb && hb > h0 && h0 > 20, "bar heights %.0f %.0f %.0f", h0, hb, h1);
+        CHECK_MSG(fabs(h1 / h0 - 3) < 0.05 && fabs(hb / h0 - 2) < 0.05, "height ratios %.3f, %.3f (3, 2)", h1 / h0,
+                  hb / h0);
+        /* the whisker: dark pixels above A0's top, about 0.2 of a unit (h0 / 5) up, in its centre column */
+        int cx = (ra[0].x0 + ra[0].x1) / 2, above = 0;
+        for (int y = ra[0].top - 1; y >= 0 && near_rgb(im.px[(size_t)y * im.w + cx], 0x333333, 40); y--) above++;
+        for (int dx = -1; dx <= 1 && !above; dx++)
+            for (int y = ra[0].top - 1; y >= 0 && near_rgb(im.px[(size_t)y * im.w + cx + dx], 0x333333, 40); y--) above++;
+        CHECK_MSG(fabs(above - h0 / 5) < 3, "whisker reaches %d px above the bar, expected about %.0f", above, h0 / 5);
+    }
+    free(im.px);
+
+    /* A negative value: the range covers it, the bar hangs from the zero line */
+    double neg[2] = {-1, 2};
+    f = icl_fig_bars(NULL, NULL, NULL, two, 2);
+    icl_fig_add_bars(f, "n", neg, NULL, 2);
+    icl_fig_set_legend(f, ICL_LEGEND_NONE);
+    png = NULL;
+    CHECK(icl_fig_png_buffer(f, 500, 400, 1, &png, &len, &err) == 0);
+    memset(&im, 0, sizeof im);
+    CHECK(png && load_png_buffer(png, len, &im) == 0);
+    free(png);
+    icl_fig_free(f);
+    na = im.px ? colour_runs(&im, 0x0072B2, ra, 2) : 0;
+    CHECK(na == 2);
+    if (na == 2) {
+        double hn = ra[0].bottom - ra[0].top + 1, hp = ra[1].bottom - ra[1].top + 1;
+        CHECK_MSG(abs(ra[0].top - ra[1].bottom) <= 3, "negative bar starts at row %d, positive ends at %d", ra[0].top,
+                  ra[1].bottom);
+        CHECK_MSG(fabs(hp / hn - 2) < 0.08, "height ratio %.3f, expected 2", hp / hn);
+    }
+    free(im.px);
+}
+
 int main(void) {
     const char *keepdir = getenv("ICLAB_PLOT_SAMPLES");
     icl_err err;
@@ -619,6 +830,7 @@ int main(void) {
     test_degenerate();
     test_errors();
     test_buffers();
+    test_bars();
     /* no temporary files of atomic writes may be left behind */
     DIR *d = opendir(dir);
     struct dirent *e;

@@ -1,7 +1,8 @@
 /* Figures for iclab: line plots (training curves, TD over layers and checkpoints), heatmaps
- * (patching deltas, pairwise TD), scatter plots (UMAP/PCA embeddings coloured by concept) and
- * grids of small panels (the paper's Fig. 11: layers x checkpoints), drawn with cairo and saved
- * as PNG, SVG or PDF, or returned as an SVG string for inline embedding in report.html.
+ * (patching deltas, pairwise TD), scatter plots (UMAP/PCA embeddings coloured by concept),
+ * grouped bar charts with error bars (accuracy per concept and condition) and grids of small
+ * panels (the paper's Fig. 11: layers x checkpoints), drawn with cairo and saved as PNG, SVG or
+ * PDF, or returned as an SVG string for inline embedding in report.html.
  *
  * Usage is a builder: make a figure, add data, save, free.
  *
@@ -64,7 +65,8 @@ typedef enum icl_dash { ICL_SOLID = 0, ICL_DASHED, ICL_DOTTED } icl_dash;
 /* ---- constructors ------------------------------------------------------------------------
  * Any of title, xlabel, ylabel may be NULL (not drawn). Strings are UTF-8 (invalid bytes and
  * control characters become '?'). Default output size: 800x500 for a line plot, 760x560 for a
- * scatter, 720x560 for a heatmap; a grid picks a size from its shape and contents. */
+ * scatter, 720x560 for a heatmap, 800x500 for a bar chart (wider with many bars, up to 1600); a
+ * grid picks a size from its shape and contents. */
 
 /* A line plot: add series with icl_fig_add_series. Points (icl_fig_add_points) and text may
  * be added too, e.g. a scatter of tasks with a fitted line. */
@@ -77,6 +79,14 @@ icl_fig *icl_fig_scatter(const char *title, const char *xlabel, const char *ylab
  * matrices over 4096 cells are drawn as one nearest-neighbour-scaled image. */
 icl_fig *icl_fig_heatmap(const char *title, const char *xlabel, const char *ylabel,
                          const double *z, int rows, int cols);
+/* A grouped bar chart: n_groups categories along x, labelled by groups[] (copied; labels turned
+ * 45 degrees when too wide, like heatmap column labels), each holding one bar per series added
+ * with icl_fig_add_bars, side by side in series order and palette colours, with a legend of the
+ * series names. The y axis starts at 0 unless a value is negative (then the range covers it).
+ * NULL entries of groups[] show the index; NULL groups or n_groups outside 1..1024 give a figure
+ * that carries the error. */
+icl_fig *icl_fig_bars(const char *title, const char *xlabel, const char *ylabel,
+                      const char *const *groups, int n_groups);
 /* A rows x cols grid (each 1..64) of small panels under one title. Select a panel with
  * icl_fig_panel, then use the line/scatter/heatmap calls on it. Series with the same name share
  * one colour across panels, and the legend (series names and class names) is drawn once, at the
@@ -105,7 +115,7 @@ int icl_fig_add_series(icl_fig *fig, const char *name, const double *x, const do
 /* The same for float data. */
 int icl_fig_add_series_f(icl_fig *fig, const char *name, const float *x, const float *y, size_t n);
 /* A shaded band between lo[i] and hi[i] (each of the series' n points), in the series colour.
- * A point where lo or hi is not finite breaks the band. Returns 0 or -1. */
+ * A point where lo or hi is not finite breaks the band. Not for a series of bars. Returns 0 or -1. */
 int icl_fig_series_band(icl_fig *fig, int series, const double *lo, const double *hi);
 /* Draws a marker at every point of the series (on = 1) or not (0, the default). */
 int icl_fig_series_markers(icl_fig *fig, int series, int on);
@@ -152,6 +162,22 @@ int icl_fig_set_equal_aspect(icl_fig *fig, int on);
 /* Shows (1) or hides (0) tick labels and ticks. Default: shown, except on scatter panels of a
  * grid, whose embedding coordinates carry no meaning. */
 int icl_fig_set_ticks(icl_fig *fig, int on);
+
+/* ---- bar charts (apply to the selected panel) --------------------------------------------
+ * Bars go on a figure made by icl_fig_bars or on a grid panel (elsewhere icl_fig_add_bars
+ * fails). On a grid panel the first icl_fig_add_bars sets the number of groups, labelled
+ * 0..n_groups-1. A panel holds at most 32 series of bars. On a bar panel x is in group units:
+ * group i is centred at x = i and spans i-0.5..i+0.5, which is where icl_fig_add_text,
+ * icl_fig_add_vline, icl_fig_set_xlim and any line series added to it place things. The x axis
+ * shows the group labels instead of numeric ticks (icl_fig_set_logx is ignored); the other
+ * line-plot calls (hline, ylim, logy, legend, series colour) apply as usual; on a log y axis
+ * bars rise from the bottom of the plot. A non-finite err leaves that bar without a whisker;
+ * values and errs are copied. */
+
+/* Adds one series: values (n_groups), errs (n_groups, may be NULL: no error bars) drawn as a
+ * whisker from value - err to value + err; NaN values leave the slot empty. Returns the series
+ * index or -1. */
+int icl_fig_add_bars(icl_fig *fig, const char *name, const double *values, const double *errs, int n_groups);
 
 /* ---- heatmaps (apply to the selected panel) --------------------------------------------- */
 

@@ -174,6 +174,19 @@ icl_fig *icl_fig_heatmap(const char *title, const char *xlabel, const char *ylab
     return f;
 }
 
+icl_fig *icl_fig_bars(const char *title, const char *xlabel, const char *ylabel, const char *const *groups,
+                      int n_groups) {
+    icl_fig *f = fig_single(PLT_BARS, title, xlabel, ylabel);
+    if (!f) return NULL;
+    /* errors are remembered for save, like a heatmap's */
+    if (!groups) fig_fail(f, "bars: group labels are NULL");
+    else if (n_groups < 1 || n_groups > PLT_MAX_GROUPS)
+        fig_fail(f, "bars: %d groups; n_groups must be 1..%d", n_groups, PLT_MAX_GROUPS);
+    else if (!dup_list(f, &f->p[0].groups, groups, n_groups))
+        f->p[0].ngroups = n_groups;
+    return f;
+}
+
 icl_fig *icl_fig_grid(const char *title, int rows, int cols) {
     if (rows < 1 || cols < 1 || rows > 64 || cols > 64) {
         /* Keep the NULL-only-on-OOM promise: return a 1x1 figure that carries the error. */
@@ -195,6 +208,7 @@ static void panel_free(plt_panel *p) {
         free(s->y);
         free(s->lo);
         free(s->hi);
+        free(s->err);
     }
     free(p->ser);
     for (int i = 0; i < p->nhl; i++) free(p->hl[i].label);
@@ -211,6 +225,7 @@ static void panel_free(plt_panel *p) {
     free_list(p->collab, p->zc);
     free(p->annot);
     free(p->cblabel);
+    free_list(p->groups, p->ngroups);
 }
 
 void icl_fig_free(icl_fig *f) {
@@ -335,6 +350,7 @@ int icl_fig_series_band(icl_fig *f, int series, const double *lo, const double *
     plt_series *s = get_series(f, series);
     if (!s) return -1;
     if (!lo || !hi) return fig_fail(f, "series band: lo or hi is NULL");
+    if (s->bar) return fig_fail(f, "series band: series %d is a series of bars (use errs)", series);
     double *l = dup_doubles(lo, s->n), *h = dup_doubles(hi, s->n);
     if (!l || !h) {
         free(l);
@@ -461,6 +477,42 @@ int icl_fig_set_legend(icl_fig *f, icl_legend where) {
     return 0;
 }
 
+/* ---- bar charts ------------------------------------------------------------------------------- */
+
+int icl_fig_add_bars(icl_fig *f, const char *name, const double *values, const double *errs, int n_groups) {
+    if (!f) return -1;
+    plt_panel *p = cur_panel(f);
+    if (!values) return fig_fail(f, "bars: values are NULL");
+    if (p->z) return fig_fail(f, "bars: the panel already holds a heatmap");
+    if (f->kind != PLT_BARS && f->kind != PLT_GRID)
+        return fig_fail(f, "bars: the figure is not a bar chart (make it with icl_fig_bars)");
+    if (p->ngroups > 0 && n_groups != p->ngroups)
+        return fig_fail(f, "bars: %d values given for a chart of %d groups", n_groups, p->ngroups);
+    if (n_groups < 1 || n_groups > PLT_MAX_GROUPS)
+        return fig_fail(f, "bars: %d groups; n_groups must be 1..%d", n_groups, PLT_MAX_GROUPS);
+    int nb = 0;
+    for (int i = 0; i < p->nser; i++) nb += p->ser[i].bar;
+    if (nb >= PLT_MAX_BARSER) return fig_fail(f, "bars: more than %d series of bars in one panel", PLT_MAX_BARSER);
+    size_t n = (size_t)n_groups;
+    double *xd = malloc(n * sizeof *xd), *yd = dup_doubles(values, n), *ed = errs ? dup_doubles(errs, n) : NULL;
+    if (!xd || !yd || (errs && !ed)) {
+        free(xd);
+        free(yd);
+        free(ed);
+        return fig_fail(f, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) xd[i] = (double)i;
+    int s = push_series(f, name, xd, yd, n);
+    if (s < 0) {
+        free(ed);
+        return -1;
+    }
+    p->ser[s].bar = 1;
+    p->ser[s].err = ed;
+    p->ngroups = n_groups; /* a grid panel takes its group count from its first bars */
+    return s;
+}
+
 /* ---- scatter ----------------------------------------------------------------------------------- */
 
 /* Largest class index accepted (keeps the legend and marker tables bounded). */
@@ -548,7 +600,7 @@ int icl_fig_set_matrix(icl_fig *f, const double *z, int rows, int cols) {
     if (!z) return fig_fail(f, "heatmap: matrix is NULL");
     if (rows < 1 || cols < 1 || rows > 4096 || cols > 4096)
         return fig_fail(f, "heatmap: %d x %d matrix; rows and cols must be 1..4096", rows, cols);
-    if (p->nser || p->np) return fig_fail(f, "heatmap: the panel already holds series or points");
+    if (p->nser || p->np || p->ngroups) return fig_fail(f, "heatmap: the panel already holds series, points or bars");
     double *c = dup_doubles(z, (size_t)rows * (size_t)cols);
     if (!c) return fig_fail(f, "out of memory");
     free(p->z);
@@ -806,6 +858,7 @@ static void describe(const icl_fig *f, membuf *b) {
         DESC(p->ylabel);
         for (int j = 0; j < p->nser; j++) DESC(p->ser[j].name);
         for (int j = 0; j < p->nhl; j++) DESC(p->hl[j].label);
+        for (int j = 0; j < p->ngroups && p->groups; j++) DESC(p->groups[j]);
         DESC(p->cblabel);
     }
     for (int i = 0; i < f->nclasses; i++) DESC(f->classes[i]);

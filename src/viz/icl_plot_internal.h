@@ -7,7 +7,7 @@
 #include "iclab/icl_plot.h"
 
 /* What kind of figure the constructor made: it picks defaults (size, equal aspect, ticks). */
-enum { PLT_LINE = 0, PLT_SCATTER, PLT_HEAT, PLT_GRID };
+enum { PLT_LINE = 0, PLT_SCATTER, PLT_HEAT, PLT_GRID, PLT_BARS };
 
 typedef struct plt_series {
     char *name;            /* NULL: no legend entry */
@@ -18,6 +18,8 @@ typedef struct plt_series {
     icl_dash dash;
     int has_rgb;
     unsigned rgb;
+    int bar;     /* 1: a series of bars, x = 0..n-1 (group indices), n = the panel's ngroups */
+    double *err; /* bars: (n) half-lengths of the whiskers, or NULL */
 } plt_series;
 
 /* A reference line (hline: v is y; vline: v is x) or a text note at (v, w). */
@@ -49,6 +51,9 @@ typedef struct plt_panel {
     double vmin, vmax; /* NaN = automatic */
     char *annot;       /* printf format or NULL */
     char *cblabel;
+    /* bar chart (ngroups > 0): categories along x, group i centred at x = i */
+    int ngroups;
+    char **groups; /* (ngroups) labels, or NULL: indices */
 } plt_panel;
 
 struct icl_fig {
@@ -64,6 +69,10 @@ struct icl_fig {
     icl_legend legend; /* grid: shared legend */
     char err[256];     /* first building error, "" if none */
 };
+
+/* Largest number of groups of a bar chart, and of bar series in one panel. */
+#define PLT_MAX_GROUPS 1024
+#define PLT_MAX_BARSER 32
 
 /* Maximum number of legend rows drawn; further entries are summarised as "+N more". */
 #define PLT_MAX_LEGEND 24

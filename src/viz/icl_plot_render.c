@@ -1,7 +1,7 @@
 /* Figure layout and drawing with cairo: axes with round-number ticks (linear and log), line
- * series with gaps, bands, markers, reference lines, scatter points, legends placed where they
- * cover the fewest data, heatmaps with colour bars, and grids of small panels. Coordinates are
- * pixels of the canvas given to plt_render, y pointing down. */
+ * series with gaps, bands, markers, reference lines, scatter points, grouped bars with error
+ * whiskers, legends placed where they cover the fewest data, heatmaps with colour bars, and grids
+ * of small panels. Coordinates are pixels of the canvas given to plt_render, y pointing down. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -222,6 +222,10 @@ static void data_range(const plt_panel *p, int which, double *lo, double *hi) {
                 TAKE(S->lo[i]);
                 TAKE(S->hi[i]);
             }
+            if (which && S->err && plt_ok(S->y[i], ly) && plt_ok(S->err[i], 0)) {
+                TAKE(S->y[i] - fabs(S->err[i]));
+                TAKE(S->y[i] + fabs(S->err[i]));
+            }
         }
     }
     for (size_t i = 0; i < p->np; i++)
@@ -235,6 +239,21 @@ static void data_range(const plt_panel *p, int which, double *lo, double *hi) {
 #undef TAKE
     *lo = mn;
     *hi = mx;
+}
+
+/* Replaces the ends of a visible range (axis space) by the explicit limits (data space, NaN =
+ * automatic), keeping lo < hi. */
+static void apply_lim(double *plo, double *phi, const double lim[2], int log) {
+    double lo = *plo, hi = *phi;
+    if (lim[0] == lim[0]) lo = log ? log10(lim[0]) : lim[0];
+    if (lim[1] == lim[1]) hi = log ? log10(lim[1]) : lim[1];
+    if (!(lo < hi)) { /* one explicit end on the wrong side of the data */
+        double span = log ? 1 : (fabs(lo) + fabs(hi) > 0 ? 0.5 * (fabs(lo) + fabs(hi)) : 1);
+        if (lim[0] == lim[0]) hi = lo + span;
+        else lo = hi - span;
+    }
+    *plo = lo;
+    *phi = hi;
 }
 
 /* Turns a data range (axis space; lo > hi = no data) into the visible range: a 5% margin on
@@ -254,12 +273,28 @@ static void finish_range(double *plo, double *phi, const double lim[2], int log)
         lo -= m;
         hi += m;
     }
-    if (lim[0] == lim[0]) lo = log ? log10(lim[0]) : lim[0];
-    if (lim[1] == lim[1]) hi = log ? log10(lim[1]) : lim[1];
-    if (!(lo < hi)) { /* one explicit end on the wrong side of the data */
-        double span = log ? 1 : (fabs(lo) + fabs(hi) > 0 ? 0.5 * (fabs(lo) + fabs(hi)) : 1);
-        if (lim[0] == lim[0]) hi = lo + span;
-        else lo = hi - span;
+    *plo = lo;
+    *phi = hi;
+    apply_lim(plo, phi, lim, log);
+}
+
+/* Visible y range of a bar panel: like finish_range, but on a linear axis it always holds 0 and
+ * gets no margin at the zero end, so bars stand on the bottom of the plot (or hang from its top
+ * when every value is negative). */
+static void bar_yrange(const plt_panel *p, double *plo, double *phi) {
+    double lo, hi;
+    data_range(p, 1, &lo, &hi);
+    if (p->logy) {
+        finish_range(&lo, &hi, p->ylim, 1);
+    } else {
+        if (!(lo <= hi)) lo = hi = 0; /* nothing drawable: 0..1 */
+        lo = fmin(lo, 0);
+        hi = fmax(hi, 0);
+        if (lo == hi) hi = 1;
+        double m = 0.05 * (hi - lo);
+        if (lo < 0) lo -= m;
+        if (hi > 0) hi += m;
+        apply_lim(&lo, &hi, p->ylim, 0);
     }
     *plo = lo;
     *phi = hi;
@@ -489,7 +524,7 @@ static void set_dash(cairo_t *cr, icl_dash d, double lw) {
 
 /* ---- legends --------------------------------------------------------------------------------------- */
 
-enum { LE_LINE = 0, LE_POINT, LE_TEXT };
+enum { LE_LINE = 0, LE_POINT, LE_TEXT, LE_BAR };
 
 typedef struct lent {
     const char *text;
@@ -533,7 +568,7 @@ static void legend_build(const icl_fig *f, unsigned *const *scol, int p0, int p1
             lent *e = legend_add(L, &more);
             if (!e) continue;
             e->text = s->name;
-            e->kind = LE_LINE;
+            e->kind = s->bar ? LE_BAR : LE_LINE;
             e->rgb = scol[i][j];
             e->dash = s->dash;
             e->marker = s->markers;
@@ -613,6 +648,11 @@ static void legend_draw(cairo_t *cr, const legend *L, const sty *st, double x, d
                 marker_path(cr, 0, sx + LEG_SW / 2, cy, st->marker);
                 cairo_fill(cr);
             }
+        } else if (e->kind == LE_BAR) {
+            double bh = round(0.8 * st->legend);
+            set_rgb(cr, e->rgb, 1);
+            cairo_rectangle(cr, round(sx + 5), round(cy - bh / 2), LEG_SW - 10, bh);
+            cairo_fill(cr);
         } else if (e->kind == LE_POINT) {
             set_rgb(cr, e->rgb, 1);
             marker_path(cr, e->shape, sx + LEG_SW / 2, cy, 4.2);
@@ -636,12 +676,83 @@ typedef struct rctx {
 
 static int pt_ok(const axis *ax, const axis *ay, double x, double y) { return plt_ok(x, ax->log) && plt_ok(y, ay->log); }
 
+/* ---- bars ---- */
+
+static int is_bar_panel(const plt_panel *p) { return p->ngroups > 0; }
+
+/* Number of series of bars in a panel. */
+static int bar_count(const plt_panel *p) {
+    int n = 0;
+    for (int s = 0; s < p->nser; s++) n += p->ser[s].bar;
+    return n;
+}
+
+/* Fraction of a group's width its bars take (the rest is the gap between groups). */
+#define BAR_FILL 0.8
+
+/* Pixel geometry of bar i (group i) of a series in slot k of nb series of bars: the bar *bar
+ * and its whisker from *wy0 to *wy1 (both NaN when it has none), clamped to cl so far-off values
+ * stay finite. Returns 0 when the slot is empty (value not drawable). */
+static int bar_geom(const plt_series *S, int k, int nb, size_t i, const axis *ax, const axis *ay, rect cl, rect *bar,
+                    double *wy0, double *wy1) {
+    double v = S->y[i];
+    if (!plt_ok(v, ay->log)) return 0;
+    double slot = BAR_FILL / nb, u0 = (double)i - 0.5 * BAR_FILL + k * slot;
+    double x0 = ax_px(ax, u0), x1 = ax_px(ax, u0 + slot);
+    double gap = fmin(2, 0.12 * (x1 - x0)); /* a hairline of white between neighbouring bars */
+    x0 = round(x0 + 0.5 * gap);
+    x1 = round(x1 - 0.5 * gap);
+    if (x1 < x0 + 1) x1 = x0 + 1;
+    double ylo = cl.y, yhi = cl.y + cl.h;
+    double base = ay->log ? ay->a : ax_px(ay, 0), top = ax_px(ay, v);
+    base = round(fmin(yhi, fmax(ylo, base)));
+    top = round(fmin(yhi, fmax(ylo, top)));
+    *bar = (rect){x0, fmin(base, top), x1 - x0, fabs(base - top)};
+    *wy0 = *wy1 = NAN;
+    if (S->err && plt_ok(S->err[i], 0) && S->err[i] != 0) {
+        double e = fabs(S->err[i]), a = v - e, b = v + e;
+        double pa = plt_ok(a, ay->log) ? ax_px(ay, a) : ay->a, pb = plt_ok(b, ay->log) ? ax_px(ay, b) : ay->a;
+        *wy0 = fmin(yhi, fmax(ylo, pa));
+        *wy1 = fmin(yhi, fmax(ylo, pb));
+    }
+    return 1;
+}
+
+static int rects_meet(rect a, rect b) {
+    return a.x <= b.x + b.w && b.x <= a.x + a.w && a.y <= b.y + b.h && b.y <= a.y + a.h;
+}
+
+/* How many bars (with their whiskers) of a panel meet box. */
+static long bars_overlap(const plt_panel *p, const axis *ax, const axis *ay, rect box) {
+    int nb = bar_count(p), k = 0;
+    long n = 0;
+    rect cl = {fmin(ax->a, ax->b) - 10, fmin(ay->a, ay->b) - 10, fabs(ax->b - ax->a) + 20, fabs(ay->b - ay->a) + 20};
+    for (int s = 0; s < p->nser; s++) {
+        const plt_series *S = &p->ser[s];
+        if (!S->bar) continue;
+        for (size_t i = 0; i < S->n; i++) {
+            rect b;
+            double w0, w1;
+            if (!bar_geom(S, k, nb, i, ax, ay, cl, &b, &w0, &w1)) continue;
+            if (w0 == w0) { /* the whisker widens the bar's extent */
+                double t = fmin(b.y, fmin(w0, w1)), bt = fmax(b.y + b.h, fmax(w0, w1));
+                b.y = t;
+                b.h = bt - t;
+            }
+            n += rects_meet(b, box);
+        }
+        k++;
+    }
+    return n;
+}
+
 /* How many data items (points, segments, reference lines, notes) a legend box would cover. */
 static long overlap(const plt_panel *p, const axis *ax, const axis *ay, rect box) {
     rect b = grow_rect(box, 3);
-    long n = 0;
+    long n = bars_overlap(p, ax, ay, b);
     for (int s = 0; s < p->nser; s++) {
         const plt_series *S = &p->ser[s];
+        if (S->bar) continue;
         int have = 0;
         double lx = 0, ly = 0;
         for (size_t i = 0; i < S->n; i++) {
@@ -698,30 +809,82 @@ static int legend_spot(const plt_panel *p, const axis *ax, const axis *ay, rect 
     return -1;
 }
 
-/* Places the plot area of an x-y panel inside r and sets both axes with their ticks. */
+/* Label of group i of a bar panel: the caller's, or the index. */
+static const char *group_label(const plt_panel *p, int i, char *buf, size_t n) {
+    if (p->groups && p->groups[i]) return p->groups[i];
+    snprintf(buf, n, "%d", i);
+    return buf;
+}
+
+static int label_stride(double need, double have);
+
+/* How the group labels of a bar panel are set: turned 45 degrees or not, every how many drawn,
+ * and the line height of their font. */
+typedef struct glab {
+    int rot, stride;
+    double th;
+} glab;
+
+/* Places the plot area of an x-y panel inside r and sets both axes with their ticks. A bar
+ * panel gets group labels instead of x ticks (how they are set goes to *gl). */
 static void xy_layout(const rctx *c, const plt_panel *p, rect r, double extra_right, int ticks, int equal, axis *ax,
-                      axis *ay, rect *plot) {
+                      axis *ay, rect *plot, glab *gl) {
     const sty *st = c->st;
     double xsp = c->grid ? 62 : 100, ysp = c->grid ? 34 : 55;
-    ax->log = p->logx;
+    int bars = is_bar_panel(p);
+    ax->log = bars ? 0 : p->logx;
     ay->log = p->logy;
-    data_range(p, 0, &ax->lo, &ax->hi);
-    finish_range(&ax->lo, &ax->hi, p->xlim, p->logx);
-    data_range(p, 1, &ay->lo, &ay->hi);
-    finish_range(&ay->lo, &ay->hi, p->ylim, p->logy);
+    if (bars) {
+        ax->lo = -0.5;
+        ax->hi = p->ngroups - 0.5;
+        apply_lim(&ax->lo, &ax->hi, p->xlim, 0);
+        bar_yrange(p, &ay->lo, &ay->hi);
+    } else {
+        data_range(p, 0, &ax->lo, &ax->hi);
+        finish_range(&ax->lo, &ax->hi, p->xlim, p->logx);
+        data_range(p, 1, &ay->lo, &ay->hi);
+        finish_range(&ay->lo, &ay->hi, p->ylim, p->logy);
+    }
     double top = r.y + st->pad + (p->title ? st->title * 1.45 : 0);
-    double bm = st->pad + (ticks ? st->ticklen + 4 + st->tick * 1.2 : 0) + (p->xlabel ? st->label * 1.6 : 0);
-    double ph = fmax(10, r.y + r.h - bm - top);
-    ay->a = top + ph;
-    ay->b = top;
-    make_ticks(ay, ysp);
-    double lm = st->pad + (p->ylabel ? st->label * 1.6 : 0) + (ticks ? ticks_w(c->cr, ay, st->tick) + 4 + st->ticklen : 0);
-    double rm = st->pad + (ticks ? 10 : 0) + extra_right;
-    double pw = fmax(10, r.w - lm - rm);
+    double th = st->tick * 1.2, colw = 0;
+    char nb[16];
+    for (int i = 0; bars && i < p->ngroups; i++) colw = fmax(colw, text_w(c->cr, group_label(p, i, nb, sizeof nb), st->tick, 0));
+    int rot = 0;
+    double ph = 10, pw = 10, lm = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        double xlab = bars ? (rot ? 0.7071 * (colw + th) + 6 : th + 6) : ticks ? st->ticklen + 4 + st->tick * 1.2 : 0;
+        double bm = st->pad + xlab + (p->xlabel ? st->label * 1.6 : 0);
+        ph = fmax(10, r.y + r.h - bm - top);
+        ay->a = top + ph;
+        ay->b = top;
+        make_ticks(ay, ysp);
+        lm = st->pad + (p->ylabel ? st->label * 1.6 : 0) + (ticks ? ticks_w(c->cr, ay, st->tick) + 4 + st->ticklen : 0);
+        double rm = st->pad + (ticks ? 10 : 0) + extra_right;
+        pw = fmax(10, r.w - lm - rm);
+        if (!bars) break;
+        if (rot) {
+            /* turned labels hang to the left of their group: keep the first ones on the canvas */
+            double need = 0;
+            for (int k = 0; k < 2; k++) {
+                for (int i = 0; i < p->ngroups; i++) {
+                    double cx = (i - ax->lo) / (ax->hi - ax->lo) * pw;
+                    if (cx < 0) continue;
+                    need = fmax(need, 0.7071 * (text_w(c->cr, group_label(p, i, nb, sizeof nb), st->tick, 0) + th) -
+                                          0.35 * th - cx + 4);
+                }
+                if (need <= lm) break;
+                pw = fmax(10, pw - (need - lm));
+                lm = need;
+            }
+            break;
+        }
+        if (colw + 6 <= pw / (ax->hi - ax->lo)) break;
+        rot = 1;
+    }
     *plot = (rect){round(r.x + lm), round(top), round(pw), round(ph)};
     int lims = p->xlim[0] == p->xlim[0] || p->xlim[1] == p->xlim[1] || p->ylim[0] == p->ylim[0] ||
                p->ylim[1] == p->ylim[1];
-    if (equal && !p->logx && !p->logy && !lims) {
+    if (equal && !bars && !p->logx && !p->logy && !lims) {
         /* Same data units per pixel on both axes: widen the shorter range about its centre. */
         double ux = (ax->hi - ax->lo) / plot->w, uy = (ay->hi - ay->lo) / plot->h;
         axis *w = ux > uy ? ay : ax;
@@ -734,6 +897,14 @@ static void xy_layout(const rctx *c, const plt_panel *p, rect r, double extra_ri
     ay->a = plot->y + plot->h;
     ay->b = plot->y;
     make_ticks(ay, ysp);
+    gl->rot = rot;
+    gl->th = th;
+    gl->stride = 1;
+    if (bars) {
+        ax->nt = ax->nm = 0; /* the group labels take the place of x ticks */
+        if (rot) gl->stride = label_stride(1.15 * th, 0.7071 * plot->w / (ax->hi - ax->lo));
+        return;
+    }
     make_ticks(ax, xsp);
     double wx = ticks_w(c->cr, ax, st->tick);
     if (wx + 18 > xsp) make_ticks(ax, wx + 18);
@@ -885,6 +1056,74 @@ static void draw_axes(const rctx *c, const axis *ax, const axis *ay, rect pl, in
         text(cr, ay->lab[i], pl.x - st->ticklen - 4, round(ax_tpx(ay, ay->t[i])) + 0.5, st->tick, 0, 1, 0.5, 0, C_TEXT);
 }
 
+/* The bars of a panel with their whiskers, and a line at y = 0 when the range crosses it. */
+static void draw_bars(const rctx *c, int pi, const axis *ax, const axis *ay, rect pl, rect cl) {
+    const plt_panel *p = &c->f->p[pi];
+    cairo_t *cr = c->cr;
+    int nb = bar_count(p), k = 0;
+    double wlw = c->grid ? 1.1 : 1.4;
+    for (int s = 0; s < p->nser; s++) {
+        const plt_series *S = &p->ser[s];
+        if (!S->bar) continue;
+        set_rgb(cr, c->scol[pi][s], 1);
+        for (size_t i = 0; i < S->n; i++) {
+            rect b;
+            double w0, w1;
+            if (bar_geom(S, k, nb, i, ax, ay, cl, &b, &w0, &w1) && b.h > 0) cairo_rectangle(cr, b.x, b.y, b.w, b.h);
+        }
+        cairo_fill(cr);
+        k++;
+    }
+    if (!ay->log && ay->lo < 0 && ay->hi > 0) {
+        double y = round(ax_px(ay, 0)) + 0.5;
+        cairo_set_line_width(cr, 1);
+        set_dash(cr, ICL_SOLID, 1);
+        cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT);
+        cairo_move_to(cr, pl.x, y);
+        cairo_line_to(cr, pl.x + pl.w, y);
+        set_rgb(cr, C_AXIS, 1);
+        cairo_stroke(cr);
+    }
+    /* whiskers with caps, over all bars so a neighbour never hides one */
+    cairo_set_line_width(cr, wlw);
+    set_dash(cr, ICL_SOLID, wlw);
+    cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT);
+    k = 0;
+    for (int s = 0; s < p->nser; s++) {
+        const plt_series *S = &p->ser[s];
+        if (!S->bar) continue;
+        for (size_t i = 0; i < S->n; i++) {
+            rect b;
+            double w0, w1;
+            if (!bar_geom(S, k, nb, i, ax, ay, cl, &b, &w0, &w1) || !(w0 == w0)) continue;
+            double cx = floor(b.x + b.w / 2) + 0.5, cap = fmin(c->grid ? 4 : 6, fmax(1.5, 0.25 * b.w));
+            cairo_move_to(cr, cx, w0);
+            cairo_line_to(cr, cx, w1);
+            for (int e = 0; e < 2 && b.w >= 4; e++) { /* caps, unless bars are hairlines */
+                double y = round(e ? w1 : w0);
+                cairo_move_to(cr, cx - cap, y);
+                cairo_line_to(cr, cx + cap, y);
+            }
+        }
+        k++;
+    }
+    set_rgb(cr, 0x333333, 1);
+    cairo_stroke(cr);
+}
+
+/* Group labels under a bar panel, centred on their groups or turned 45 degrees. */
+static void draw_group_labels(const rctx *c, const plt_panel *p, const axis *ax, rect pl, const glab *gl) {
+    char nb[16];
+    double y = pl.y + pl.h + 5;
+    for (int i = 0; i < p->ngroups; i += gl->stride) {
+        double cx = ax_px(ax, i);
+        if (cx < pl.x - 0.5 || cx > pl.x + pl.w + 0.5) continue;
+        const char *s = group_label(p, i, nb, sizeof nb);
+        if (gl->rot) text(c->cr, s, cx + 0.35 * gl->th, y, c->st->tick, 0, 1, 0, -M_PI / 4, C_TEXT);
+        else text(c->cr, s, cx, y, c->st->tick, 0, 0.5, 0, 0, C_TEXT);
+    }
+}
+
 /* Title and axis labels of a panel whose plot area is pl inside r. */
 static void draw_labels(const rctx *c, const plt_panel *p, rect r, rect pl) {
     const sty *st = c->st;
@@ -899,7 +1138,7 @@ static void xy_panel(const rctx *c, int pi, rect r, rect *pl) {
     cairo_t *cr = c->cr;
     const sty *st = c->st;
     int pts_only = p->nser == 0 && p->np > 0;
-    int equal = p->equal >= 0 ? p->equal : (c->f->kind == PLT_SCATTER || (c->grid && pts_only));
+    int equal = is_bar_panel(p) ? 0 : p->equal >= 0 ? p->equal : (c->f->kind == PLT_SCATTER || (c->grid && pts_only));
     int ticks = p->ticks >= 0 ? p->ticks : !(c->grid && pts_only);
     legend L;
     L.n = 0;
@@ -910,7 +1149,8 @@ static void xy_panel(const rctx *c, int pi, rect r, rect *pl) {
     }
     int outside = L.n && p->legend == ICL_LEGEND_OUTSIDE;
     axis ax, ay;
-    xy_layout(c, p, r, outside ? L.w + 14 : 0, ticks, equal, &ax, &ay, pl);
+    glab gl;
+    xy_layout(c, p, r, outside ? L.w + 14 : 0, ticks, equal, &ax, &ay, pl, &gl);
     int spot = -1;
     if (L.n && !outside) {
         if (p->legend == ICL_LEGEND_AUTO) spot = legend_spot(p, &ax, &ay, *pl, &L);
@@ -918,7 +1158,7 @@ static void xy_panel(const rctx *c, int pi, rect r, rect *pl) {
                   : p->legend == ICL_LEGEND_LOWER_LEFT ? 2 : 3;
         if (spot < 0) {
             outside = 1;
-            xy_layout(c, p, r, L.w + 14, ticks, equal, &ax, &ay, pl);
+            xy_layout(c, p, r, L.w + 14, ticks, equal, &ax, &ay, pl, &gl);
         }
     }
     draw_axes(c, &ax, &ay, *pl, ticks);
@@ -930,6 +1170,7 @@ static void xy_panel(const rctx *c, int pi, rect r, rect *pl) {
     rect cl = grow_rect(*pl, 10);
     for (int s = 0; s < p->nser; s++)
         if (p->ser[s].lo) draw_band(cr, &p->ser[s], &ax, &ay, cl, c->scol[pi][s]);
+    if (is_bar_panel(p)) draw_bars(c, pi, &ax, &ay, *pl, cl);
     cairo_set_line_width(cr, 1.3);
     set_rgb(cr, C_REF, 0.9);
     set_dash(cr, ICL_DOTTED, 1.3);
@@ -950,13 +1191,14 @@ static void xy_panel(const rctx *c, int pi, rect r, rect *pl) {
     cairo_stroke(cr);
     cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
     for (int s = 0; s < p->nser; s++) {
+        if (p->ser[s].bar) continue;
         cairo_set_line_width(cr, st->lw);
         set_dash(cr, p->ser[s].dash, st->lw);
         set_rgb(cr, c->scol[pi][s], 1);
         draw_line(cr, &p->ser[s], &ax, &ay, cl, st->lw);
     }
     for (int s = 0; s < p->nser; s++)
-        if (p->ser[s].markers) {
+        if (p->ser[s].markers && !p->ser[s].bar) {
             set_rgb(cr, c->scol[pi][s], 1);
             draw_markers(cr, &p->ser[s], &ax, &ay, cl, st->marker);
         }
@@ -990,6 +1232,7 @@ static void xy_panel(const rctx *c, int pi, rect r, rect *pl) {
         double x = ax_px(&ax, p->tx[i].v), y = ax_px(&ay, p->tx[i].w);
         if (in_rect(x, y, *pl)) text(cr, p->tx[i].label, x + 4, y - 4, st->note, 0, 0, 1, 0, C_TEXT);
     }
+    if (is_bar_panel(p)) draw_group_labels(c, p, &ax, *pl, &gl);
     draw_labels(c, p, r, *pl);
     if (L.n) {
         double lx, ly;
@@ -1366,9 +1609,11 @@ int plt_render(const icl_fig *f, cairo_t *cr, double w, double h) {
     return 0;
 }
 
-/* Preferred panel size in a grid: heatmaps need room for a colour bar, bare scatters less. */
+/* Preferred panel size in a grid: heatmaps need room for a colour bar, bare scatters less, bar
+ * charts room for their bars. */
 static void panel_pref(const plt_panel *p, double *w, double *h) {
     if (p->z) *w = 270, *h = 220;
+    else if (is_bar_panel(p)) *w = fmax(250, fmin(600, 70 + p->ngroups * (bar_count(p) * 9 + 8))), *h = 210;
     else if (p->nser == 0 && p->np > 0 && p->ticks != 1) *w = 175, *h = 165;
     else *w = 250, *h = 210;
 }
@@ -1377,6 +1622,10 @@ void plt_default_size(const icl_fig *f, int *w, int *h) {
     if (f->kind == PLT_LINE) *w = 800, *h = 500;
     else if (f->kind == PLT_SCATTER) *w = 760, *h = 560;
     else if (f->kind == PLT_HEAT) *w = 720, *h = 560;
+    else if (f->kind == PLT_BARS) { /* wider with many bars, up to 1600 */
+        *w = (int)fmax(800, fmin(1600, 200 + f->p[0].ngroups * (bar_count(&f->p[0]) * 16 + 14)));
+        *h = 500;
+    }
     if (f->kind != PLT_GRID) return;
     double pw = 60, ph = 60;
     for (int i = 0; i < f->rows * f->cols; i++) {
