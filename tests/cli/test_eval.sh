@@ -72,6 +72,15 @@ printf 'up\ta\tA\nup\tb\tB\nup\tc\tC\nup\td\tD\nlow\tA\ta\nlow\tB\tb\nlow\tC\tc\
 $ICLAB eval "$m" --task "$T/t.tsv" --shots 2 --prompts 6 --k 3 --quiet --prompting --out "$T/e4" || bad "eval on a task file failed"
 [ "$(head -1 "$T/e4/labels.txt")" = up ] && [ "$(tail -1 "$T/e4/labels.txt")" = Null ] && ok "task file: concepts in order, Null last" || bad "task file labels"
 
+# The part-of-speech family, when the corpus is there (make data).
+if [ -d data/brown ]; then
+  $ICLAB eval "$m" --task pos --shots 1 --prompts 11 --quiet --out "$T/pos" || bad "eval --task pos failed"
+  [ "$(tr '\n' ' ' < "$T/pos/labels.txt")" = "Noun Adjective Verb Adverb Preposition Pronoun Null " ] \
+    && ok "pos: the seven concepts" || bad "pos labels: $(cat "$T/pos/labels.txt")"
+else
+  echo "SKIP part-of-speech eval: data/brown missing (make data)"
+fi
+
 # Interventions.
 $ICLAB patch "$m" --task bitwise --layer peak --prompts 6 --replicates 2 --quiet --out "$T/e" || bad "patch failed"
 /usr/bin/python3 - "$T" <<'PY' && ok "patch: intervention tables (6 concepts x 3 conditions x 2 replicates), means, report" || bad "patch files"
