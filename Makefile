@@ -59,7 +59,7 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" XLDFLAGS="-fsanitize=address,undefined"
 
 test-asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" XLDFLAGS="-fsanitize=address,undefined" ICLAB_SLOW=0 test
+	ICLAB_TEST_TIMEOUT=$${ICLAB_TEST_TIMEOUT:-1800} $(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" XLDFLAGS="-fsanitize=address,undefined" ICLAB_SLOW=0 test
 
 demo: $(BUILD)/iclab
 	$(BUILD)/iclab demo

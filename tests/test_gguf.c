@@ -556,7 +556,7 @@ static void test_roundtrip(void) {
                      path);
             CHECK_MSG(run_py(cmd) == 0, "gguf_check.py rejected %s", path);
         } else {
-            printf("NOTICE: /usr/bin/python3 not found; skipping the independent check of written files\n");
+            printf("SKIP /usr/bin/python3 not found: the independent check of written files\n");
         }
         icl_gguf_writer_free(w);
     }
@@ -1156,6 +1156,8 @@ static void test_corruption(void) {
         CHECK(bad == 0);
         free(buf);
         free(raw);
+    } else {
+        printf("SKIP %s: random truncations and flips of a real vocabulary file\n", err.msg);
     }
 }
 
@@ -1250,7 +1252,7 @@ static void test_writer_errors(void) {
         free(raw);
         CHECK_MSG(count_tmp_files() == 0, "%d temporary files left", count_tmp_files());
     } else {
-        printf("NOTICE: cannot lower RLIMIT_FSIZE; skipping the full-disk test\n");
+        printf("SKIP cannot lower RLIMIT_FSIZE: the full-disk test\n");
     }
     signal(SIGXFSZ, prev);
     /* and without the limit the same write works */

@@ -156,7 +156,7 @@ int main(void) {
         return 1;
     }
     have_numpy = system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") == 0;
-    if (!have_numpy) printf("NOTICE: /usr/bin/python3 with numpy not found; skipping the numpy checks of written files\n");
+    if (!have_numpy) printf("SKIP /usr/bin/python3 with numpy not found: the numpy checks of written files\n");
 
     /* C-written arrays, checked by numpy */
     write_and_check(dir, "f32_234.npy", ICL_NPY_F32, 3, (int64_t[]){2, 3, 4});

@@ -108,7 +108,7 @@ if mount -t tmpfs -o size=600k tmpfs "$T/full" 2>/dev/null; then
   for f in "$T"/full/run/checkpoints/*.gguf; do $ICLAB info "$f" >/dev/null 2>&1 || bad "checkpoint $f on the full disk is not whole"; done
   umount "$T/full"
 else
-  echo "skip: cannot mount a small tmpfs here (not root?); full-disk test not run"
+  echo "SKIP cannot mount a small tmpfs here (not root?): the full-disk test"
 fi
 
 finish
