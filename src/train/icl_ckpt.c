@@ -157,6 +157,22 @@ static int load_tensor(void *ctx, const char *name, float *data, size_t n, int n
     return 0;
 }
 
+/* The file's tensors must hold the weights and both Adam moments the config implies before the
+ * model is allocated: a config claiming a huge model must not make a small file allocate it. */
+static int check_tensor_bytes(const icl_gguf *g, const icl_model_config *mc, icl_err *err) {
+    icl_model shell;
+    memset(&shell, 0, sizeof shell);
+    shell.cfg = *mc;
+    uint64_t n = 0, have = 0;
+    for (int i = 0; i < ICL_NPARAMS; i++)
+        n += (uint64_t)icl_model_param_layer_size(&shell, i) * (icl_param_specs[i].per_layer ? (uint64_t)mc->n_layer : 1);
+    for (int i = 0; i < icl_gguf_n_tensors(g); i++) have += icl_gguf_tensor_at(g, i)->n_bytes;
+    if (have / (3 * sizeof(float)) < n)
+        return icl_errf(err, "the config needs %" PRIu64 " parameters (with Adam moments %" PRIu64 " bytes) but the file's tensors hold %" PRIu64 " bytes",
+                        n, n * 3 * sizeof(float), have);
+    return 0;
+}
+
 int icl_ckpt_load(const char *path, icl_model *m, icl_train_config *c, icl_ckpt_state *s, icl_err *err) {
     icl_gguf *g;
     memset(m, 0, sizeof *m);
@@ -172,6 +188,7 @@ int icl_ckpt_load(const char *path, icl_model *m, icl_train_config *c, icl_ckpt_
     }
     if (!r && (rng.type != ICL_GGUF_UINT64 || rng.n != 4)) r = icl_errf(err, "iclab.rng_state must be 4 uint64 values");
     if (!r && (s->step < 0 || adam_t < 0)) r = icl_errf(err, "negative step count");
+    if (!r) r = check_tensor_bytes(g, &mc, err);
     if (!r) {
         size_t esz;
         memcpy(s->rng.s, icl_gguf_arr_raw(&rng, &esz), sizeof s->rng.s);
