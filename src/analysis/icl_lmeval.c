@@ -222,6 +222,15 @@ static int json_str(icl_afile *f, const char *s, icl_err *err) {
     return icl_afile_write(f, "\"", 1, err);
 }
 
+/* Commits f when everything written went well (r == 0), else removes its temporary file. */
+static int afile_finish(icl_afile *f, int r, icl_err *err) {
+    if (r) {
+        icl_afile_abort(f);
+        return r;
+    }
+    return icl_afile_commit(f, err);
+}
+
 static char *path_join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = malloc(n);
@@ -424,8 +433,7 @@ static int write_config(const icl_eval_cfg *cfg, const study *st, int n_rows, in
                              "  \"peak_layer\": %d,\n  \"peak_shots\": %d\n}\n",
                              cfg->n_prompts, cfg->prompting, cfg->accuracy, n_rows, cfg->k, icl_metric_name(cfg->metric),
                              (unsigned long long)cfg->seed, peak, ref_shots);
-    if (!r) r = icl_afile_commit(&f, err);
-    else icl_afile_abort(&f);
+    r = afile_finish(&f, r, err);
     free(path);
     return r;
 }
@@ -514,8 +522,7 @@ int icl_eval_run(const icl_eval_cfg *cfg, icl_err *err) {
         sr->states = NULL;
     }
     if (!r && cfg->progress) icl_progress_finish(&prog, done, NULL);
-    if (!r) r = icl_afile_commit(&pred, err);
-    else icl_afile_abort(&pred);
+    r = afile_finish(&pred, r, err);
     /* labels.npy and concepts.txt: the rows of every states file are concept-major, n_prompts each. */
     if (!r) {
         int32_t *lab = malloc(sizeof(int32_t) * (size_t)K * cfg->n_prompts);
@@ -524,10 +531,10 @@ int icl_eval_run(const icl_eval_cfg *cfg, icl_err *err) {
         for (int i = 0; !r && i < K * cfg->n_prompts; i++) lab[i] = i / cfg->n_prompts;
         int64_t shape[1] = {(int64_t)K * cfg->n_prompts};
         if (!r) r = icl_npy_write_i32(lp, lab, 1, shape, err);
-        icl_afile f;
+        icl_afile f = {0};
         if (!r) r = icl_afile_open(&f, cp, err);
         for (int c = 0; !r && c < K; c++) r = icl_afile_printf(&f, err, "%s\n", st.task.concepts[c]);
-        if (!r) r = icl_afile_commit(&f, err);
+        r = afile_finish(&f, r, err);
         free(lab);
         free(lp);
         free(cp);
@@ -543,8 +550,7 @@ int icl_eval_run(const icl_eval_cfg *cfg, icl_err *err) {
                 r = icl_afile_printf(&acc, err, "%d,%s,%.6f,%d,%d\n", res[i].shots, st.task.concepts[c],
                                      (double)ok / cfg->n_prompts, ok, cfg->n_prompts);
         }
-    if (!r) r = icl_afile_commit(&acc, err);
-    else icl_afile_abort(&acc);
+    r = afile_finish(&acc, r, err);
     if (!r) r = icl_afile_open(&tdf, td_path, err);
     if (!r) r = icl_afile_printf(&tdf, err, "shots,layer,concept,td\n");
     for (int i = 0; !r && i < n; i++)
@@ -553,8 +559,7 @@ int icl_eval_run(const icl_eval_cfg *cfg, icl_err *err) {
                 r = icl_afile_printf(&tdf, err, "%d,%d,%s,%.6f\n", res[i].shots, l, st.task.concepts[c], res[i].td[l * K + c]);
             if (!r) r = icl_afile_printf(&tdf, err, "%d,%d,all,%.6f\n", res[i].shots, l, res[i].td_all[l]);
         }
-    if (!r) r = icl_afile_commit(&tdf, err);
-    else icl_afile_abort(&tdf);
+    r = afile_finish(&tdf, r, err);
     /* fit.csv: accuracy on TD at the peak row over concepts (Null left out) x shots. */
     if (!r && cfg->accuracy) {
         double *x = malloc(sizeof(double) * n * K), *y = malloc(sizeof(double) * n * K);
@@ -571,12 +576,12 @@ int icl_eval_run(const icl_eval_cfg *cfg, icl_err *err) {
         double a, b, r2;
         if (!r) icl_linfit(x, y, m, &a, &b, &r2);
         char *fp = path_join(cfg->out_dir, "fit.csv");
-        icl_afile f;
+        icl_afile f = {0};
         if (!r && !fp) r = icl_errf(err, "out of memory");
         if (!r) r = icl_afile_open(&f, fp, err);
         if (!r)
             r = icl_afile_printf(&f, err, "layer,slope,intercept,r2,points\n%d,%.6f,%.6f,%.6f,%d\n", peak, a, b, r2, m);
-        if (!r) r = icl_afile_commit(&f, err);
+        r = afile_finish(&f, r, err);
         free(fp);
         free(x);
         free(y);
@@ -663,7 +668,7 @@ int icl_intervene_run(const icl_intervene_cfg *cfg, icl_err *err) {
     if (!r && b->progress) icl_progress_finish(&prog, done, NULL);
     char *p1 = path_join(b->out_dir, "intervention.csv"), *p2 = path_join(b->out_dir, "intervention_summary.csv");
     if (!r && (!p1 || !p2)) r = icl_errf(err, "out of memory");
-    icl_afile f;
+    icl_afile f = {0};
     if (!r) r = icl_afile_open(&f, p1, err);
     if (!r) {
         icl_afile_printf(&f, err, "replicate,concept,condition,accuracy,layer,action,shots\n");
