@@ -145,31 +145,46 @@ int icl_ckpt_peek(const char *path, icl_train_config *c, int64_t *step, icl_err 
     return r ? icl_err_prefix(err, "%s: ", path) : 0;
 }
 
-static int load_tensor(void *ctx, const char *name, float *data, size_t n, int ndim, const int64_t *ne, icl_err *err) {
+/* Tensor name of the file must be f32 with the dims the config gives it. */
+static int tensor_ok(const icl_gguf *g, const char *name, size_t n, int ndim, const int64_t *ne,
+                     const icl_gguf_tensor **out, icl_err *err) {
     const icl_gguf_tensor *t;
-    if (icl_gguf_get_tensor(ctx, name, &t, err)) return -1;
+    if (icl_gguf_get_tensor(g, name, &t, err)) return -1;
     if (t->type != ICL_GGML_F32) return icl_errf(err, "tensor %s has type %s, expected f32", name, icl_quant_type_name(t->type));
     int shape_ok = t->n_dims == ndim && t->ne[0] == ne[0] && (ndim < 2 || t->ne[1] == ne[1]) && (size_t)t->n_elements == n;
     if (!shape_ok)
         return icl_errf(err, "tensor %s has shape [%lld, %lld], the config needs [%lld, %lld]", name, (long long)t->ne[0],
                         (long long)t->ne[1], (long long)ne[0], (long long)(ndim > 1 ? ne[1] : 1));
+    *out = t;
+    return 0;
+}
+
+static int load_tensor(void *ctx, const char *name, float *data, size_t n, int ndim, const int64_t *ne, icl_err *err) {
+    const icl_gguf_tensor *t = NULL;
+    if (tensor_ok(ctx, name, n, ndim, ne, &t, err)) return -1;
     memcpy(data, t->data, n * sizeof(float));
     return 0;
 }
 
-/* The file's tensors must hold the weights and both Adam moments the config implies before the
- * model is allocated: a config claiming a huge model must not make a small file allocate it. */
-static int check_tensor_bytes(const icl_gguf *g, const icl_model_config *mc, icl_err *err) {
+/* Every tensor the config implies is in the file with its type and shape, checked before the model
+ * is allocated: a config claiming a huge model must not make a small file allocate it (fuzz_ckpt). */
+static int check_tensors(const icl_gguf *g, const icl_model_config *mc, icl_err *err) {
+    static const char *prefix[3] = {"", "adam.m.", "adam.v."};
     icl_model shell;
     memset(&shell, 0, sizeof shell);
     shell.cfg = *mc;
-    uint64_t n = 0, have = 0;
-    for (int i = 0; i < ICL_NPARAMS; i++)
-        n += (uint64_t)icl_model_param_layer_size(&shell, i) * (icl_param_specs[i].per_layer ? (uint64_t)mc->n_layer : 1);
-    for (int i = 0; i < icl_gguf_n_tensors(g); i++) have += icl_gguf_tensor_at(g, i)->n_bytes;
-    if (have / (3 * sizeof(float)) < n)
-        return icl_errf(err, "the config needs %" PRIu64 " parameters (with Adam moments %" PRIu64 " bytes) but the file's tensors hold %" PRIu64 " bytes",
-                        n, n * 3 * sizeof(float), have);
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < ICL_NPARAMS; i++) {
+            int layers = icl_param_specs[i].per_layer ? mc->n_layer : 1;
+            for (int l = 0; l < layers; l++) {
+                char name[160];
+                int64_t ne[2];
+                int nd = param_dims(&shell, i, ne);
+                const icl_gguf_tensor *t;
+                tensor_name(name, sizeof name, prefix[k], i, l);
+                if (tensor_ok(g, name, icl_model_param_layer_size(&shell, i), nd, ne, &t, err)) return -1;
+            }
+        }
     return 0;
 }
 
@@ -188,7 +203,7 @@ int icl_ckpt_load(const char *path, icl_model *m, icl_train_config *c, icl_ckpt_
     }
     if (!r && (rng.type != ICL_GGUF_UINT64 || rng.n != 4)) r = icl_errf(err, "iclab.rng_state must be 4 uint64 values");
     if (!r && (s->step < 0 || adam_t < 0)) r = icl_errf(err, "negative step count");
-    if (!r) r = check_tensor_bytes(g, &mc, err);
+    if (!r) r = check_tensors(g, &mc, err);
     if (!r) {
         size_t esz;
         memcpy(s->rng.s, icl_gguf_arr_raw(&rng, &esz), sizeof s->rng.s);
