@@ -31,6 +31,7 @@ int cmd_lmbench(int argc, char **argv);
 int cmd_td(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_patch_lm(int argc, char **argv);
+int cmd_mkcorpus(int argc, char **argv);
 /* 1 when path is a regular file starting with the GGUF magic. */
 int icl_is_gguf_file(const char *path);
 

@@ -70,6 +70,7 @@ static const struct {
     {"report", cmd_report, "figures and a self-contained report.html for a run"},
     {"tokenize", cmd_tokenize, "token ids of a text with a GGUF model's tokenizer (--decode: ids to text)"},
     {"mkmodel", cmd_mkmodel, "write a random-weight GGUF LLM (llama, qwen2, gemma2, gpt2, olmo) for engine tests"},
+    {"mkcorpus", cmd_mkcorpus, "pretraining corpus (Brown text + ICL episodes) and a byte-level BPE tokenizer for it"},
     {"run", cmd_run, "generate text with a GGUF language model (llama, qwen2, gemma2, gpt2, olmo)"},
     {"capture", cmd_capture, "hidden states of a GGUF language model's layers for a file of prompts -> .npy"},
     {"eval", cmd_eval, "token ICL on a GGUF model: accuracy and TD per layer, concept and shots (paper §3)"},
