@@ -56,7 +56,7 @@ static int run_states(const icl_lm *lm, const int32_t *tok, int T, int n_batch, 
     icl_lm_ctx *c;
     int r = icl_lm_ctx_init(&c, lm, 64, n_batch, err);
     if (!r) r = icl_lm_set_hooks(c, hooks, L + 1, err);
-    icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1};
+    icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1, 0};
     if (!r && one_by_one)
         for (int t = 0; !r && t < T; t++) r = icl_lm_eval(c, tok + t, 1, &o, err);
     else if (!r)
@@ -202,7 +202,7 @@ static void check_case(const char *name, const char *args) {
 static int eval_logits(icl_lm_ctx *c, const int32_t *tok, int T, float *logits, size_t V) {
     icl_err err;
     icl_lm_ctx_reset(c);
-    icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1};
+    icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1, 0};
     int r = icl_lm_eval(c, tok, T, &o, &err);
     CHECK_MSG(!r, "eval: %s", err.msg);
     if (!r) memcpy(logits, icl_lm_logits(c), V * sizeof(float));
@@ -270,11 +270,11 @@ static void check_hooks(const char *model) {
     memset(cap2, 0, T * C * 4);
     hk[0].out = cap2;
     icl_lm_ctx_reset(c);
-    icl_lm_eval_opts stop = {ICL_LM_LOGITS_NONE, 0};
+    icl_lm_eval_opts stop = {ICL_LM_LOGITS_NONE, 0, 0};
     CHECK(!icl_lm_eval(c, tok, T, &stop, &err));
     CHECK(!memcmp(cap, cap2, T * C * 4));
     CHECK(icl_lm_eval(c, tok, 1, &stop, &err) == -1 && strstr(err.msg, "reset"));
-    icl_lm_eval_opts bad = {ICL_LM_LOGITS_LAST, 0};
+    icl_lm_eval_opts bad = {ICL_LM_LOGITS_LAST, 0, 0};
     icl_lm_ctx_reset(c);
     CHECK(icl_lm_eval(c, tok, T, &bad, &err) == -1);
 

@@ -19,7 +19,7 @@ static char *greedy_reference(icl_lm_ctx *c, const icl_tokenizer *tk, const char
     icl_err err;
     icl_lm_ctx_reset(c);
     if (icl_tokenizer_encode(tk, prompt, strlen(prompt), -1, 0, &ids, &n, &err)) return NULL;
-    icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1};
+    icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1, 0};
     int V = icl_lm_hp(icl_lm_ctx_model(c))->n_vocab;
     int32_t gen[256];
     int ng = 0;
@@ -148,7 +148,7 @@ static void check_model(const char *arch, const char *vocab) {
                        .vec = vec},
                       cap};
     hs[1].out = all1;
-    icl_lm_eval_opts eo = {ICL_LM_LOGITS_NONE, -1};
+    icl_lm_eval_opts eo = {ICL_LM_LOGITS_NONE, -1, 0};
     icl_lm_ctx_reset(c);
     CHECK(icl_lm_set_hooks(c, &cap, 1, &err) == 0 && icl_lm_eval(c, ids, (int)n, &eo, &err) == 0);
     icl_lm_ctx_reset(c);
@@ -161,7 +161,7 @@ static void check_model(const char *arch, const char *vocab) {
 
     /* rewind: a prefix kept, a branch evaluated, the same logits as evaluating the branch from scratch */
     int32_t branch[3] = {ids[n - 1], ids[1], ids[2]};
-    icl_lm_eval_opts last = {ICL_LM_LOGITS_LAST, -1};
+    icl_lm_eval_opts last = {ICL_LM_LOGITS_LAST, -1, 0};
     float *l0 = malloc(sizeof(float) * hp->n_vocab);
     icl_lm_ctx_reset(c);
     CHECK(icl_lm_eval(c, ids, (int)n - 1, &last, &err) == 0 && icl_lm_eval(c, branch, 3, &last, &err) == 0);
@@ -173,6 +173,27 @@ static void check_model(const char *arch, const char *vocab) {
     CHECK(icl_lm_eval(c, branch, 3, &last, &err) == 0);
     CHECK_MSG(!memcmp(l0, icl_lm_logits(c), sizeof(float) * hp->n_vocab), "a rewound branch equals a fresh one");
     CHECK(icl_lm_ctx_rewind(c, (int)n + 10, &err) == -1);
+
+    /* LOGITS_TAIL: the last rows of LOGITS_ALL, bit for bit, also across internal steps (n_batch 4) */
+    icl_lm_ctx *c4 = NULL;
+    CHECK(icl_lm_ctx_init(&c4, lm, 0, 4, &err) == 0);
+    size_t V = (size_t)hp->n_vocab;
+    float *allv = malloc(sizeof(float) * n * V);
+    icl_lm_eval_opts o_all = {ICL_LM_LOGITS_ALL, -1, 0};
+    CHECK(c4 && icl_lm_eval(c4, ids, (int)n, &o_all, &err) == 0);
+    if (c4) memcpy(allv, icl_lm_logits(c4), sizeof(float) * n * V);
+    for (int nt = 1; c4 && nt <= 7; nt += 3) {
+        icl_lm_eval_opts o_tail = {ICL_LM_LOGITS_TAIL, -1, nt};
+        icl_lm_ctx_reset(c4);
+        CHECK(icl_lm_eval(c4, ids, (int)n, &o_tail, &err) == 0);
+        CHECK_MSG(!memcmp(icl_lm_logits(c4), allv + (n - nt) * V, sizeof(float) * nt * V),
+                  "the last %d rows of logits equal LOGITS_ALL's", nt);
+    }
+    icl_lm_eval_opts o_bad = {ICL_LM_LOGITS_TAIL, -1, 0};
+    icl_lm_ctx_reset(c4);
+    CHECK(icl_lm_eval(c4, ids, (int)n, &o_bad, &err) == -1);
+    icl_lm_ctx_free(c4);
+    free(allv);
     free(l0);
     free(ids);
     free(all0);

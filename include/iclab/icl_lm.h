@@ -80,19 +80,22 @@ uint64_t icl_lm_ctx_bytes(const icl_lm_ctx *c);
  * Gemma-2's post-norms). */
 int icl_lm_set_hooks(icl_lm_ctx *c, const icl_hook *hooks, int n, icl_err *err);
 
-enum { ICL_LM_LOGITS_NONE = 0, ICL_LM_LOGITS_LAST = 1, ICL_LM_LOGITS_ALL = 2 };
+enum { ICL_LM_LOGITS_NONE = 0, ICL_LM_LOGITS_LAST = 1, ICL_LM_LOGITS_ALL = 2, ICL_LM_LOGITS_TAIL = 3 };
 typedef struct icl_lm_eval_opts {
     int logits;     /* ICL_LM_LOGITS_*: which positions' logits to compute */
     int stop_layer; /* -1: run every layer; l >= 0: stop after layer l (no later layer, no head;
                        the context can then not be continued: reset it) */
+    int n_tail;     /* LOGITS_TAIL: the logits of the last n_tail positions of the eval (fewer if
+                       the eval is shorter), e.g. a prompt's last token and an answer fed after it */
 } icl_lm_eval_opts;
 
 /* Evaluates n tokens at positions n_past .. n_past+n-1, appending them to the cache, in steps of
  * at most n_batch tokens. Fails (with nothing changed) if the tokens would pass n_ctx, a token id
  * is out of range, or the context was stopped early and not reset. */
 int icl_lm_eval(icl_lm_ctx *c, const int32_t *tokens, int n, const icl_lm_eval_opts *opts, icl_err *err);
-/* Logits (n_vocab) of the last evaluated position (LOGITS_LAST), or (n, n_vocab) of every position
- * of the last eval (LOGITS_ALL); NULL if none were asked for. */
+/* Logits (n_vocab) of the last evaluated position (LOGITS_LAST), (n, n_vocab) of every position
+ * of the last eval (LOGITS_ALL), or (min(n_tail, n), n_vocab) of its last positions (LOGITS_TAIL);
+ * NULL if none were asked for. */
 const float *icl_lm_logits(const icl_lm_ctx *c);
 
 /* Picks the next token from logits: temperature <= 0 is greedy (lowest id among ties); otherwise

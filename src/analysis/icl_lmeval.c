@@ -81,15 +81,13 @@ int icl_lm_answer(icl_lm_ctx *c, const icl_tokenizer *tk, const char *prompt, co
     if (!r && !o->answer) {
         int top = o->n_rows ? o->rows[o->n_rows - 1] : 1;
         if (o->patch_row > top) top = o->patch_row;
-        icl_lm_eval_opts eo = {ICL_LM_LOGITS_NONE, top > 0 ? top - 1 : 0};
+        icl_lm_eval_opts eo = {ICL_LM_LOGITS_NONE, top > 0 ? top - 1 : 0, 0};
         r = icl_lm_eval(c, ids, (int)n, &eo, err);
         goto done;
     }
-    icl_lm_eval_opts last_only = {ICL_LM_LOGITS_LAST, -1}, all = {ICL_LM_LOGITS_ALL, -1};
-    if (!r) r = icl_lm_eval(c, ids, (int)n, &last_only, err);
-    const int V = icl_lm_hp(icl_lm_ctx_model(c))->n_vocab;
-    int32_t next = r ? 0 : argmax(icl_lm_logits(c), V);
-    /* Teacher forcing: the expected answer and the newline that ends it, in one batch. */
+    /* Teacher forcing: the expected answer and the newline that ends it are evaluated in the same
+     * batch as the prompt (the states at the prompt's last token do not see them: attention is
+     * causal), with logits at the prompt's last token and at each fed token. */
     if (!r) {
         size_t alen = strlen(answer_text);
         char *line = malloc(alen + 2);
@@ -103,14 +101,23 @@ int icl_lm_answer(icl_lm_ctx *c, const icl_tokenizer *tk, const char *prompt, co
     }
     int room = icl_lm_ctx_n_ctx(c) - (int)n;
     if (!r && (int)m > room) m = (size_t)room;
-    int max_new = o->max_new > 0 ? o->max_new : (int)m + 8;
-    float *forced_logits = NULL;
-    if (!r && m > 0) {
-        r = icl_lm_eval(c, forced, (int)m, &all, err);
-        /* Kept aside: a later single-token eval overwrites the context's logits. */
-        if (!r && !(forced_logits = malloc(sizeof(float) * m * (size_t)V))) r = icl_errf(err, "out of memory");
-        if (!r) memcpy(forced_logits, icl_lm_logits(c), sizeof(float) * m * (size_t)V);
+    int32_t *all_ids = r ? NULL : malloc(sizeof(int32_t) * (n + m));
+    if (!r && !all_ids) r = icl_errf(err, "out of memory");
+    if (!r) {
+        memcpy(all_ids, ids, sizeof(int32_t) * n);
+        if (m) memcpy(all_ids + n, forced, sizeof(int32_t) * m);
     }
+    icl_lm_eval_opts last_only = {ICL_LM_LOGITS_LAST, -1, 0}, tail = {ICL_LM_LOGITS_TAIL, -1, (int)m + 1};
+    if (!r) r = icl_lm_eval(c, all_ids, (int)(n + m), &tail, err);
+    free(all_ids);
+    const int V = icl_lm_hp(icl_lm_ctx_model(c))->n_vocab;
+    int max_new = o->max_new > 0 ? o->max_new : (int)m + 8;
+    /* Kept aside: a later single-token eval overwrites the context's logits. Row 0 follows the
+     * prompt, row i + 1 the fed token i. */
+    float *forced_logits = r ? NULL : malloc(sizeof(float) * (m + 1) * (size_t)V);
+    if (!r && !forced_logits) r = icl_errf(err, "out of memory");
+    if (!r) memcpy(forced_logits, icl_lm_logits(c), sizeof(float) * (m + 1) * (size_t)V);
+    int32_t next = r ? 0 : argmax(forced_logits, V);
     gen = malloc(sizeof(int32_t) * (size_t)(max_new + 1));
     if (!r && !gen) r = icl_errf(err, "out of memory");
     int on_forced = 1, ng = 0, state = ANSWER_OPEN;
@@ -128,7 +135,7 @@ int icl_lm_answer(icl_lm_ctx *c, const icl_tokenizer *tk, const char *prompt, co
         if (state != ANSWER_OPEN || ng == max_new) break;
         int i = ng - 1; /* the token just appended sits at position n + i */
         if (on_forced && i < (int)m && next == forced[i]) {
-            next = argmax(forced_logits + (size_t)i * V, V);
+            next = argmax(forced_logits + (size_t)(i + 1) * V, V);
             continue;
         }
         if (on_forced) { /* the model leaves the expected answer: keep the agreeing prefix, decode on */

@@ -401,8 +401,9 @@ static int head(icl_lm_ctx *c, int r0, int nr, float *dst, icl_err *err) {
     return 0;
 }
 
-/* One step of T <= n_batch tokens at positions p0..; logits rows go to dst (NULL: none). */
-static int step(icl_lm_ctx *c, const int32_t *tok, int T, int p0, int last_layer, int logits, float *dst,
+/* One step of T <= n_batch tokens at positions p0..; the logits of its rows [r0, r0+nr) go to dst
+ * (nr = 0: none). */
+static int step(icl_lm_ctx *c, const int32_t *tok, int T, int p0, int last_layer, int r0, int nr, float *dst,
                 icl_err *err) {
     if (embed(c, tok, T, p0, err)) return -1;
     for (int l = 0; l <= last_layer; l++) {
@@ -410,14 +411,12 @@ static int step(icl_lm_ctx *c, const int32_t *tok, int T, int p0, int last_layer
         if (attn_block(c, l, T, p0, err) || mlp_block(c, l, T, p0, err)) return -1;
         run_hooks(c, ICL_SITE_RESID_POST, l, c->x, c->lm->hp.n_embd, p0, T);
     }
-    if (logits == ICL_LM_LOGITS_ALL) return head(c, 0, T, dst, err);
-    if (logits == ICL_LM_LOGITS_LAST && dst) return head(c, T - 1, 1, dst, err);
-    return 0;
+    return nr > 0 ? head(c, r0, nr, dst, err) : 0;
 }
 
 int icl_lm_eval(icl_lm_ctx *c, const int32_t *tokens, int n, const icl_lm_eval_opts *opts, icl_err *err) {
     const icl_lm_hparams *hp = &c->lm->hp;
-    icl_lm_eval_opts o = opts ? *opts : (icl_lm_eval_opts){ICL_LM_LOGITS_LAST, -1};
+    icl_lm_eval_opts o = opts ? *opts : (icl_lm_eval_opts){ICL_LM_LOGITS_LAST, -1, 0};
     if (c->stopped) return icl_errf(err, "the context stopped early at a layer: reset it before evaluating again");
     if (n <= 0 || !tokens) return icl_errf(err, "nothing to evaluate");
     if (n > c->n_ctx - c->n_past)
@@ -425,12 +424,16 @@ int icl_lm_eval(icl_lm_ctx *c, const int32_t *tokens, int n, const icl_lm_eval_o
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
             return icl_errf(err, "token id %d at %d is outside the vocabulary [0, %d)", tokens[i], i, hp->n_vocab);
-    if (o.logits < ICL_LM_LOGITS_NONE || o.logits > ICL_LM_LOGITS_ALL) return icl_errf(err, "bad logits mode");
+    if (o.logits < ICL_LM_LOGITS_NONE || o.logits > ICL_LM_LOGITS_TAIL) return icl_errf(err, "bad logits mode");
+    if (o.logits == ICL_LM_LOGITS_TAIL && o.n_tail < 1) return icl_errf(err, "LOGITS_TAIL needs n_tail >= 1");
     if (o.stop_layer < -1 || o.stop_layer >= hp->n_layer)
         return icl_errf(err, "stop layer %d out of range [0, %d)", o.stop_layer, hp->n_layer);
     if (o.stop_layer >= 0 && o.logits != ICL_LM_LOGITS_NONE)
         return icl_errf(err, "logits need every layer: do not stop early when asking for them");
-    size_t V = hp->n_vocab, rows = o.logits == ICL_LM_LOGITS_ALL ? (size_t)n : o.logits ? 1 : 0;
+    /* logits rows: the last `rows` positions of this eval */
+    size_t V = hp->n_vocab, rows = o.logits == ICL_LM_LOGITS_ALL ? (size_t)n : o.logits == ICL_LM_LOGITS_LAST ? 1 : 0;
+    if (o.logits == ICL_LM_LOGITS_TAIL) rows = o.n_tail < n ? (size_t)o.n_tail : (size_t)n;
+    int tail0 = n - (int)rows;
     if (rows * V > c->logits_cap) {
         float *p = realloc(c->logits, rows * V * sizeof(float));
         if (!p) return icl_errf(err, "out of memory for %zu x %zu logits", rows, V);
@@ -441,10 +444,9 @@ int icl_lm_eval(icl_lm_ctx *c, const int32_t *tokens, int n, const icl_lm_eval_o
     int last_layer = o.stop_layer >= 0 ? o.stop_layer : hp->n_layer - 1;
     for (int off = 0; off < n; off += c->n_batch) {
         int T = n - off < c->n_batch ? n - off : c->n_batch;
-        float *dst = NULL;
-        if (o.logits == ICL_LM_LOGITS_ALL) dst = c->logits + (size_t)off * V;
-        if (o.logits == ICL_LM_LOGITS_LAST && off + T == n) dst = c->logits;
-        if (step(c, tokens + off, T, c->n_past, last_layer, dst ? o.logits : ICL_LM_LOGITS_NONE, dst, err)) {
+        int r0 = tail0 > off ? tail0 : off, nr = off + T - r0; /* this step's rows with logits */
+        if (nr < 0) nr = 0;
+        if (step(c, tokens + off, T, c->n_past, last_layer, r0 - off, nr, c->logits + (size_t)(r0 - tail0) * V, err)) {
             c->stopped = 1; /* the cache holds a partial step: refuse to continue */
             return -1;
         }

@@ -162,7 +162,7 @@ int cmd_run(int argc, char **argv) {
     double t0 = now_s(), t1 = t0;
     int produced = 0;
     if (!r) {
-        icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1};
+        icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1, 0};
         r = icl_lm_eval(s.ctx, ids, (int)n, &o, &err);
         t1 = now_s();
         if (!r && hook_spec) r = icl_lm_set_hooks(s.ctx, NULL, 0, &err); /* the intervention is on the prompt */
@@ -401,7 +401,7 @@ int cmd_capture(int argc, char **argv) {
         r = icl_lm_set_hooks(s.ctx, hooks, nl, &err);
         icl_lm_ctx_reset(s.ctx);
         /* Only the tokens up to the last position matter (causal), and only layers up to the last asked for. */
-        icl_lm_eval_opts o = {ICL_LM_LOGITS_NONE, layers[nl - 1]};
+        icl_lm_eval_opts o = {ICL_LM_LOGITS_NONE, layers[nl - 1], 0};
         if (!r) r = icl_lm_eval(s.ctx, ids[i], last + 1, &o, &err);
         if (r) icl_err_prefix(&err, "prompt %d: ", i + 1);
         if (!r && !quiet) icl_progress_update(&prog, i + 1, NULL);
@@ -528,7 +528,7 @@ int cmd_lmbench(int argc, char **argv) {
         hooks[l] = (icl_hook){.site = ICL_SITE_RESID_POST, .layer = l, .positions = &last, .n_positions = 1,
                               .action = ICL_HOOK_CAPTURE, .out = states + (size_t)l * C};
     if (!r && capture) r = icl_lm_set_hooks(s.ctx, hooks, L, &err);
-    icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1};
+    icl_lm_eval_opts o = {ICL_LM_LOGITS_LAST, -1, 0};
     for (int k = 0; !r && k < reps; k++) {
         icl_lm_ctx_reset(s.ctx);
         double t0 = now_s();
