@@ -439,3 +439,485 @@ void icl_accumulate(float *out, const float *a, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] += a[i];
 }
+
+/* ================================================================ Llama block and LM head */
+
+/* ---------------------------------------------------------------- rmsnorm */
+
+/* The forward follows the inference engine's norm step for step (sum of squares in double, rstd
+ * rounded to float, (x*rstd)*w in float), so a model trained here and run there sees the same
+ * normalised values. */
+void icl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+#pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        double ss = 0;
+        for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
+        float s = (float)(1.0 / sqrt(ss / C + eps));
+        for (int c = 0; c < C; c++) o[c] = x[c] * s * w[c];
+        rstd[n] = s;
+    }
+}
+
+void icl_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+    for (int n = 0; n < N; n++) {
+        double ss = 0;
+        for (int c = 0; c < C; c++) ss += (double)inp[(size_t)n * C + c] * inp[(size_t)n * C + c];
+        rstd[n] = (float)(1.0 / sqrt(ss / C + eps));
+        for (int c = 0; c < C; c++) out[(size_t)n * C + c] = inp[(size_t)n * C + c] * rstd[n] * w[c];
+    }
+}
+
+/* With xhat = x*rstd and y = xhat*w: dx = rstd * (w*g - xhat * mean(w*g*xhat)), dw = sum_rows g*xhat.
+ * The row mean and the column sums are taken in double: the column sums run over every token of
+ * the batch, where float would lose digits. */
+void icl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd,
+                          int N, int C) {
+#pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C, s = rstd[n];
+        double d = 0;
+        for (int c = 0; c < C; c++) d += (double)(w[c] * g[c]) * (x[c] * s);
+        float md = (float)(d / C);
+        for (int c = 0; c < C; c++) dx[c] += (w[c] * g[c] - x[c] * s * md) * s;
+    }
+    /* dw: per block of columns, rows in order, so the sum does not depend on the thread count */
+    enum { BLOCK = 16 };
+    int nblocks = (C + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int c0 = blk * BLOCK, c1 = c0 + BLOCK < C ? c0 + BLOCK : C;
+        double sw[BLOCK] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+            float s = rstd[n];
+            for (int c = c0; c < c1; c++) sw[c - c0] += (double)g[c] * (x[c] * s);
+        }
+        for (int c = c0; c < c1; c++) dw[c] += (float)sw[c - c0];
+    }
+}
+
+void icl_rmsnorm_backward_ref(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                              const float *rstd, int N, int C) {
+    double *sw = calloc((size_t)C, sizeof(double));
+    if (!sw) return;
+    for (int n = 0; n < N; n++) {
+        size_t r = (size_t)n * C;
+        float s = rstd[n];
+        double d = 0;
+        for (int c = 0; c < C; c++) d += (double)(w[c] * dout[r + c]) * (inp[r + c] * s);
+        float md = (float)(d / C);
+        for (int c = 0; c < C; c++) {
+            dinp[r + c] += (w[c] * dout[r + c] - inp[r + c] * s * md) * s;
+            sw[c] += (double)dout[r + c] * (inp[r + c] * s);
+        }
+    }
+    for (int c = 0; c < C; c++) dw[c] += (float)sw[c];
+    free(sw);
+}
+
+/* ---------------------------------------------------------------- rope */
+
+/* cos and sin of pair i's angle at position pos, rounded to float: the inference engine's
+ * expressions (inv_freq = theta^(-2i/rope_dim) in double, times pos), so both give the same bits. */
+static inline void rope_cs(float theta, int i, int rope_dim, int32_t pos, float *cs, float *sn) {
+    double inv_freq = pow((double)theta, -2.0 * i / rope_dim);
+    double a = (double)pos * inv_freq;
+    *cs = (float)cos(a);
+    *sn = (float)sin(a);
+}
+
+/* Rotates (inverse = 0) or rotates back (inverse = 1) pairs [p0, p1) of the rope_dim leading
+ * channels of n_heads heads of one row; cs[i - p0], sn[i - p0] belong to pair i. */
+static inline void rope_row(float *v, int n_heads, int head_dim, int rope_dim, int p0, int p1, const float *cs,
+                            const float *sn, int neox, int inverse) {
+    int half = rope_dim / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * head_dim;
+        for (int i = p0; i < p1; i++) {
+            int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            float a0 = x[i0], a1 = x[i1], c = cs[i - p0], s = inverse ? -sn[i - p0] : sn[i - p0];
+            x[i0] = a0 * c - a1 * s;
+            x[i1] = a0 * s + a1 * c;
+        }
+    }
+}
+
+/* Row by row, cos and sin computed for each row in pieces of up to 64 pairs (the reference, and
+ * the fast path's fallback). */
+static void rope_rows(float *x, size_t ld, const int32_t *pos, int r0, int r1, int n_heads, int head_dim, int rope_dim,
+                      float theta, int neox, int inverse) {
+    enum { PIECE = 64 };
+    float cs[PIECE], sn[PIECE];
+    for (int r = r0; r < r1; r++)
+        for (int p0 = 0; p0 < rope_dim / 2; p0 += PIECE) {
+            int p1 = p0 + PIECE < rope_dim / 2 ? p0 + PIECE : rope_dim / 2;
+            for (int i = p0; i < p1; i++) rope_cs(theta, i, rope_dim, pos[r], cs + i - p0, sn + i - p0);
+            rope_row(x + (size_t)r * ld, n_heads, head_dim, rope_dim, p0, p1, cs, sn, neox, inverse);
+        }
+}
+
+/* The fast path computes cos and sin once per distinct position (a batch repeats positions 0..T-1
+ * in every sequence) instead of once per row; the values, hence the results, are the same. */
+static void rope_apply(float *x, size_t ld, const int32_t *pos, int N, int n_heads, int head_dim, int rope_dim,
+                       float theta, int neox, int inverse) {
+    int half = rope_dim / 2;
+    if (N <= 0 || half <= 0) return;
+    int32_t maxpos = 0, minpos = 0;
+    for (int r = 0; r < N; r++) {
+        maxpos = pos[r] > maxpos ? pos[r] : maxpos;
+        minpos = pos[r] < minpos ? pos[r] : minpos;
+    }
+    size_t npos = (size_t)maxpos + 1;
+    float *tab = minpos >= 0 && npos <= (size_t)N ? malloc(sizeof(float) * 2 * (size_t)half * npos) : NULL;
+    if (!tab) { /* positions do not repeat (or are negative, or out of memory): per row */
+#pragma omp parallel for schedule(static) if ((size_t)N * n_heads * rope_dim > PAR_MIN)
+        for (int r = 0; r < N; r++) rope_rows(x, ld, pos, r, r + 1, n_heads, head_dim, rope_dim, theta, neox, inverse);
+        return;
+    }
+#pragma omp parallel for schedule(static) if (npos * half > 4096)
+    for (size_t p = 0; p < npos; p++)
+        for (int i = 0; i < half; i++)
+            rope_cs(theta, i, rope_dim, (int32_t)p, tab + p * 2 * half + i, tab + p * 2 * half + half + i);
+#pragma omp parallel for schedule(static) if ((size_t)N * n_heads * rope_dim > PAR_MIN)
+    for (int r = 0; r < N; r++) {
+        const float *cs = tab + (size_t)pos[r] * 2 * half;
+        rope_row(x + (size_t)r * ld, n_heads, head_dim, rope_dim, 0, half, cs, cs + half, neox, inverse);
+    }
+    free(tab);
+}
+
+void icl_rope_forward(float *x, size_t ld, const int32_t *pos, int N, int n_heads, int head_dim, int rope_dim,
+                      float theta, int neox) {
+    rope_apply(x, ld, pos, N, n_heads, head_dim, rope_dim, theta, neox, 0);
+}
+
+void icl_rope_backward(float *dx, size_t ld, const int32_t *pos, int N, int n_heads, int head_dim, int rope_dim,
+                       float theta, int neox) {
+    rope_apply(dx, ld, pos, N, n_heads, head_dim, rope_dim, theta, neox, 1);
+}
+
+void icl_rope_forward_ref(float *x, size_t ld, const int32_t *pos, int N, int n_heads, int head_dim, int rope_dim,
+                          float theta, int neox) {
+    rope_rows(x, ld, pos, 0, N, n_heads, head_dim, rope_dim, theta, neox, 0);
+}
+
+void icl_rope_backward_ref(float *dx, size_t ld, const int32_t *pos, int N, int n_heads, int head_dim, int rope_dim,
+                           float theta, int neox) {
+    rope_rows(dx, ld, pos, 0, N, n_heads, head_dim, rope_dim, theta, neox, 1);
+}
+
+/* ---------------------------------------------------------------- swiglu */
+
+/* The forward is icl_silu_mul's expression written to a separate output. */
+static void swiglu_forward_chunk(float *restrict out, const float *restrict gate, const float *restrict up, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + exp_poly(-gate[i])) * up[i];
+}
+
+void icl_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
+    long nchunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (long c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        swiglu_forward_chunk(out + i0, gate + i0, up + i0, len);
+    }
+}
+
+void icl_swiglu_forward_ref(float *out, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)((double)gate[i] / (1.0 + exp(-(double)gate[i])) * up[i]);
+}
+
+/* With s = sigmoid(g): silu(g) = g*s and silu'(g) = s * (1 + g*(1 - s)). */
+static void swiglu_backward_chunk(float *restrict dgate, float *restrict dup, const float *restrict dout,
+                                  const float *restrict gate, const float *restrict up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i], s = 1.0f / (1.0f + exp_poly(-g));
+        dup[i] = dout[i] * (g * s);
+        dgate[i] = dout[i] * up[i] * (s * (1.0f + g * (1.0f - s)));
+    }
+}
+
+void icl_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n) {
+    long nchunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (long c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        swiglu_backward_chunk(dgate + i0, dup + i0, dout + i0, gate + i0, up + i0, len);
+    }
+}
+
+void icl_swiglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double g = gate[i], s = 1.0 / (1.0 + exp(-g));
+        dup[i] = (float)(dout[i] * g * s);
+        dgate[i] = (float)((double)dout[i] * up[i] * s * (1.0 + g * (1.0 - s)));
+    }
+}
+
+/* ---------------------------------------------------------------- grouped-query attention */
+
+/* The same loops as icl_attention_forward with q, k and v at their own strides and query head h
+ * reading kv head h / (Hq/Hkv); for Hq == Hkv on a packed buffer the arithmetic is identical. */
+void icl_gqa_forward(float *out, float *att, const float *q, size_t ldq, const float *k, const float *v, size_t ldkv,
+                     int B, int T, int Hq, int Hkv, int hd, float scale) {
+    int Tp = (T + 15) / 16 * 16, group = Hq / Hkv;
+    size_t C = (size_t)Hq * hd;
+#pragma omp parallel if ((size_t)B * Hq * T * T * hd > PAR_MIN)
+    {
+        float *kt = malloc(sizeof(float) * ((size_t)hd * Tp + Tp));
+        float *srow = kt ? kt + (size_t)hd * Tp : NULL;
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < Hq; h++) {
+                if (!kt) continue; /* out of memory: cannot happen for sane T */
+                const float *qb = q + (size_t)b * T * ldq + (size_t)h * hd;
+                const float *kb = k + (size_t)b * T * ldkv + (size_t)(h / group) * hd;
+                const float *vb = v + (size_t)b * T * ldkv + (size_t)(h / group) * hd;
+                float *a = att + (((size_t)b * Hq + h) * T) * T;
+                gather_transposed(kt, kb, ldkv, T, Tp, hd);
+                for (int t = 0; t < T; t++) {
+                    float *arow = a + (size_t)t * T;
+                    int n = t + 1;
+                    scores16(srow, qb + t * ldq, kt, Tp, n, hd, scale);
+                    float maxv = lanes_max(srow, n);
+                    for (int t2 = 0; t2 < n; t2++) arow[t2] = exp_poly(srow[t2] - maxv);
+                    float inv = 1.0f / lanes_sum(arow, n);
+                    for (int t2 = 0; t2 < n; t2++) arow[t2] *= inv;
+                    for (int t2 = n; t2 < T; t2++) arow[t2] = 0;
+                    float *o = out + ((size_t)b * T + t) * C + (size_t)h * hd;
+                    for (int i = 0; i < hd; i++) o[i] = 0;
+                    weighted_rows_acc(o, arow, vb, ldkv, n, hd);
+                }
+            }
+        free(kt);
+    }
+}
+
+void icl_gqa_forward_ref(float *out, float *att, const float *q, size_t ldq, const float *k, const float *v,
+                         size_t ldkv, int B, int T, int Hq, int Hkv, int hd, float scale) {
+    double *p = malloc(sizeof(double) * (size_t)(T > 0 ? T : 1));
+    if (!p) return;
+    size_t C = (size_t)Hq * hd;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < Hq; h++) {
+            int g = h / (Hq / Hkv);
+            for (int t = 0; t < T; t++) {
+                const float *qr = q + ((size_t)b * T + t) * ldq + (size_t)h * hd;
+                double maxv = -INFINITY, sum = 0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *kr = k + ((size_t)b * T + t2) * ldkv + (size_t)g * hd;
+                    double s = 0;
+                    for (int i = 0; i < hd; i++) s += (double)qr[i] * kr[i];
+                    p[t2] = s * scale;
+                    if (p[t2] > maxv) maxv = p[t2];
+                }
+                for (int t2 = 0; t2 <= t; t2++) sum += (p[t2] = exp(p[t2] - maxv));
+                for (int t2 = 0; t2 <= t; t2++) p[t2] /= sum;
+                float *arow = att + (((size_t)b * Hq + h) * T + t) * T;
+                for (int t2 = 0; t2 < T; t2++) arow[t2] = t2 <= t ? (float)p[t2] : 0.0f;
+                for (int i = 0; i < hd; i++) {
+                    double o = 0;
+                    for (int t2 = 0; t2 <= t; t2++) o += p[t2] * v[((size_t)b * T + t2) * ldkv + (size_t)g * hd + i];
+                    out[((size_t)b * T + t) * C + (size_t)h * hd + i] = (float)o;
+                }
+            }
+        }
+    free(p);
+}
+
+/* Parallel over (sequence, kv head): the query heads sharing a kv head add into its dk and dv one
+ * after the other, in head order, so no two threads write the same gradient and the sums do not
+ * depend on the thread count. Per query head the loops are icl_attention_backward's. */
+void icl_gqa_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, size_t ldq, const float *k,
+                      const float *v, size_t ldkv, const float *att, int B, int T, int Hq, int Hkv, int hd,
+                      float scale) {
+    int Tp = (T + 15) / 16 * 16, group = Hq / Hkv;
+    size_t C = (size_t)Hq * hd;
+#pragma omp parallel if ((size_t)B * Hq * T * T * hd > PAR_MIN)
+    {
+        float *vt = malloc(sizeof(float) * ((size_t)hd * Tp + 2 * Tp));
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int g = 0; g < Hkv; g++) {
+                if (!vt) continue;
+                float *datt = vt + (size_t)hd * Tp, *dpre = datt + Tp;
+                const float *kb = k + (size_t)b * T * ldkv + (size_t)g * hd;
+                float *dkb = dk + (size_t)b * T * ldkv + (size_t)g * hd, *dvb = dv + (size_t)b * T * ldkv + (size_t)g * hd;
+                gather_transposed(vt, v + (size_t)b * T * ldkv + (size_t)g * hd, ldkv, T, Tp, hd);
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    const float *a = att + (((size_t)b * Hq + h) * T) * T;
+                    for (int t = 0; t < T; t++) {
+                        const float *arow = a + (size_t)t * T;
+                        const float *dy = dout + ((size_t)b * T + t) * C + (size_t)h * hd;
+                        /* through att @ v: datt = dy . v (16 at a time), dv += att * dy */
+                        scores16(datt, dy, vt, Tp, t + 1, hd, 1.0f);
+                        float dot = lanes_dot(arow, datt, t + 1);
+                        for (int t2 = 0; t2 <= t; t2++) {
+                            float *dvr = dvb + t2 * ldkv, p = arow[t2];
+                            for (int i = 0; i < hd; i++) dvr[i] += p * dy[i];
+                        }
+                        /* through softmax and q k^T */
+                        const float *qr = q + ((size_t)b * T + t) * ldq + (size_t)h * hd;
+                        float *dqr = dq + ((size_t)b * T + t) * ldq + (size_t)h * hd;
+                        for (int t2 = 0; t2 <= t; t2++) dpre[t2] = arow[t2] * (datt[t2] - dot) * scale;
+                        for (int t2 = 0; t2 <= t; t2++) {
+                            float *dkr = dkb + t2 * ldkv, gr = dpre[t2];
+                            for (int i = 0; i < hd; i++) dkr[i] += gr * qr[i];
+                        }
+                        weighted_rows_acc(dqr, dpre, kb, ldkv, t + 1, hd);
+                    }
+                }
+            }
+        free(vt);
+    }
+}
+
+/* In double, into double copies of the gradients, then added to the caller's arrays. */
+void icl_gqa_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *q, size_t ldq,
+                          const float *k, const float *v, size_t ldkv, const float *att, int B, int T, int Hq, int Hkv,
+                          int hd, float scale) {
+    size_t nq = (size_t)B * T * Hq * hd, nkv = (size_t)B * T * Hkv * hd;
+    double *gq = calloc(nq + 2 * nkv + (size_t)(T > 0 ? T : 1), sizeof(double));
+    if (!gq) return;
+    double *gk = gq + nq, *gv = gk + nkv, *datt = gv + nkv;
+    size_t C = (size_t)Hq * hd, CKV = (size_t)Hkv * hd;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < Hq; h++) {
+            int g = h / (Hq / Hkv);
+            for (int t = 0; t < T; t++) {
+                const float *arow = att + (((size_t)b * Hq + h) * T + t) * T;
+                const float *dy = dout + ((size_t)b * T + t) * C + (size_t)h * hd;
+                const float *qr = q + ((size_t)b * T + t) * ldq + (size_t)h * hd;
+                double dot = 0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *vr = v + ((size_t)b * T + t2) * ldkv + (size_t)g * hd;
+                    double s = 0;
+                    for (int i = 0; i < hd; i++) s += (double)dy[i] * vr[i];
+                    datt[t2] = s;
+                    dot += arow[t2] * s;
+                }
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *kr = k + ((size_t)b * T + t2) * ldkv + (size_t)g * hd;
+                    double dpre = arow[t2] * (datt[t2] - dot) * scale;
+                    size_t okv = ((size_t)b * T + t2) * CKV + (size_t)g * hd, oq = ((size_t)b * T + t) * C + (size_t)h * hd;
+                    for (int i = 0; i < hd; i++) {
+                        gv[okv + i] += (double)arow[t2] * dy[i];
+                        gk[okv + i] += dpre * qr[i];
+                        gq[oq + i] += dpre * kr[i];
+                    }
+                }
+            }
+        }
+    for (size_t r = 0; r < (size_t)B * T; r++) {
+        for (size_t i = 0; i < C; i++) dq[r * ldq + i] += (float)gq[r * C + i];
+        for (size_t i = 0; i < CKV; i++) {
+            dk[r * ldkv + i] += (float)gk[r * CKV + i];
+            dv[r * ldkv + i] += (float)gv[r * CKV + i];
+        }
+    }
+    free(gq);
+}
+
+/* ---------------------------------------------------------------- embedding */
+
+void icl_embedding_forward(float *out, const float *wte, const int32_t *tokens, int N, int C) {
+#pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, sizeof(float) * (size_t)C);
+}
+
+/* Parallel over blocks of columns, every block taking the rows in order: two rows of the same
+ * token never race, and each element's sum has the reference's order. */
+void icl_embedding_backward(float *dwte, const float *dout, const int32_t *tokens, int N, int C) {
+    enum { BLOCK = 16 };
+    int nblocks = (C + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int c0 = blk * BLOCK, c1 = c0 + BLOCK < C ? c0 + BLOCK : C;
+        for (int n = 0; n < N; n++) {
+            float *d = dwte + (size_t)tokens[n] * C;
+            const float *g = dout + (size_t)n * C;
+            for (int c = c0; c < c1; c++) d[c] += g[c];
+        }
+    }
+}
+
+void icl_embedding_backward_ref(float *dwte, const float *dout, const int32_t *tokens, int N, int C) {
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) dwte[(size_t)tokens[n] * C + c] += dout[(size_t)n * C + c];
+}
+
+/* ---------------------------------------------------------------- cross-entropy */
+
+/* One row: returns logsumexp(l) - l[tgt] and, if d is not NULL, writes d = scale*(softmax - onehot)
+ * (d may be l). exp by the polynomial (vectorised; the row is a vocabulary long), sum in 16 double
+ * lanes, so the order depends only on V. */
+static double ce_row(float *d, const float *l, int32_t tgt, int V, double scale) {
+    float m = lanes_max(l, V), lt = l[tgt];
+    double acc[16] = {0}, sum = 0;
+    int i = 0;
+    if (d) {
+        for (; i + 16 <= V; i += 16)
+            for (int j = 0; j < 16; j++) acc[j] += (d[i + j] = exp_poly(l[i + j] - m));
+        for (; i < V; i++) sum += (d[i] = exp_poly(l[i] - m));
+    } else {
+        for (; i + 16 <= V; i += 16)
+            for (int j = 0; j < 16; j++) acc[j] += exp_poly(l[i + j] - m);
+        for (; i < V; i++) sum += exp_poly(l[i] - m);
+    }
+    for (int j = 0; j < 16; j++) sum += acc[j];
+    if (d) {
+        float kf = (float)(scale / sum);
+        for (i = 0; i < V; i++) d[i] *= kf;
+        d[tgt] -= (float)scale;
+    }
+    return (double)m + log(sum) - (double)lt;
+}
+
+float icl_cross_entropy(float *dlogits, const float *logits, const int32_t *targets, int N, int V, float dloss) {
+    int count = 0;
+    for (int n = 0; n < N; n++) count += targets[n] >= 0;
+    double scale = count ? (double)dloss / count : 0.0;
+    /* row losses kept apart and summed in row order afterwards: the same sum for any thread count */
+    double *rl = malloc(sizeof(double) * (size_t)(N > 0 ? N : 1));
+    double total = 0;
+#pragma omp parallel for schedule(static) if (rl && (size_t)N * V > PAR_MIN)
+    for (int n = 0; n < N; n++) {
+        float *d = dlogits ? dlogits + (size_t)n * V : NULL;
+        double r = 0;
+        if (targets[n] >= 0)
+            r = ce_row(d, logits + (size_t)n * V, targets[n], V, scale);
+        else if (d)
+            memset(d, 0, sizeof(float) * (size_t)V);
+        if (rl)
+            rl[n] = r;
+        else
+            total += r; /* out of memory: serial (the if clause above), same order */
+    }
+    if (rl)
+        for (int n = 0; n < N; n++) total += rl[n];
+    free(rl);
+    return count ? (float)(total / count) : 0.0f;
+}
+
+float icl_cross_entropy_ref(float *dlogits, const float *logits, const int32_t *targets, int N, int V, float dloss) {
+    int count = 0;
+    for (int n = 0; n < N; n++) count += targets[n] >= 0;
+    double total = 0;
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * V;
+        float *d = dlogits ? dlogits + (size_t)n * V : NULL;
+        if (targets[n] < 0) {
+            for (int i = 0; d && i < V; i++) d[i] = 0;
+            continue;
+        }
+        double m = l[0], sum = 0, lt = l[targets[n]];
+        for (int i = 1; i < V; i++) m = l[i] > m ? l[i] : m;
+        for (int i = 0; i < V; i++) sum += exp(l[i] - m);
+        total += m + log(sum) - lt;
+        for (int i = 0; d && i < V; i++) /* reads l[i] before writing d[i]: d may be l */
+            d[i] = (float)((double)dloss / count * (exp(l[i] - m) / sum - (i == targets[n])));
+    }
+    return count ? (float)(total / count) : 0.0f;
+}
