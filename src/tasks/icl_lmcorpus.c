@@ -218,23 +218,11 @@ static int doc_push(textdocs *td, size_t start) {
 static int line_text(sbuf *s, const char *path, size_t lineno, const char *line, size_t len, icl_err *err) {
     s->n = 0;
     size_t i = 0;
-    int nt = 0;
-    while (i < len) {
-        while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
-        if (i >= len) break;
-        size_t st = i;
-        while (i < len && line[i] != ' ' && line[i] != '\t') i++;
-        const char *tok = line + st;
-        size_t tl = i - st, slash = tl;
-        while (slash > 0 && tok[slash - 1] != '/') slash--;
-        if (slash < 2 || slash == tl)
-            return icl_errf(err, "%s:%zu: token '%.*s' is not word/tag", path, lineno, (int)(tl > 60 ? 60 : tl), tok);
-        const char *w = tok;
-        size_t wn = slash - 1;
-        if (wn == 2 && (!memcmp(w, "``", 2) || !memcmp(w, "''", 2))) w = "\"", wn = 1;
-        if ((nt++ && sb_add(s, " ", 1)) || sb_add(s, w, wn)) return icl_errf(err, "out of memory");
-    }
-    if (!s->p && sb_add(s, "", 0)) return icl_errf(err, "out of memory");
+    int nt = 0, got;
+    icl_brown_tok tk;
+    while ((got = icl_brown_next(line, len, &i, &tk, path, lineno, err)) == 1)
+        if ((nt++ && sb_add(s, " ", 1)) || sb_add(s, tk.word, tk.word_len)) return icl_errf(err, "out of memory");
+    if (got < 0) return -1;
     return 0;
 }
 

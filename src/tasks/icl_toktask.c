@@ -405,35 +405,54 @@ static int has_alnum(const char *s, size_t n) {
     return 0;
 }
 
+int icl_brown_next(const char *line, size_t len, size_t *pos, icl_brown_tok *tok, const char *path, size_t lineno,
+                   icl_err *err) {
+    size_t i = *pos;
+    while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
+    if (i >= len) {
+        *pos = i;
+        return 0;
+    }
+    size_t st = i;
+    while (i < len && line[i] != ' ' && line[i] != '\t') i++;
+    *pos = i;
+    const char *t = line + st;
+    size_t tl = i - st, slash = tl;
+    while (slash > 0 && t[slash - 1] != '/') slash--;
+    if (slash < 2 || slash == tl)
+        return icl_errf(err, "%s:%zu: token '%.*s' is not word/tag", path, lineno, (int)(tl > 60 ? 60 : tl), t);
+    tok->word = t;
+    tok->word_len = slash - 1;
+    tok->tag = t + slash;
+    tok->tag_len = tl - slash;
+    if (tok->word_len == 2 && (!memcmp(t, "``", 2) || !memcmp(t, "''", 2))) {
+        tok->word = "\"";
+        tok->word_len = 1;
+    }
+    return 1;
+}
+
 /* One corpus line (one sentence): keeps it when it has every concept and at most 40 tokens. */
 static int pos_line(pos_state *ps, const char *path, size_t lineno, const char *line, size_t len, icl_err *err) {
     const char *wp[POS_MAX_TOKENS + 1];
     size_t wl[POS_MAX_TOKENS + 1];
     int first[6] = {-1, -1, -1, -1, -1, -1};
-    int nt = 0;
+    int nt = 0, got;
     size_t i = 0;
-    while (i < len) {
-        while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
-        if (i >= len) break;
-        size_t s = i;
-        while (i < len && line[i] != ' ' && line[i] != '\t') i++;
-        const char *tok = line + s;
-        size_t tl = i - s, slash = tl;
-        while (slash > 0 && tok[slash - 1] != '/') slash--;
-        if (slash < 2 || slash == tl)
-            return icl_errf(err, "%s:%zu: token '%.*s' is not word/tag", path, lineno, (int)(tl > 60 ? 60 : tl), tok);
+    icl_brown_tok tk;
+    while ((got = icl_brown_next(line, len, &i, &tk, path, lineno, err)) == 1) {
         if (nt < POS_MAX_TOKENS + 1) {
-            int c = brown_tag_concept(tok + slash, tl - slash);
+            int c = brown_tag_concept(tk.tag, tk.tag_len);
             if (c >= 0 && first[c] < 0) first[c] = nt;
-            wp[nt] = tok;
-            wl[nt] = slash - 1;
+            wp[nt] = tk.word;
+            wl[nt] = tk.word_len;
         }
         nt++;
     }
+    if (got < 0) return -1;
     if (nt == 0 || nt > POS_MAX_TOKENS) return 0;
     for (int c = 0; c < 6; c++)
         if (first[c] < 0) return 0;
-    /* Brown's `` and '' quotes become ". */
     char *words[POS_MAX_TOKENS];
     size_t total = 0;
     for (int k = 0; k < nt; k++) total += wl[k] + 1;
@@ -443,10 +462,6 @@ static int pos_line(pos_state *ps, const char *path, size_t lineno, const char *
     for (int k = 0; k < nt; k++) {
         const char *w = wp[k];
         size_t n = wl[k];
-        if (n == 2 && (memcmp(w, "``", 2) == 0 || memcmp(w, "''", 2) == 0)) {
-            w = "\"";
-            n = 1;
-        }
         if (k) text[at++] = ' ';
         words[k] = text + at;
         memcpy(text + at, w, n);
