@@ -73,11 +73,7 @@ int icl_lm_ctx_init(icl_lm_ctx **out, const icl_lm *lm, int n_ctx, int n_batch, 
         off += (sizes[i] + 63) & ~(size_t)63;
     }
     c->bytes = total;
-    for (int i = 0; i < hp->rope_dim / 2; i++) {
-        double f = pow((double)hp->rope_base, -2.0 * i / hp->rope_dim) * hp->rope_scale;
-        if (lm->rope_freqs) f /= lm->rope_freqs[i];
-        c->inv_freq[i] = f;
-    }
+    lm_rope_init(lm, c->inv_freq);
     *out = c;
     return 0;
 }
@@ -133,10 +129,10 @@ int icl_lm_set_hooks(icl_lm_ctx *c, const icl_hook *hooks, int n, icl_err *err) 
 }
 
 /* Applies the hooks of (site, layer) to buf (T rows of stride ld) holding positions p0..p0+T-1. */
-static void run_hooks(const icl_lm_ctx *c, icl_site site, int layer, float *buf, size_t ld, int p0, int T) {
-    int hd = c->lm->hp.head_dim, C = c->lm->hp.n_embd;
-    for (int i = 0; i < c->n_hooks; i++) {
-        const icl_hook *h = &c->hooks[i];
+static void run_hooks(const lm_run *r, icl_site site, int layer, float *buf, size_t ld, int p0, int T) {
+    int hd = r->lm->hp.head_dim, C = r->lm->hp.n_embd;
+    for (int i = 0; i < r->n_hooks; i++) {
+        const icl_hook *h = &r->hooks[i];
         if (h->site != site || h->layer != layer) continue;
         int w = site == ICL_SITE_HEAD_OUT ? hd : C;
         size_t off = site == ICL_SITE_HEAD_OUT ? (size_t)h->head * hd : 0;
@@ -159,9 +155,14 @@ static void run_hooks(const icl_lm_ctx *c, icl_site site, int layer, float *buf,
     }
 }
 
-/* out (T,C) = norm(in) with weight w and bias b (either may be NULL), by the model's norm kind.
- * Sums in double: a row of thousands of squares loses bits in float. */
-static void norm_rows(const icl_lm *lm, float *out, const float *in, const float *w, const float *b, int T) {
+/* The hooks of (site, layer) on each of S sequences of T rows (stride ld, sequence stride T*ld). */
+static void run_hooks_seqs(const lm_run *r, icl_site site, int layer, float *buf, size_t ld, int p0, int S, int T) {
+    if (!r->n_hooks) return;
+    for (int s = 0; s < S; s++) run_hooks(r, site, layer, buf + (size_t)s * T * ld, ld, p0, T);
+}
+
+/* Sums in double: a row of thousands of squares loses bits in float. */
+void lm_norm_rows(const icl_lm *lm, float *out, float *rstd, const float *in, const float *w, const float *b, int T) {
     int C = lm->hp.n_embd;
     float eps = lm->hp.eps;
     int rms = lm->norm == LM_NORM_RMS;
@@ -175,9 +176,10 @@ static void norm_rows(const icl_lm *lm, float *out, const float *in, const float
             mean /= C;
         }
         for (int i = 0; i < C; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
-        float rstd = (float)(1.0 / sqrt(var / C + eps)), m = (float)mean;
+        float rs = (float)(1.0 / sqrt(var / C + eps)), m = (float)mean;
+        if (rstd) rstd[t] = rs;
         for (int i = 0; i < C; i++) {
-            float v = (x[i] - m) * rstd;
+            float v = (x[i] - m) * rs;
             if (w) v *= w[i];
             if (b) v += b[i];
             y[i] = v;
@@ -196,15 +198,24 @@ static int matmul(const lm_mat *m, const float *x, int T, float *y, size_t ldy, 
     return icl_qmatmul(m->type, m->data, m->rows, m->cols, x, T, y, (int64_t)ldy, err);
 }
 
+void lm_rope_init(const icl_lm *lm, double *inv_freq) {
+    const icl_lm_hparams *hp = &lm->hp;
+    for (int i = 0; i < hp->rope_dim / 2; i++) {
+        double f = pow((double)hp->rope_base, -2.0 * i / hp->rope_dim) * hp->rope_scale;
+        if (lm->rope_freqs) f /= lm->rope_freqs[i];
+        inv_freq[i] = f;
+    }
+}
+
 /* Rotates n_heads heads of width hd (row stride ld) of T tokens at positions p0.. by RoPE. */
-static void rope(const icl_lm_ctx *c, float *x, size_t ld, int n_heads, int T, int p0) {
-    const icl_lm_hparams *hp = &c->lm->hp;
+static void rope(const lm_run *r, float *x, size_t ld, int n_heads, int T, int p0) {
+    const icl_lm_hparams *hp = &r->lm->hp;
     int half = hp->rope_dim / 2, hd = hp->head_dim;
 #pragma omp parallel for schedule(static) if (T >= 16)
     for (int t = 0; t < T; t++) {
         double pos = p0 + t;
         for (int i = 0; i < half; i++) {
-            double a = pos * c->inv_freq[i];
+            double a = pos * r->inv_freq[i];
             float cs = (float)cos(a), sn = (float)sin(a);
             int i0 = hp->rope_neox ? i : 2 * i, i1 = hp->rope_neox ? i + half : 2 * i + 1;
             for (int h = 0; h < n_heads; h++) {
@@ -246,21 +257,29 @@ static float softmax_row(float *s, int j0, int p, float cap) {
     return (float)(1.0 / sum);
 }
 
+/* One sequence's attention: q (T rows of stride ldq) at positions p0.. against the keys/values of
+ * positions 0..p0+T-1 (k, v: rows of stride ldkv); out (T, qd). probs, if not NULL, receives the
+ * probabilities (n_head, T, p0+T). */
+typedef struct attn_args {
+    const float *q, *k, *v;
+    size_t ldq, ldkv;
+    float *out, *probs;
+} attn_args;
+
 /* Prefill of many tokens: per head, scores (T, p0+T) = Q K^T and the output P V as two sgemm
- * calls on the cache, the masked part of the score tile computed and zeroed (cheap next to the
- * rest of the layer, and it keeps the products dense). */
-static void attention_gemm(icl_lm_ctx *c, int layer, int T, int p0) {
-    const icl_lm_hparams *hp = &c->lm->hp;
+ * calls, the masked part of the score tile computed and zeroed (cheap next to the rest of the
+ * layer, and it keeps the products dense). */
+static void attention_gemm(const lm_run *r, int layer, const attn_args *a, int T, int p0) {
+    const icl_lm_hparams *hp = &r->lm->hp;
     int H = hp->n_head, hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, nk = p0 + T;
-    size_t qd = (size_t)H * hd, kvd = (size_t)hp->n_head_kv * hd, ldq = qd + 2 * kvd;
-    const float *kc = c->k_cache + (size_t)layer * c->n_ctx * kvd, *vc = c->v_cache + (size_t)layer * c->n_ctx * kvd;
+    size_t qd = (size_t)H * hd;
     int window = hp->sliding_window > 0 && layer % 2 == 0 ? hp->sliding_window : 0;
-#pragma omp parallel for schedule(static) num_threads(c->n_threads)
+#pragma omp parallel for schedule(static) num_threads(r->n_threads)
     for (int h = 0; h < H; h++) {
-        float *S = c->score_tiles + (size_t)omp_get_thread_num() * c->n_batch * c->n_ctx;
+        float *S = a->probs ? a->probs + (size_t)h * T * nk : r->score_tiles + (size_t)omp_get_thread_num() * r->tile_ld;
         size_t koff = (size_t)(h / group) * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nk, hd, hp->q_scale, c->qkv + (size_t)h * hd, (int)ldq,
-                    kc + koff, (int)kvd, 0.0f, S, nk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nk, hd, hp->q_scale, a->q + (size_t)h * hd,
+                    (int)a->ldq, a->k + koff, (int)a->ldkv, 0.0f, S, nk);
         for (int t = 0; t < T; t++) {
             float *s = S + (size_t)t * nk;
             int p = p0 + t, j0 = window && p - window + 1 > 0 ? p - window + 1 : 0;
@@ -269,54 +288,56 @@ static void attention_gemm(icl_lm_ctx *c, int layer, int T, int p0) {
             for (int j = j0; j <= p; j++) s[j] *= inv;
             for (int j = p + 1; j < nk; j++) s[j] = 0;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, nk, 1.0f, S, nk, vc + koff, (int)kvd, 0.0f,
-                    c->att + (size_t)h * hd, (int)qd);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, nk, 1.0f, S, nk, a->v + koff, (int)a->ldkv, 0.0f,
+                    a->out + (size_t)h * hd, (int)qd);
     }
 }
 
-/* att (T, qd) = softmax over cached keys of (q k * q_scale, soft-capped, causal, windowed) times v.
+/* out (T, qd) = softmax over the keys of (q k * q_scale, soft-capped, causal, windowed) times v.
  * Few tokens (generation) go query by query; many (prefill) through attention_gemm. */
-static void attention(icl_lm_ctx *c, int layer, int T, int p0) {
+static void attention(const lm_run *r, int layer, const attn_args *a, int T, int p0) {
     if (T >= 16) {
-        attention_gemm(c, layer, T, p0);
+        attention_gemm(r, layer, a, T, p0);
         return;
     }
-    const icl_lm_hparams *hp = &c->lm->hp;
-    int H = hp->n_head, hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    size_t qd = (size_t)H * hd, kvd = (size_t)hp->n_head_kv * hd, ldq = qd + 2 * kvd;
-    const float *kc = c->k_cache + (size_t)layer * c->n_ctx * kvd, *vc = c->v_cache + (size_t)layer * c->n_ctx * kvd;
+    const icl_lm_hparams *hp = &r->lm->hp;
+    int H = hp->n_head, hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, nk = p0 + T;
+    size_t qd = (size_t)H * hd;
     int window = hp->sliding_window > 0 && layer % 2 == 0 ? hp->sliding_window : 0;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(c->n_threads) if ((size_t)T * (p0 + T) * H * hd > 100000)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(r->n_threads) if ((size_t)T * (p0 + T) * H * hd > 100000)
     for (int t = 0; t < T; t++)
         for (int h = 0; h < H; h++) {
-            float *s = c->scores + (size_t)omp_get_thread_num() * c->n_ctx;
-            const float *q = c->qkv + (size_t)t * ldq + (size_t)h * hd;
+            float *s = a->probs ? a->probs + ((size_t)h * T + t) * nk : r->scores + (size_t)omp_get_thread_num() * r->score_ld;
+            const float *q = a->q + (size_t)t * a->ldq + (size_t)h * hd;
             size_t koff = (size_t)(h / group) * hd;
             int p = p0 + t, j0 = window && p - window + 1 > 0 ? p - window + 1 : 0;
-            for (int j = j0; j <= p; j++) s[j] = dot16(q, kc + (size_t)j * kvd + koff, hd) * hp->q_scale;
+            for (int j = j0; j <= p; j++) s[j] = dot16(q, a->k + (size_t)j * a->ldkv + koff, hd) * hp->q_scale;
             float inv = softmax_row(s, j0, p, hp->attn_softcap);
-            float *o = c->att + (size_t)t * qd + (size_t)h * hd;
+            float *o = a->out + (size_t)t * qd + (size_t)h * hd;
             memset(o, 0, (size_t)hd * sizeof(float));
             for (int j = j0; j <= p; j++) {
-                const float *v = vc + (size_t)j * kvd + koff;
+                const float *v = a->v + (size_t)j * a->ldkv + koff;
                 float wgt = s[j] * inv;
                 for (int i = 0; i < hd; i++) o[i] += wgt * v[i];
+            }
+            if (a->probs) { /* the probabilities as used above, zero outside the window */
+                for (int j = 0; j < j0; j++) s[j] = 0;
+                for (int j = j0; j <= p; j++) s[j] *= inv;
+                for (int j = p + 1; j < nk; j++) s[j] = 0;
             }
         }
 }
 
-/* x (T,C) = the residual stream entering layer 0 for tokens at positions p0.. */
-static int embed(icl_lm_ctx *c, const int32_t *tok, int T, int p0, icl_err *err) {
-    const icl_lm *lm = c->lm;
+int lm_embed(const icl_lm *lm, float *xs, float *scratch, const int32_t *tok, int T, int p0, icl_err *err) {
     int C = lm->hp.n_embd;
     for (int t = 0; t < T; t++) {
-        float *x = c->x + (size_t)t * C;
+        float *x = xs + (size_t)t * C;
         const char *row = (const char *)lm->tok_embd.data + (size_t)tok[t] * lm->tok_embd.row_bytes;
         if (icl_quant_dequantize_row(lm->tok_embd.type, row, x, C, err)) return -1;
         if (lm->hp.embd_scale != 1.0f)
             for (int i = 0; i < C; i++) x[i] *= lm->hp.embd_scale;
         if (lm->pos_embd.data) {
-            float *pe = c->xn + (size_t)t * C;
+            float *pe = scratch + (size_t)t * C;
             row = (const char *)lm->pos_embd.data + (size_t)(p0 + t) * lm->pos_embd.row_bytes;
             if (icl_quant_dequantize_row(lm->pos_embd.type, row, pe, C, err)) return -1;
             for (int i = 0; i < C; i++) x[i] += pe[i];
@@ -325,93 +346,130 @@ static int embed(icl_lm_ctx *c, const int32_t *tok, int T, int p0, icl_err *err)
     return 0;
 }
 
-static int attn_block(icl_lm_ctx *c, int l, int T, int p0, icl_err *err) {
-    const icl_lm *lm = c->lm;
+/* x_out = x + proj (in place when they are the same buffer). */
+static void residual(const lm_block_io *io, size_t n) {
+    if (io->x_out == io->x) icl_accumulate(io->x_out, io->proj, n);
+    else icl_add(io->x_out, io->x, io->proj, n);
+}
+
+int lm_attn_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, int p0, icl_err *err) {
+    const icl_lm *lm = r->lm;
     const icl_lm_hparams *hp = &lm->hp;
     const lm_layer *L = &lm->layers[l];
     size_t C = hp->n_embd, qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
     size_t ldq = qd + 2 * kvd;
-    norm_rows(lm, c->xn, c->x, L->attn_norm, L->attn_norm_b, T);
+    int N = S * T;
+    float *qkv = io->qkv;
+    lm_norm_rows(lm, io->xn, io->rstd, io->x, L->attn_norm, L->attn_norm_b, N);
     if (L->wqkv.data) {
-        if (matmul(&L->wqkv, c->xn, T, c->qkv, ldq, err)) return -1;
-        add_bias(c->qkv, ldq, L->bqkv, T, (int)ldq);
+        if (matmul(&L->wqkv, io->xn, N, qkv, ldq, err)) return -1;
+        add_bias(qkv, ldq, L->bqkv, N, (int)ldq);
     } else {
-        if (matmul(&L->wq, c->xn, T, c->qkv, ldq, err) || matmul(&L->wk, c->xn, T, c->qkv + qd, ldq, err) ||
-            matmul(&L->wv, c->xn, T, c->qkv + qd + kvd, ldq, err))
+        if (matmul(&L->wq, io->xn, N, qkv, ldq, err) || matmul(&L->wk, io->xn, N, qkv + qd, ldq, err) ||
+            matmul(&L->wv, io->xn, N, qkv + qd + kvd, ldq, err))
             return -1;
-        add_bias(c->qkv, ldq, L->bq, T, (int)qd);
-        add_bias(c->qkv + qd, ldq, L->bk, T, (int)kvd);
-        add_bias(c->qkv + qd + kvd, ldq, L->bv, T, (int)kvd);
+        add_bias(qkv, ldq, L->bq, N, (int)qd);
+        add_bias(qkv + qd, ldq, L->bk, N, (int)kvd);
+        add_bias(qkv + qd + kvd, ldq, L->bv, N, (int)kvd);
     }
     if (hp->clamp_kqv > 0) {
         float m = hp->clamp_kqv;
-        for (size_t i = 0; i < (size_t)T * ldq; i++) c->qkv[i] = c->qkv[i] < -m ? -m : c->qkv[i] > m ? m : c->qkv[i];
+        for (size_t i = 0; i < (size_t)N * ldq; i++) qkv[i] = qkv[i] < -m ? -m : qkv[i] > m ? m : qkv[i];
     }
-    if (hp->rope_base > 0) {
-        rope(c, c->qkv, ldq, hp->n_head, T, p0);
-        rope(c, c->qkv + qd, ldq, hp->n_head_kv, T, p0);
+    for (int s = 0; s < S; s++) {
+        float *qs = qkv + (size_t)s * T * ldq;
+        if (hp->rope_base > 0) {
+            rope(r, qs, ldq, hp->n_head, T, p0);
+            rope(r, qs + qd, ldq, hp->n_head_kv, T, p0);
+        }
+        attn_args a = {qs, qs + qd, qs + qd + kvd, ldq, ldq, io->att + (size_t)s * T * qd,
+                       io->probs ? io->probs + (size_t)s * hp->n_head * T * (p0 + T) : NULL};
+        if (io->k_cache) { /* append to the cache and attend over every cached position */
+            float *kc = io->k_cache + (size_t)p0 * kvd, *vc = io->v_cache + (size_t)p0 * kvd;
+            for (int t = 0; t < T; t++) {
+                memcpy(kc + (size_t)t * kvd, qs + (size_t)t * ldq + qd, kvd * sizeof(float));
+                memcpy(vc + (size_t)t * kvd, qs + (size_t)t * ldq + qd + kvd, kvd * sizeof(float));
+            }
+            a.k = io->k_cache;
+            a.v = io->v_cache;
+            a.ldkv = kvd;
+        }
+        attention(r, l, &a, T, p0);
     }
-    float *kc = c->k_cache + ((size_t)l * c->n_ctx + p0) * kvd, *vc = c->v_cache + ((size_t)l * c->n_ctx + p0) * kvd;
-    for (int t = 0; t < T; t++) {
-        memcpy(kc + (size_t)t * kvd, c->qkv + (size_t)t * ldq + qd, kvd * sizeof(float));
-        memcpy(vc + (size_t)t * kvd, c->qkv + (size_t)t * ldq + qd + kvd, kvd * sizeof(float));
-    }
-    attention(c, l, T, p0);
-    run_hooks(c, ICL_SITE_HEAD_OUT, l, c->att, qd, p0, T);
-    if (matmul(&L->wo, c->att, T, c->proj, C, err)) return -1;
-    add_bias(c->proj, C, L->bo, T, (int)C);
-    if (L->post_attn_norm) norm_rows(lm, c->proj, c->proj, L->post_attn_norm, NULL, T);
-    run_hooks(c, ICL_SITE_ATTN_OUT, l, c->proj, C, p0, T);
-    icl_accumulate(c->x, c->proj, (size_t)T * C);
+    run_hooks_seqs(r, ICL_SITE_HEAD_OUT, l, io->att, qd, p0, S, T);
+    if (matmul(&L->wo, io->att, N, io->proj, C, err)) return -1;
+    add_bias(io->proj, C, L->bo, N, (int)C);
+    if (L->post_attn_norm) lm_norm_rows(lm, io->proj, NULL, io->proj, L->post_attn_norm, NULL, N);
+    run_hooks_seqs(r, ICL_SITE_ATTN_OUT, l, io->proj, C, p0, S, T);
+    residual(io, (size_t)N * C);
     return 0;
 }
 
-static int mlp_block(icl_lm_ctx *c, int l, int T, int p0, icl_err *err) {
-    const icl_lm *lm = c->lm;
+int lm_mlp_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, int p0, icl_err *err) {
+    const icl_lm *lm = r->lm;
     const lm_layer *L = &lm->layers[l];
     size_t C = lm->hp.n_embd, F = lm->hp.n_ff;
-    norm_rows(lm, c->xn, c->x, L->ffn_norm, L->ffn_norm_b, T);
-    if (matmul(&L->up, c->xn, T, c->ff_b, F, err)) return -1;
-    add_bias(c->ff_b, F, L->b_up, T, (int)F);
+    int N = S * T;
+    float *m = io->ff_m ? io->ff_m : io->ff_a;
+    lm_norm_rows(lm, io->xn, io->rstd, io->x, L->ffn_norm, L->ffn_norm_b, N);
+    if (matmul(&L->up, io->xn, N, io->ff_b, F, err)) return -1;
+    add_bias(io->ff_b, F, L->b_up, N, (int)F);
     if (lm->mlp != LM_MLP_GELU) {
-        if (matmul(&L->gate, c->xn, T, c->ff_a, F, err)) return -1;
-        add_bias(c->ff_a, F, L->b_gate, T, (int)F);
-        if (lm->mlp == LM_MLP_SWIGLU) icl_silu_mul(c->ff_a, c->ff_b, (size_t)T * F);
-        else icl_gelu_mul(c->ff_a, c->ff_b, (size_t)T * F);
+        if (matmul(&L->gate, io->xn, N, io->ff_a, F, err)) return -1;
+        add_bias(io->ff_a, F, L->b_gate, N, (int)F);
+        if (lm->mlp == LM_MLP_SWIGLU) {
+            if (m == io->ff_a) icl_silu_mul(io->ff_a, io->ff_b, (size_t)N * F);
+            else icl_swiglu_forward(m, io->ff_a, io->ff_b, (size_t)N * F); /* the same bits, gate kept */
+        } else {
+            icl_gelu_mul(io->ff_a, io->ff_b, (size_t)N * F);
+            m = io->ff_a;
+        }
     } else {
-        icl_gelu_forward(c->ff_a, c->ff_b, (size_t)T * F);
+        icl_gelu_forward(io->ff_a, io->ff_b, (size_t)N * F);
+        m = io->ff_a;
     }
-    if (matmul(&L->down, c->ff_a, T, c->proj, C, err)) return -1;
-    add_bias(c->proj, C, L->b_down, T, (int)C);
-    if (L->post_ffn_norm) norm_rows(lm, c->proj, c->proj, L->post_ffn_norm, NULL, T);
-    run_hooks(c, ICL_SITE_MLP_OUT, l, c->proj, C, p0, T);
-    icl_accumulate(c->x, c->proj, (size_t)T * C);
+    if (matmul(&L->down, m, N, io->proj, C, err)) return -1;
+    add_bias(io->proj, C, L->b_down, N, (int)C);
+    if (L->post_ffn_norm) lm_norm_rows(lm, io->proj, NULL, io->proj, L->post_ffn_norm, NULL, N);
+    run_hooks_seqs(r, ICL_SITE_MLP_OUT, l, io->proj, C, p0, S, T);
+    residual(io, (size_t)N * C);
     return 0;
 }
 
-/* Final norm and head for rows [r0, r0+nr) of x, into logits rows starting at `dst`. */
-static int head(icl_lm_ctx *c, int r0, int nr, float *dst, icl_err *err) {
-    const icl_lm *lm = c->lm;
-    size_t C = lm->hp.n_embd, V = lm->hp.n_vocab;
-    norm_rows(lm, c->xn, c->x + (size_t)r0 * C, lm->out_norm, lm->out_norm_b, nr);
-    if (matmul(&lm->output, c->xn, nr, dst, V, err)) return -1;
+int lm_head_rows(const icl_lm *lm, float *xn, float *rstd, const float *x, int nr, float *dst, icl_err *err) {
+    size_t V = lm->hp.n_vocab;
+    lm_norm_rows(lm, xn, rstd, x, lm->out_norm, lm->out_norm_b, nr);
+    if (matmul(&lm->output, xn, nr, dst, V, err)) return -1;
     float cap = lm->hp.final_softcap;
     if (cap > 0)
         for (size_t i = 0; i < (size_t)nr * V; i++) dst[i] = cap * tanhf(dst[i] / cap);
     return 0;
 }
 
+/* The context's view of the block code: its hooks and scratch. */
+static lm_run ctx_run(const icl_lm_ctx *c) {
+    return (lm_run){c->lm, c->hooks, c->n_hooks, c->inv_freq, c->n_threads, c->scores, c->score_tiles,
+                    (size_t)c->n_ctx, (size_t)c->n_batch * c->n_ctx};
+}
+
 /* One step of T <= n_batch tokens at positions p0..; the logits of its rows [r0, r0+nr) go to dst
  * (nr = 0: none). */
 static int step(icl_lm_ctx *c, const int32_t *tok, int T, int p0, int last_layer, int r0, int nr, float *dst,
                 icl_err *err) {
-    if (embed(c, tok, T, p0, err)) return -1;
+    const icl_lm *lm = c->lm;
+    size_t C = lm->hp.n_embd, kvd = (size_t)lm->hp.n_head_kv * lm->hp.head_dim;
+    lm_run r = ctx_run(c);
+    if (lm_embed(lm, c->x, c->xn, tok, T, p0, err)) return -1;
+    lm_block_io io = {.x = c->x, .x_out = c->x, .xn = c->xn, .qkv = c->qkv, .att = c->att, .proj = c->proj,
+                      .ff_a = c->ff_a, .ff_b = c->ff_b, .ff_m = c->ff_a};
     for (int l = 0; l <= last_layer; l++) {
-        run_hooks(c, ICL_SITE_RESID_PRE, l, c->x, c->lm->hp.n_embd, p0, T);
-        if (attn_block(c, l, T, p0, err) || mlp_block(c, l, T, p0, err)) return -1;
-        run_hooks(c, ICL_SITE_RESID_POST, l, c->x, c->lm->hp.n_embd, p0, T);
+        io.k_cache = c->k_cache + (size_t)l * c->n_ctx * kvd;
+        io.v_cache = c->v_cache + (size_t)l * c->n_ctx * kvd;
+        run_hooks(&r, ICL_SITE_RESID_PRE, l, c->x, C, p0, T);
+        if (lm_attn_block(&r, l, &io, 1, T, p0, err) || lm_mlp_block(&r, l, &io, 1, T, p0, err)) return -1;
+        run_hooks(&r, ICL_SITE_RESID_POST, l, c->x, C, p0, T);
     }
-    return nr > 0 ? head(c, r0, nr, dst, err) : 0;
+    return nr > 0 ? lm_head_rows(lm, c->xn, NULL, c->x + (size_t)r0 * C, nr, dst, err) : 0;
 }
 
 int icl_lm_eval(icl_lm_ctx *c, const int32_t *tokens, int n, const icl_lm_eval_opts *opts, icl_err *err) {

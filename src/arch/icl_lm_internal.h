@@ -1,4 +1,5 @@
-/* What the LM loader (icl_lm.c) and the forward pass (icl_lm_eval.c) share: the mapped weights. */
+/* What the LM loader (icl_lm.c), the forward pass (icl_lm_eval.c) and training (icl_lmtrain.c)
+ * share: the weights as the engine sees them, and the block functions. */
 #ifndef ICL_LM_INTERNAL_H
 #define ICL_LM_INTERNAL_H
 #include "iclab/icl_lm.h"
@@ -34,5 +35,57 @@ struct icl_lm {
     float *vecs; /* fp32 copies of every 1-D tensor, one allocation */
     uint64_t vec_bytes, weight_bytes;
 };
+
+/* ---------------------------------------------------------------- the block code (icl_lm_eval.c)
+ * One implementation of the forward pass, shared by icl_lm_eval (a context with a KV cache) and
+ * training (icl_lmtrain.c, no cache, activations kept for the backward). Every function works on
+ * buffers passed in; the caller owns them. Shapes: T = tokens of one sequence, S = sequences, rows
+ * = S*T, C = n_embd, qd = n_head*head_dim, kvd = n_head_kv*head_dim, ldq = qd + 2*kvd, F = n_ff. */
+
+/* What a forward pass runs with besides the weights: hooks, RoPE angles, attention scratch. */
+typedef struct lm_run {
+    const icl_lm *lm;
+    const icl_hook *hooks; /* n_hooks of them, applied to each sequence at its positions p0.. */
+    int n_hooks;
+    const double *inv_freq; /* (rope_dim/2): lm_rope_init */
+    int n_threads;          /* attention runs on at most this many threads */
+    float *scores;          /* (n_threads, score_ld): one query's scores (per-query path) */
+    float *score_tiles;     /* (n_threads, tile_ld): a head's (T, keys) scores (prefill path) */
+    size_t score_ld, tile_ld;
+} lm_run;
+
+/* The buffers of one block. The attention sub-block reads x, writes xn (and rstd), qkv (q|k|v after
+ * biases and RoPE), att (the heads' outputs before the output projection), proj, and x_out = x +
+ * proj; the MLP sub-block reads x, writes xn (rstd), ff_a (gate, or GELU output), ff_b (up), ff_m
+ * (silu(gate)*up; ff_m == ff_a computes it in place over the gate), proj, x_out. x_out == x adds
+ * in place. */
+typedef struct lm_block_io {
+    float *x, *x_out;        /* (rows, C) */
+    float *xn;               /* (rows, C) */
+    float *rstd;             /* (rows) 1/rms of each normed row (RMSNorm models), or NULL */
+    float *qkv;              /* (rows, ldq) */
+    float *att;              /* (rows, qd) */
+    float *probs;            /* (S, n_head, T, T) attention probabilities, zero above the diagonal, or NULL */
+    float *proj;             /* (rows, C) */
+    float *ff_a, *ff_b, *ff_m; /* (rows, F) */
+    float *k_cache, *v_cache;  /* this layer's cache (n_ctx rows of kvd; S = 1): k and v of positions p0..
+                                  are stored there and attention reads every cached key; NULL: attention
+                                  reads the keys inside qkv (p0 must be 0) */
+} lm_block_io;
+
+/* inv_freq (rope_dim/2) = the RoPE angle per position of each rotated pair. */
+void lm_rope_init(const icl_lm *lm, double *inv_freq);
+/* out (T,C) = norm(in) with weight w and bias b (either may be NULL) by the model's norm kind;
+ * rstd (T), if not NULL, receives each row's 1/sqrt(var + eps) as used. */
+void lm_norm_rows(const icl_lm *lm, float *out, float *rstd, const float *in, const float *w, const float *b, int T);
+/* x (T,C) = the stream entering layer 0 for tokens at positions p0..; scratch (T,C) for gpt2's
+ * position rows. */
+int lm_embed(const icl_lm *lm, float *x, float *scratch, const int32_t *tok, int T, int p0, icl_err *err);
+/* Layer l's attention / MLP sub-block on S sequences of T tokens at positions p0.. (hooks fire). */
+int lm_attn_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, int p0, icl_err *err);
+int lm_mlp_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, int p0, icl_err *err);
+/* dst (nr, n_vocab) = head(final_norm(x)) for nr rows of x; xn (nr, C) and rstd (nr, or NULL) keep
+ * the normed rows. */
+int lm_head_rows(const icl_lm *lm, float *xn, float *rstd, const float *x, int nr, float *dst, icl_err *err);
 
 #endif
