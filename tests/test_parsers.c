@@ -128,6 +128,9 @@ static void test_config_json(void) {
         {"{\"task.dim\": -3}", "x: "},
         {"{\"task.di\\m\": 1}", "x: bad field name at byte 9"},
         {"{\"task.dim\" 8}", "x: expected ':' after \"task.dim\""},
+        /* found by fuzz_config: a float field past float's range used to become inf, written as "inf" */
+        {"{\"train.grad_clip\": \n211115555555555555555555555555555501111111151}\n", "x: --grad-clip: '"},
+        {"{\"train.lr\": 1e39}", "x: --lr: '1e39' is out of range"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err.msg[0] = 0;

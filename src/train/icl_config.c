@@ -2,6 +2,7 @@
  * drives JSON output, checkpoint metadata and command-line flags alike. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,9 @@ int icl_config_field_parse(icl_train_config *c, const icl_config_field *f, const
     case ICL_FIELD_F64: {
         double v = strtod(text, &end);
         if (*end || errno || v != v) return icl_errf(err, "--%s: '%s' is not a number", f->flag, text);
+        /* a value that overflows float (or double) would be written back as "inf", which no reader takes */
+        if (!isfinite(f->type == ICL_FIELD_F32 ? (double)(float)v : v))
+            return icl_errf(err, "--%s: '%s' is out of range", f->flag, text);
         if (f->type == ICL_FIELD_F32) *(float *)p = (float)v;
         else *(double *)p = v;
         break;
