@@ -13,7 +13,8 @@ static void train_usage(FILE *f) {
     fprintf(f,
             "usage: iclab train [--preset NAME] [--out DIR] [--resume | --overwrite] [options]\n\n"
             "Trains the toy in-context regression transformer; the run folder gets config.json, train.csv,\n"
-            "eval.csv, eval_positions.csv, estimators.csv and checkpoints/*.gguf.\n\n"
+            "eval.csv, eval_positions.csv, estimators.csv and checkpoints/*.gguf.\n"
+            "iclab train --task lm --corpus DIR trains a language model instead (iclab train --task lm --help).\n\n"
             "  --preset NAME     start from a preset: %s (default: paper)\n"
             "  --out DIR         run folder (default: runs/<preset>)\n"
             "  --resume          continue the run in --out from its latest checkpoint (bit-identical)\n"
@@ -29,7 +30,16 @@ static void train_usage(FILE *f) {
     }
 }
 
+/* 1 if the arguments ask for --task lm (the language-model trainer, cmd_train_lm.c). */
+static int wants_lm(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if ((!strcmp(argv[i], "--task") && i + 1 < argc && !strcmp(argv[i + 1], "lm")) || !strcmp(argv[i], "--task=lm"))
+            return 1;
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
+    if (wants_lm(argc, argv)) return cmd_train_lm(argc, argv);
     icl_err err;
     icl_train_config c;
     const char *preset = "paper", *out = NULL;
