@@ -323,11 +323,13 @@ static void figure_fit(icl_report *rep, const char *dir, const eval_data *d, int
     int pl;
     double pr2 = NAN;
     paper_lookup(d->task, "", &pl, &pr2);
+    char fit[160];
+    if (isfinite(r2)) snprintf(fit, sizeof fit, "Fit: accuracy = %.3f TD %+.3f, R\u00b2 = %.3f over %d points.", a, b, r2, n);
+    else snprintf(fit, sizeof fit, "No linear fit: accuracy or TD is the same at all %d points.", n);
     snprintf(cap, sizeof cap,
              "ICL accuracy against task decodability at the peak layer, one point per concept and shot count (the "
-             "number beside each point), Null left out (the paper's Fig. 4). Fit: accuracy = %.3f TD %+.3f, R\u00b2 = "
-             "%.3f over %d points.%s",
-             a, b, r2, n,
+             "number beside each point), Null left out (the paper's Fig. 4). %s%s",
+             fit,
              isfinite(pr2) ? (!strcmp(d->task, "pos") ? " The paper's Llama-3.1-8B: R\u00b2 = 0.781 (POS, layer 15)."
                                                          : " The paper's Llama-3.1-8B: R\u00b2 = 0.528 (bitwise, layer 13).")
                            : "");
@@ -421,6 +423,29 @@ out:
     for (int i = 0; cells && i < (d->K + 1) * cols; i++) free(cells[i]);
     free(head);
     free(cells);
+}
+
+/* The findings in words: mean TD and accuracy by shot count, the peak layer, the fit. */
+static void summary(icl_report *rep, const eval_data *d) {
+    char line[2048];
+    size_t n = 0;
+    n += (size_t)snprintf(line + n, sizeof line - n, "At the peak layer (%d of %d), the mean TD over the concepts other than "
+                          "Null (chance %.2f) is", d->peak, d->rows - 1, 1.0 / d->K);
+    for (int s = 0; s < d->S && n < sizeof line - 64; s++) {
+        double td = 0, acc = 0;
+        int m = 0;
+        for (int c = 0; c < d->K; c++)
+            if (!is_null(d->concepts[c])) {
+                td += d->td[((size_t)s * d->rows + d->peak) * d->K + c];
+                acc += d->acc[s * d->K + c];
+                m++;
+            }
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s %.3f at %d shot%s", s ? (s + 1 == d->S ? " and" : ",") : "",
+                              td / m, d->shots[s], d->shots[s] == 1 ? "" : "s");
+        if (d->has_acc) n += (size_t)snprintf(line + n, sizeof line - n, " (accuracy %.1f%%)", 100 * acc / m);
+    }
+    if (n < sizeof line - 2) snprintf(line + n, sizeof line - n, ".");
+    icl_report_p(rep, "%s", line);
 }
 
 /* ---- interventions ----------------------------------------------------------------------------- */
@@ -545,6 +570,7 @@ int icl_eval_report(const char *dir, icl_err *err) {
                       "hidden_states). TD: leave-one-out 10-nearest-neighbour majority vote at the last prompt token, "
                       "per concept (paper §2). Accuracy: greedy decoding, exact match of the answer line.");
     icl_report_h2(rep, "Task decodability and accuracy (paper Figs. 3, 4, 19)");
+    summary(rep, &d);
     table_td_acc(rep, &d);
     figures_td(rep, dir, &d, &bad, err);
     if (!bad && d.has_acc) figure_fit(rep, dir, &d, &bad, err);
