@@ -18,7 +18,7 @@ for f in config.json task.tsv predictions.jsonl accuracy.csv td.csv fit.csv stat
          figures/embed_layer.png; do
   [ -s "$T/e/$f" ] || bad "eval did not write $f"
 done
-grep -q 'Task decodability and accuracy' "$T/e/report.html" && grep -q "(paper)" "$T/e/report.html" \
+grep -q 'Task decodability and accuracy' "$T/e/report.html" && grep -q "(paper)" "$T/e/report.html" && grep -q 'At the peak layer (' "$T/e/report.html" \
   && ok "report.html with the paper's columns" || bad "report.html content"
 
 $ICLAB td "$T/e/states_s4.npy" "$T/e/labels.npy" --no-probe -o "$T/td4.csv" > /dev/null || bad "iclab td failed"
