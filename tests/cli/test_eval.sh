@@ -50,6 +50,9 @@ cfg = json.load(open(t + "e/config.json"))
 assert cfg["peak_layer"] in range(4) and cfg["peak_shots"] == 4
 PY
 
+rm "$T/e/report.html"
+$ICLAB report "$T/e" > /dev/null && [ -s "$T/e/report.html" ] && ok "iclab report rebuilds an eval folder's report" || bad "iclab report on an eval folder"
+
 # Same seed, same files; the tasks' data are the run folder's task.tsv.
 $ICLAB eval "$m" --task bitwise --shots 1,4 --prompts 12 --quiet --threads 1 --out "$T/e2" || bad "second eval failed"
 for f in td.csv accuracy.csv predictions.jsonl states_s4.npy task.tsv; do
