@@ -101,6 +101,17 @@ int icl_intervene_run(const icl_intervene_cfg *cfg, icl_err *err);
  * constant or n < 2). */
 void icl_linfit(const double *x, const double *y, int n, double *slope, double *intercept, double *r2);
 
+/* The checkpoint steps of an `iclab train --task lm` run folder (run_dir/checkpoints/step_N.gguf),
+ * ascending, in a malloc'd array; an error when the folder has none. */
+int icl_run_checkpoints(const char *run_dir, int64_t **steps, int *n, icl_err *err);
+
+/* The checkpoint study (paper §3.5): icl_eval_run with cfg on every checkpoint of run_dir (cfg->model
+ * is ignored) into cfg->out_dir/step_N (states kept only at each peak row), then
+ * cfg->out_dir/checkpoints.csv (step, shots, concept, accuracy, td at the LAST checkpoint's peak layer,
+ * td at the checkpoint's own peak layer, that layer), figures/checkpoints.png/.svg and report.html
+ * (accuracy and TD against step per concept, and per concept the step at which each rose). */
+int icl_eval_checkpoints(const icl_eval_cfg *cfg, const char *run_dir, icl_err *err);
+
 /* report.html and figures/ of an eval folder, from the files above (and the intervention files
  * when present), with the paper's Llama-3.1-8B numbers beside ours where the task matches. */
 int icl_eval_report(const char *out_dir, icl_err *err);

@@ -1,27 +1,159 @@
 /* `iclab demo`: the project's main job on defaults. Trains the demo configuration (a few minutes on
  * a 2-core CPU) into runs/demo, decodes every checkpoint, runs the causal tests at the end of
  * training and writes the report. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "cli.h"
+#include "iclab/icl_file.h"
 #include "iclab/icl_causal.h"
 #include "iclab/icl_decode.h"
 #include "iclab/icl_runplot.h"
 #include "iclab/icl_train.h"
 
+/* The corpus of the minilm preset (concept shares: docs/reproduction.md, "The mini-LM") and the
+ * measured wall time of the whole LLM demo on 2 cores. */
+#define MINILM_CORPUS "--text-share 0.3 --share bitwise=3,XNOR=0,NOR=0.25,pos:Adverb=0,pos:Preposition=0.25"
+#define LLM_DEMO_TIME "20 minutes"
+
+/* The LLM half (`iclab demo --llm`). The corpus of each preset: the concept shares make some
+ * concepts rare or absent in pretraining, so that ICL accuracy differs between concepts
+ * (docs/reproduction.md, "The mini-LM"). */
+static const char *llm_corpus_args(const char *preset) {
+    if (!strcmp(preset, "minilm")) return MINILM_CORPUS;
+    return "--bytes 300k --vocab 512";
+}
+
+/* One step of the demo: argv (NULL-terminated) through a command; the command prints its own error. */
+static int llm_step(int (*cmd)(int, char **), char **argv) {
+    int n = 0;
+    while (argv[n]) n++;
+    return cmd(n, argv);
+}
+
+/* A folder the LLM demo may replace: missing, empty, or an earlier LLM demo (it holds demo-llm.txt). */
+static int llm_out_ok(const char *out, icl_err *err) {
+    DIR *d = opendir(out);
+    if (!d) return 0;
+    struct dirent *e;
+    int other = 0, mine = 0;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (!strcmp(e->d_name, "demo-llm.txt")) mine = 1;
+        else other = 1;
+    }
+    closedir(d);
+    if (other && !mine) return icl_errf(err, "refusing to overwrite %s: it is not an earlier iclab demo --llm folder", out);
+    return 0;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int demo_llm(const char *out, const char *preset, int threads, const char *shots, const char *prompts) {
+    icl_err err;
+    if (strcmp(preset, "minilm") && strcmp(preset, "tiny")) {
+        icl_errf(&err, "unknown preset '%s' for --llm (minilm or tiny)", preset);
+        return cli_fail("demo", &err);
+    }
+    if (llm_out_ok(out, &err) || icl_mkdirs(out, &err)) return cli_fail("demo", &err);
+    char corpus[4200], run[4200], model[4300], ev[2][4200], th[16], path[4300];
+    snprintf(corpus, sizeof corpus, "%s/corpus", out);
+    snprintf(run, sizeof run, "%s/lm", out);
+    snprintf(model, sizeof model, "%s/model.gguf", run);
+    snprintf(th, sizeof th, "%d", threads);
+    const char *tasks[2] = {"bitwise", "pos"};
+    for (int t = 0; t < 2; t++) snprintf(ev[t], sizeof ev[t], "%s/eval-%s", out, tasks[t]);
+    /* the marker first, so an interrupted demo can be rerun into the same folder */
+    snprintf(path, sizeof path, "%s/demo-llm.txt", out);
+    char note[512];
+    int nn = snprintf(note, sizeof note,
+                      "iclab demo --llm --preset %s --shots %s --prompts %s\ncorpus: iclab mkcorpus %s\n"
+                      "train: iclab train --task lm --preset %s\n", preset, shots, prompts, llm_corpus_args(preset), preset);
+    if (icl_write_file_atomic(path, note, (size_t)nn, &err)) return cli_fail("demo", &err);
+    double t0 = now_s(), t1;
+
+    /* 1. the corpus and its tokenizer; the options are split at spaces (none holds one) */
+    char cargs[512], *cargv[48];
+    int nc = 0;
+    snprintf(cargs, sizeof cargs, "%s", llm_corpus_args(preset));
+    cargv[nc++] = "mkcorpus", cargv[nc++] = "--out", cargv[nc++] = corpus, cargv[nc++] = "--quiet";
+    for (char *tok = strtok(cargs, " "); tok && nc < 46; tok = strtok(NULL, " ")) cargv[nc++] = tok;
+    cargv[nc] = NULL;
+    fprintf(stderr, "iclab demo --llm: the pretraining corpus into %s\n", corpus);
+    if (llm_step(cmd_mkcorpus, cargv)) return 1;
+
+    /* 2. pretraining */
+    fprintf(stderr, "iclab demo --llm: training the %s preset into %s\n", preset, run);
+    char *targv[] = {"train", "--task", "lm", "--preset", (char *)preset, "--corpus", corpus, "--out", run,
+                     "--overwrite", "--threads", th, NULL};
+    if (llm_step(cmd_train_lm, targv)) return 1;
+    t1 = now_s();
+    fprintf(stderr, "iclab demo --llm: corpus and training took %.0f s\n", t1 - t0);
+
+    /* the interventions' shot count: 4, as the paper, or the largest listed when 4 is not (eval's peak rule) */
+    char pshots[16] = "", sl[128];
+    snprintf(sl, sizeof sl, "%s", shots);
+    int best = -1;
+    for (char *tok = strtok(sl, ","); tok; tok = strtok(NULL, ",")) {
+        int k = atoi(tok);
+        if (k == 4) {
+            best = 4;
+            break;
+        }
+        if (k > best) best = k;
+    }
+    snprintf(pshots, sizeof pshots, "%d", best < 0 ? 4 : best);
+
+    /* 3. ICL accuracy and TD per layer, then the interventions at the peak layer, per task family */
+    for (int t = 0; t < 2; t++) {
+        fprintf(stderr, "iclab demo --llm: iclab eval --task %s (shots %s, %s prompts per concept) into %s\n", tasks[t],
+                shots, prompts, ev[t]);
+        char *eargv[] = {"eval", model, "--task", (char *)tasks[t], "--shots", (char *)shots, "--prompts",
+                         (char *)prompts, "--out", ev[t], "--threads", th, NULL};
+        if (llm_step(cmd_eval, eargv)) return 1;
+        fprintf(stderr, "iclab demo --llm: iclab patch --layer peak --task %s --shots %s\n", tasks[t], pshots);
+        char *pargv[] = {"patch", model, "--layer", "peak", "--task", (char *)tasks[t], "--shots", pshots, "--prompts", (char *)prompts,
+                         "--out", ev[t], "--threads", th, NULL};
+        if (llm_step(cmd_patch_lm, pargv)) return 1;
+    }
+    fprintf(stderr, "iclab demo --llm: done in %.0f s (evaluation and patching %.0f s)\n", now_s() - t0, now_s() - t1);
+    printf("open %s/report.html and %s/report.html (model %s, training log %s/train.csv)\n", ev[0], ev[1], model, run);
+    return 0;
+}
+
 int cmd_demo(int argc, char **argv) {
     icl_err err;
-    const char *out = "runs/demo", *preset = "demo";
+    int llm = 0, llm_opts = 0;
+    const char *shots = "1,4,10", *prompts = "100";
+    const char *out = NULL, *preset = NULL;
     int threads = 2;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
-            printf("usage: iclab demo [--out DIR] [--threads N] [--preset demo]\n\n"
+            printf("usage: iclab demo [--out DIR] [--threads N] [--preset demo]\n"
+                   "       iclab demo --llm [--out DIR] [--threads N] [--preset minilm|tiny] [--shots 1,4,10] [--prompts 100]\n\n"
                    "Trains the demo configuration (iclab train --preset demo) into DIR (default runs/demo,\n"
                    "replaced if it is an earlier iclab run), then runs iclab decode, iclab patch and iclab report\n"
                    "on it: open DIR/report.html. --preset tiny runs the same steps on the tiny preset in seconds\n"
-                   "(the test suite's check of this path; its report shows nothing learnt).\n");
+                   "(the test suite's check of this path; its report shows nothing learnt).\n\n"
+                   "--llm is the paper's LLM half on iclab's own mini language model, into DIR (default\n"
+                   "runs/demo-llm, replaced if it is an earlier demo --llm folder): iclab mkcorpus into DIR/corpus,\n"
+                   "iclab train --task lm --preset minilm into DIR/lm, then for bitwise and pos iclab eval (ICL\n"
+                   "accuracy and TD per layer at --shots, --prompts prompts per concept and shot count) and iclab\n"
+                   "patch --layer peak into DIR/eval-TASK: open DIR/eval-bitwise/report.html and\n"
+                   "DIR/eval-pos/report.html. The defaults are the paper's shots and prompt count; on 2 cores\n"
+                   "the whole demo takes about %s (training about 20 minutes). --preset tiny runs the\n"
+                   "same steps in seconds (the tests' check of the path; nothing is learnt).\n", LLM_DEMO_TIME);
             return 0;
+        }
+        if (!strcmp(argv[i], "--llm")) {
+            llm = 1;
+            continue;
         }
         char name[64];
         const char *v = strncmp(argv[i], "--", 2) ? NULL : cli_flag_value(argc, argv, &i, name, sizeof name, &err);
@@ -31,6 +163,8 @@ int cmd_demo(int argc, char **argv) {
         }
         if (!strcmp(name, "out")) out = v;
         else if (!strcmp(name, "preset")) preset = v;
+        else if (!strcmp(name, "shots")) shots = v, llm_opts = 1;
+        else if (!strcmp(name, "prompts")) prompts = v, llm_opts = 1;
         else if (!strcmp(name, "threads")) {
             if (cli_parse_int(name, v, 1, 1024, &threads, &err)) return cli_fail("demo", &err);
         } else {
@@ -38,6 +172,13 @@ int cmd_demo(int argc, char **argv) {
             return cli_fail("demo", &err);
         }
     }
+    if (llm) return demo_llm(out ? out : "runs/demo-llm", preset ? preset : "minilm", threads, shots, prompts);
+    if (llm_opts) {
+        icl_errf(&err, "--shots and --prompts belong to --llm");
+        return cli_fail("demo", &err);
+    }
+    if (!out) out = "runs/demo";
+    if (!preset) preset = "demo";
     icl_train_config c;
     if (icl_train_config_preset(&c, preset, &err)) return cli_fail("demo", &err);
     c.threads = threads;

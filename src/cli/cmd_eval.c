@@ -6,12 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "cli.h"
 #include "iclab/icl_file.h"
 #include "iclab/icl_lmeval.h"
 
 static const char *eval_usage =
-    "usage: iclab eval MODEL.gguf [--task bitwise|pos|FILE.tsv] [--shots 1,4,10] [--prompts 100] [--out DIR]\n"
+    "usage: iclab eval MODEL.gguf|RUN_DIR [--task bitwise|pos|FILE.tsv] [--shots 1,4,10] [--prompts 100] [--out DIR]\n"
     "                  [--prompting] [--template '{x} -> {y}\\n'] [--layers N] [--no-accuracy] [--k 10]\n"
     "                  [--metric euclidean|cosine] [--seed 1] [--brown data/brown] [--max-new N] [--full-output]\n"
     "                  [--peak-states-only] [--ctx N] [--threads N] [--no-bos] [--quiet]\n\n"
@@ -26,7 +27,12 @@ static const char *eval_usage =
     "Tasks: bitwise (AND, NAND, OR, NOR, XOR, XNOR, Null on 5-bit pairs), pos (first Noun, Adjective, Verb,\n"
     "Adverb, Preposition, Pronoun of a Brown-corpus sentence, Null; needs `make data`), or a file of\n"
     "'concept<TAB>input<TAB>output[<TAB>train|test]' lines (docs/tasks.md). --prompting puts the concept's\n"
-    "instruction first ('Apply AND.'). --no-accuracy skips decoding: only the layers up to --layers run.\n";
+    "instruction first ('Apply AND.'). --no-accuracy skips decoding: only the layers up to --layers run.\n\n"
+    "RUN_DIR, a folder of `iclab train --task lm`, runs the checkpoint study (paper §3.5): the above on every\n"
+    "RUN_DIR/checkpoints/step_N.gguf into --out/step_N (default --out: RUN_DIR/eval-TASK; states kept only at\n"
+    "the peak row), then checkpoints.csv (step, shots, concept, accuracy, TD at the last checkpoint's peak\n"
+    "layer, TD at the checkpoint's own peak layer, that layer), figures/checkpoints.png and report.html:\n"
+    "accuracy and TD of every concept against training step.\n";
 
 static const char *patch_usage =
     "usage: iclab patch MODEL.gguf --layer L [--task bitwise|pos|FILE.tsv] [--shots 4] [--prompts 100]\n"
@@ -148,6 +154,19 @@ int cmd_eval(int argc, char **argv) {
     c.progress = stderr;
     if (parse_common(argc, argv, "eval", &c, NULL, NULL, NULL, &err)) return cli_fail("eval", &err);
     char out[4096];
+    struct stat sb;
+    if (!stat(c.model, &sb) && S_ISDIR(sb.st_mode)) {
+        /* a training run: the checkpoint study, by default into RUN/eval-TASK */
+        if (!c.out_dir) {
+            char name[4096];
+            default_out(&c, name, sizeof name);
+            snprintf(out, sizeof out, "%s/%s", c.model, name + 5); /* name without "runs/" */
+            c.out_dir = out;
+        }
+        if (icl_eval_checkpoints(&c, c.model, &err)) return cli_fail("eval", &err);
+        if (c.progress) fprintf(stderr, "iclab eval: wrote %s/checkpoints.csv and %s/report.html\n", c.out_dir, c.out_dir);
+        return 0;
+    }
     if (!c.out_dir) {
         default_out(&c, out, sizeof out);
         c.out_dir = out;

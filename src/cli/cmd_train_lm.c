@@ -15,8 +15,20 @@
 #include "iclab/icl_rng.h"
 #include "iclab/icl_tokenizer.h"
 
+/* The presets: layers, width, heads, kv-heads, ctx, batch, steps, lr, lr-min, warm-up, checkpoints. */
+typedef struct lm_preset {
+    const char *name;
+    int layers, width, heads, kv_heads, ctx, batch, steps;
+    float lr, lr_min;
+    int warmup, checkpoints;
+} lm_preset;
+static const lm_preset presets[] = {
+    {"minilm", 4, 128, 4, 2, 1024, 2, 3000, 3e-3f, 3e-4f, 100, 16},
+    {"tiny", 2, 32, 4, 2, 256, 2, 20, 1e-2f, 1e-3f, 5, 4},
+};
+
 static const char *usage =
-    "usage: iclab train --task lm --corpus DIR [--out DIR] [--overwrite] [options]\n\n"
+    "usage: iclab train --task lm --corpus DIR [--preset minilm|tiny] [--out DIR] [--overwrite] [options]\n\n"
     "Pretrains a Llama-style language model (RMSNorm, RoPE, SwiGLU, grouped-query attention) on\n"
     "DIR/corpus.txt tokenized by DIR/tokenizer.gguf (both from `iclab mkcorpus`), on windows of --ctx + 1\n"
     "tokens drawn at random offsets. The run folder (default runs/lm) gets train.csv (step, loss, lr,\n"
@@ -26,7 +38,11 @@ static const char *usage =
     "  --ctx 128   --batch 16   --steps 2000  --tied 0|1 (default 0)  --theta 10000\n"
     "  --lr 3e-3   --lr-min 3e-4  --warmup 100  --weight-decay 0.1  --grad-clip 1\n"
     "  --checkpoints 12   log-spaced checkpoints (the last step included; 0: none but model.gguf)\n"
-    "  --seed 1    initialisation and data draws;  --threads N;  --quiet\n";
+    "  --seed 1    initialisation and data draws;  --threads N;  --quiet\n\n"
+    "--preset sets the fields below first, whatever its place; other flags override them (without a preset\n"
+    "the defaults above apply). minilm is the mini-LM, the offline stand-in for a pretrained model (about\n"
+    "20 minutes on 2 cores), meant for the corpus `iclab demo --llm` builds (docs/reproduction.md, \"The\n"
+    "mini-LM\"); tiny runs in seconds (the tests' check of the path).\n";
 
 typedef struct lm_args {
     const char *corpus, *out;
@@ -50,6 +66,18 @@ static int parse_args(int argc, char **argv, lm_args *a, icl_err *err) {
                                   .rope_theta = 10000.0f, .eps = 1e-5f};
     icl_lmtrain_opt_defaults(&a->opt);
     a->opt.steps = 2000;
+    /* --preset first, whatever its place, so that every other flag overrides it */
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--preset")) continue;
+        const lm_preset *p = NULL;
+        for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++)
+            if (!strcmp(argv[i + 1], presets[k].name)) p = &presets[k];
+        if (!p) return icl_errf(err, "unknown preset '%s' (minilm or tiny)", argv[i + 1]);
+        a->cfg.n_layer = p->layers, a->cfg.n_embd = p->width, a->cfg.n_head = p->heads;
+        a->cfg.n_head_kv = p->kv_heads, a->cfg.n_ctx = p->ctx, a->batch = p->batch;
+        a->opt.steps = p->steps, a->opt.lr = p->lr, a->opt.lr_min = p->lr_min;
+        a->opt.warmup = p->warmup, a->n_ckpt = p->checkpoints;
+    }
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         char flag[32];
@@ -61,6 +89,7 @@ static int parse_args(int argc, char **argv, lm_args *a, icl_err *err) {
         int r = 0, x;
         if (!strcmp(flag, "task")) r = strcmp(v, "lm") ? icl_errf(err, "--task %s: this is the lm trainer", v) : 0;
         else if (!strcmp(flag, "corpus")) a->corpus = v;
+        else if (!strcmp(flag, "preset")) continue; /* applied above */
         else if (!strcmp(flag, "out")) a->out = v;
         else if (!strcmp(flag, "layers")) r = cli_parse_int(flag, v, 1, 256, &a->cfg.n_layer, err);
         else if (!strcmp(flag, "width")) r = cli_parse_int(flag, v, 2, 8192, &a->cfg.n_embd, err);
@@ -143,6 +172,13 @@ int cmd_train_lm(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
+            for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
+                const lm_preset *p = &presets[k];
+                printf("  %-7s --layers %d --width %d --heads %d --kv-heads %d --ctx %d --batch %d --steps %d\n"
+                       "          --lr %g --lr-min %g --warmup %d --checkpoints %d\n",
+                       p->name, p->layers, p->width, p->heads, p->kv_heads, p->ctx, p->batch, p->steps,
+                       (double)p->lr, (double)p->lr_min, p->warmup, p->checkpoints);
+            }
             return 0;
         }
     if (parse_args(argc, argv, &a, &err)) return cli_fail("train", &err);
