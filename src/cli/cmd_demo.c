@@ -71,10 +71,14 @@ static int demo_llm(const char *out, const char *preset, int threads, const char
     for (int t = 0; t < 2; t++) snprintf(ev[t], sizeof ev[t], "%s/eval-%s", out, tasks[t]);
     /* the marker first, so an interrupted demo can be rerun into the same folder */
     snprintf(path, sizeof path, "%s/demo-llm.txt", out);
-    char note[512];
+    char note[1024];
     int nn = snprintf(note, sizeof note,
                       "iclab demo --llm --preset %s --shots %s --prompts %s\ncorpus: iclab mkcorpus %s\n"
                       "train: iclab train --task lm --preset %s\n", preset, shots, prompts, llm_corpus_args(preset), preset);
+    if (nn < 0 || nn >= (int)sizeof note) {
+        icl_errf(&err, "--shots or --prompts is too long");
+        return cli_fail("demo", &err);
+    }
     if (icl_write_file_atomic(path, note, (size_t)nn, &err)) return cli_fail("demo", &err);
     double t0 = now_s(), t1;
 
