@@ -67,6 +67,11 @@ typedef struct icl_brown_tok {
 int icl_brown_next(const char *line, size_t len, size_t *pos, icl_brown_tok *tok, const char *path, size_t lineno,
                    icl_err *err);
 
+/* The Brown tags that make concept c (0..5: Noun, Adjective, Verb, Adverb, Preposition, Pronoun)
+ * of the pos family, NULL-terminated, after lower-casing and stripping -tl/-hl/-nc suffixes and a
+ * verb's trailing '*'; NULL for any other c. */
+const char *const *icl_brown_concept_tags(int concept);
+
 /* A family from a task file (format above). */
 int icl_toktask_load(icl_toktask *t, const char *path, icl_err *err);
 void icl_toktask_free(icl_toktask *t);

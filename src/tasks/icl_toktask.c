@@ -307,20 +307,26 @@ fail:
 
 #define POS_MAX_TOKENS 40
 
+/* The Brown tags of each pos concept (docs/tasks.md has the table). */
+static const char *const brown_tags[6][24] = {
+    {"nn", "nns", "nn$", "nns$", "np", "nps", "np$", "nps$", "nr", "nrs", "nr$", NULL},
+    {"jj", "jjr", "jjs", "jjt", NULL},
+    {"vb", "vbd", "vbg", "vbn", "vbz", "be", "bed", "bedz", "beg", "bem", "ben", "ber", "bez", "hv", "hvd", "hvg",
+     "hvn", "hvz", "do", "dod", "doz", NULL},
+    {"rb", "rbr", "rbt", "rn", "*", NULL},
+    {"in", NULL},
+    {"pp$", "pp$$", "ppl", "ppls", "ppo", "pps", "ppss", NULL},
+};
+
+const char *const *icl_brown_concept_tags(int concept) {
+    return concept >= 0 && concept < 6 ? brown_tags[concept] : NULL;
+}
+
 /* The concept (0..5 in pos_names order) of a Brown tag, or -1. Foreign words (fw-), compound tags
  * (+) are no concept; title/headline/cited suffixes (-tl, -hl, -nc) are stripped; a trailing '*'
  * (a verb contracted with "not": isn't, don't) counts as its verb; the bare tag '*' ("not") is an
  * adverb. docs/tasks.md has the table. */
 static int brown_tag_concept(const char *tag, size_t n) {
-    static const char *const table[6][24] = {
-        {"nn", "nns", "nn$", "nns$", "np", "nps", "np$", "nps$", "nr", "nrs", "nr$", NULL},
-        {"jj", "jjr", "jjs", "jjt", NULL},
-        {"vb", "vbd", "vbg", "vbn", "vbz", "be", "bed", "bedz", "beg", "bem", "ben", "ber", "bez", "hv", "hvd", "hvg",
-         "hvn", "hvz", "do", "dod", "doz", NULL},
-        {"rb", "rbr", "rbt", "rn", "*", NULL},
-        {"in", NULL},
-        {"pp$", "pp$$", "ppl", "ppls", "ppo", "pps", "ppss", NULL},
-    };
     char s[32];
     if (n == 0 || n >= sizeof s) return -1;
     for (size_t i = 0; i < n; i++) s[i] = (char)tolower((unsigned char)tag[i]);
@@ -336,8 +342,8 @@ static int brown_tag_concept(const char *tag, size_t n) {
     size_t m = strlen(s);
     if (m > 1 && s[m - 1] == '*') s[m - 1] = 0;
     for (int c = 0; c < 6; c++)
-        for (int i = 0; table[c][i]; i++)
-            if (strcmp(s, table[c][i]) == 0) return c;
+        for (int i = 0; brown_tags[c][i]; i++)
+            if (strcmp(s, brown_tags[c][i]) == 0) return c;
     return -1;
 }
 

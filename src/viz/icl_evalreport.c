@@ -11,6 +11,7 @@
 #include "iclab/icl_npy.h"
 #include "iclab/icl_plot.h"
 #include "iclab/icl_report.h"
+#include "iclab/icl_toktask.h"
 
 /* ---- the paper's numbers (Llama-3.1-8B; layer 15 for POS, 13 for bitwise) ------------------- */
 
@@ -566,6 +567,20 @@ int icl_eval_report(const char *dir, icl_err *err) {
     icl_report_kvf(rep, "prompts per concept and shot count", "%d", d.n_prompts);
     icl_report_kv(rep, "prompting (concept named in the prompt)", d.prompting ? "yes" : "no");
     icl_report_kvf(rep, "peak layer (highest mean TD)", "%d (at %d shots)", d.peak, d.peak_shots);
+    if (!strcmp(d.task, "pos")) {
+        /* which Brown tags make each concept (docs/tasks.md): the paper's PTB mapping is not given */
+        static const char *names[6] = {"Noun", "Adjective", "Verb", "Adverb", "Preposition", "Pronoun"};
+        char tags[512];
+        for (int c = 0; c < 6; c++) {
+            size_t n = 0;
+            tags[0] = 0;
+            for (const char *const *t = icl_brown_concept_tags(c); *t && n + 16 < sizeof tags; t++)
+                n += (size_t)snprintf(tags + n, sizeof tags - n, "%s%s", n ? " " : "", *t);
+            char key[64];
+            snprintf(key, sizeof key, "Brown tags of %s", names[c]);
+            icl_report_kv(rep, key, tags);
+        }
+    }
     icl_report_p(rep, "Layer 0 is the embedding; layer l the residual stream after block l (Hugging Face's "
                       "hidden_states). TD: leave-one-out 10-nearest-neighbour majority vote at the last prompt token, "
                       "per concept (paper §2). Accuracy: greedy decoding, exact match of the answer line.");

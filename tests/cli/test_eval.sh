@@ -80,6 +80,8 @@ if [ -d data/brown ]; then
   $ICLAB eval "$m" --task pos --shots 1 --prompts 11 --quiet --out "$T/pos" || bad "eval --task pos failed"
   [ "$(tr '\n' ' ' < "$T/pos/labels.txt")" = "Noun Adjective Verb Adverb Preposition Pronoun Null " ] \
     && ok "pos: the seven concepts" || bad "pos labels: $(cat "$T/pos/labels.txt")"
+  grep -q 'Brown tags of Pronoun' "$T/pos/report.html" && grep -q 'pp\$ pp\$\$ ppl' "$T/pos/report.html" \
+    && ok "pos report shows the tag mapping" || bad "pos report lacks the Brown tag mapping"
 else
   echo "SKIP part-of-speech eval: data/brown missing (make data)"
 fi
