@@ -132,4 +132,10 @@ void icl_embedding_backward_ref(float *dwte, const float *dout, const int32_t *t
 float icl_cross_entropy(float *dlogits, const float *logits, const int32_t *targets, int N, int V, float dloss);
 float icl_cross_entropy_ref(float *dlogits, const float *logits, const int32_t *targets, int N, int V, float dloss);
 
+/* One AdamW update of n parameters p with gradients g and moments m, v (PyTorch's rule, decoupled
+ * weight decay wd, none when 0): bc1 = 1 - beta1^t and bc2_sqrt = sqrt(1 - beta2^t) of the step t.
+ * Element-wise, so the result does not depend on the thread count. */
+void icl_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float wd, float beta1,
+                      float beta2, float eps, float bc1, float bc2_sqrt);
+
 #endif

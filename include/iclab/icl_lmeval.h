@@ -22,6 +22,20 @@
 #include "iclab/icl_model.h"
 #include "iclab/icl_tokenizer.h"
 
+/* A GGUF model, its tokenizer and one context: what every command on a language model starts from. */
+typedef struct icl_lm_session {
+    icl_lm *lm;
+    icl_tokenizer *tk; /* NULL when opened without one */
+    icl_lm_ctx *ctx;
+} icl_lm_session;
+
+/* Loads path, its tokenizer (when need_tokenizer; the tokenizer must fit the embedding) and a context
+ * of n_ctx positions (0: the model's, capped as icl_lm_ctx_init says). On failure nothing is left to
+ * free (*s is zeroed). */
+int icl_lm_session_open(icl_lm_session *s, const char *path, int n_ctx, int need_tokenizer, icl_err *err);
+/* Frees what is open; safe on a zeroed session. */
+void icl_lm_session_close(icl_lm_session *s);
+
 /* How one prompt is run. */
 typedef struct icl_answer_opts {
     int add_bos;          /* -1: the tokenizer's default; 0/1 */
@@ -111,6 +125,10 @@ int icl_run_checkpoints(const char *run_dir, int64_t **steps, int *n, icl_err *e
  * td at the checkpoint's own peak layer, that layer), figures/checkpoints.png/.svg and report.html
  * (accuracy and TD against step per concept, and per concept the step at which each rose). */
 int icl_eval_checkpoints(const icl_eval_cfg *cfg, const char *run_dir, icl_err *err);
+
+/* The peak layer, its shot count and the number of hidden-state rows an eval wrote into
+ * dir/config.json. */
+int icl_eval_read_peak(const char *dir, int *peak, int *peak_shots, int *rows, icl_err *err);
 
 /* report.html and figures/ of an eval folder, from the files above (and the intervention files
  * when present), with the paper's Llama-3.1-8B numbers beside ours where the task matches. */

@@ -245,29 +245,37 @@ static char *path_join(const char *dir, const char *name) {
     return p;
 }
 
-/* The model, its tokenizer and a context. */
-typedef struct session {
-    icl_lm *lm;
-    icl_tokenizer *tk;
-    icl_lm_ctx *ctx;
-} session;
-
-static void session_close(session *s) {
+void icl_lm_session_close(icl_lm_session *s) {
     icl_lm_ctx_free(s->ctx);
     icl_tokenizer_free(s->tk);
     icl_lm_free(s->lm);
     memset(s, 0, sizeof *s);
 }
 
-static int session_open(session *s, const char *path, int n_ctx, icl_err *err) {
+int icl_lm_session_open(icl_lm_session *s, const char *path, int n_ctx, int need_tokenizer, icl_err *err) {
     memset(s, 0, sizeof *s);
     int r = icl_lm_load(&s->lm, path, err);
-    if (!r && icl_tokenizer_load(&s->tk, icl_lm_gguf(s->lm), err)) r = icl_err_prefix(err, "%s: ", path);
-    if (!r && icl_tokenizer_n_vocab(s->tk) > icl_lm_hp(s->lm)->n_vocab)
+    if (!r && need_tokenizer && icl_tokenizer_load(&s->tk, icl_lm_gguf(s->lm), err)) r = icl_err_prefix(err, "%s: ", path);
+    if (!r && s->tk && icl_tokenizer_n_vocab(s->tk) > icl_lm_hp(s->lm)->n_vocab)
         r = icl_errf(err, "%s: the tokenizer has %d tokens but the embedding only %d rows", path,
                      icl_tokenizer_n_vocab(s->tk), icl_lm_hp(s->lm)->n_vocab);
     if (!r) r = icl_lm_ctx_init(&s->ctx, s->lm, n_ctx, 0, err);
-    if (r) session_close(s);
+    if (r) icl_lm_session_close(s);
+    return r;
+}
+
+int icl_eval_read_peak(const char *dir, int *peak, int *peak_shots, int *rows, icl_err *err) {
+    char *path = path_join(dir, "config.json"), *text = NULL;
+    size_t n;
+    if (!path) return icl_errf(err, "out of memory");
+    int r = icl_read_file(path, &text, &n, err);
+    const char *p = r ? NULL : strstr(text, "\"peak_layer\":"), *q = r ? NULL : strstr(text, "\"peak_shots\":"),
+               *w = r ? NULL : strstr(text, "\"rows\":");
+    if (!r && !(p && q && w)) r = icl_errf(err, "%s lacks peak_layer, peak_shots or rows", path);
+    if (!r) *peak = atoi(p + 13), *peak_shots = atoi(q + 13), *rows = atoi(w + 7);
+    if (!r && (*rows < 1 || *rows > 100000)) r = icl_errf(err, "%s: bad rows %d", path, *rows);
+    free(text);
+    free(path);
     return r;
 }
 
@@ -287,13 +295,13 @@ static int task_open(icl_toktask *t, const icl_eval_cfg *cfg, icl_err *err) {
 typedef struct study {
     icl_toktask task;
     icl_template tp;
-    session s;
+    icl_lm_session s;
     int n_rows; /* n_layer + 1 */
     int C;
 } study;
 
 static void study_close(study *st) {
-    session_close(&st->s);
+    icl_lm_session_close(&st->s);
     icl_template_free(&st->tp);
     icl_toktask_free(&st->task);
 }
@@ -303,7 +311,7 @@ static int study_open(study *st, const icl_eval_cfg *cfg, icl_err *err) {
     if (task_open(&st->task, cfg, err)) return -1;
     int r = icl_template_parse(&st->tp, cfg->template_spec ? cfg->template_spec : ICL_TOKTASK_DEFAULT_TEMPLATE, err);
     if (!r) r = icl_mkdirs(cfg->out_dir, err);
-    if (!r) r = session_open(&st->s, cfg->model, cfg->n_ctx, err);
+    if (!r) r = icl_lm_session_open(&st->s, cfg->model, cfg->n_ctx, 1, err);
     if (!r) {
         st->n_rows = icl_lm_hp(st->s.lm)->n_layer + 1;
         st->C = icl_lm_hp(st->s.lm)->n_embd;

@@ -420,22 +420,6 @@ double icl_lmtrain_grad_norm(const icl_lmtrain *m) {
     return sqrt(s);
 }
 
-/* AdamW on params[i0, i1) with decay wd (PyTorch's update rule). */
-static void adamw_range(icl_lmtrain *m, size_t i0, size_t i1, float lr, float wd, const icl_lmtrain_opt *o, float bc1,
-                        float bc2_sqrt) {
-    float b1 = o->beta1, b2 = o->beta2, eps = o->eps, step_size = lr / bc1;
-    float *p = m->params, *g = m->grads, *mm = m->adam_m, *vv = m->adam_v;
-#pragma omp parallel for schedule(static) if (i1 - i0 > 32768)
-    for (size_t i = i0; i < i1; i++) {
-        float gi = g[i];
-        if (wd > 0) p[i] -= lr * wd * p[i];
-        mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
-        vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
-        float denom = sqrtf(vv[i]) / bc2_sqrt + eps;
-        p[i] -= step_size * mm[i] / denom;
-    }
-}
-
 void icl_lmtrain_adamw(icl_lmtrain *m, const icl_lmtrain_opt *o, float lr) {
     m->step++;
     float bc1 = 1.0f - powf(o->beta1, (float)m->step), bc2_sqrt = sqrtf(1.0f - powf(o->beta2, (float)m->step));
@@ -446,7 +430,8 @@ void icl_lmtrain_adamw(icl_lmtrain *m, const icl_lmtrain_opt *o, float lr) {
             if (t.per_layer != inside || (!inside && (l < 0) != (k == ICL_LT_TOKEN_EMBD))) continue;
             size_t n, i0 = tensor_off(m, k, l);
             icl_lmtrain_tensor(m, ICL_LT_PARAMS, k, l, &n);
-            adamw_range(m, i0, i0 + n, lr, t.n_dims == 2 ? o->weight_decay : 0.0f, o, bc1, bc2_sqrt);
+            icl_adamw_update(m->params + i0, m->grads + i0, m->adam_m + i0, m->adam_v + i0, n, lr,
+                             t.n_dims == 2 ? o->weight_decay : 0.0f, o->beta1, o->beta2, o->eps, bc1, bc2_sqrt);
         }
 }
 

@@ -66,15 +66,10 @@ static int parse_shots(const char *v, int *shots, int *n, icl_err *err) {
 
 /* The peak layer an earlier eval wrote into dir/config.json. */
 static int read_peak(const char *dir, int *row, icl_err *err) {
-    char path[4200], *text = NULL;
-    size_t n;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (icl_read_file(path, &text, &n, err)) return icl_errf(err, "--layer peak needs an earlier `iclab eval` into %s", dir);
-    const char *p = strstr(text, "\"peak_layer\":");
-    int r = p ? 0 : icl_errf(err, "%s has no peak_layer", path);
-    if (!r) *row = atoi(p + 13);
-    free(text);
-    return r;
+    int shots, rows;
+    if (icl_eval_read_peak(dir, row, &shots, &rows, err))
+        return icl_errf(err, "--layer peak needs an earlier `iclab eval` into %s", dir);
+    return 0;
 }
 
 /* Options common to eval and patch; returns 1 when argv[*i] was one of them, 0 if not, -1 on error. */

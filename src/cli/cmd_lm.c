@@ -9,6 +9,7 @@
 #include <omp.h>
 #include "cli.h"
 #include "iclab/icl_lm.h"
+#include "iclab/icl_lmeval.h"
 #include "iclab/icl_npy.h"
 #include "iclab/icl_progress.h"
 #include "iclab/icl_prompts.h"
@@ -28,28 +29,7 @@ static int set_threads(const char *flag, const char *v, icl_err *err) {
     return 0;
 }
 
-/* The model, its tokenizer and a context: what every command here starts from. */
-typedef struct lm_session {
-    icl_lm *lm;
-    icl_tokenizer *tk;
-    icl_lm_ctx *ctx;
-} lm_session;
-
-static void session_free(lm_session *s) {
-    icl_lm_ctx_free(s->ctx);
-    icl_tokenizer_free(s->tk);
-    icl_lm_free(s->lm);
-}
-
-static int session_open(lm_session *s, const char *path, int n_ctx, int need_tokenizer, icl_err *err) {
-    memset(s, 0, sizeof *s);
-    if (icl_lm_load(&s->lm, path, err)) return -1;
-    if (need_tokenizer && icl_tokenizer_load(&s->tk, icl_lm_gguf(s->lm), err)) return icl_err_prefix(err, "%s: ", path);
-    if (s->tk && icl_tokenizer_n_vocab(s->tk) > icl_lm_hp(s->lm)->n_vocab)
-        return icl_errf(err, "%s: the tokenizer has %d tokens but the embedding only %d rows", path,
-                        icl_tokenizer_n_vocab(s->tk), icl_lm_hp(s->lm)->n_vocab);
-    return icl_lm_ctx_init(&s->ctx, s->lm, n_ctx, 0, err);
-}
+typedef icl_lm_session lm_session;
 
 static int encode(const lm_session *s, const char *text, int bos, int32_t **ids, size_t *n, icl_err *err) {
     if (icl_tokenizer_encode(s->tk, text, strlen(text), bos, 1, ids, n, err)) return -1;
@@ -150,7 +130,7 @@ int cmd_run(int argc, char **argv) {
     lm_session s;
     int32_t *ids = NULL;
     size_t n = 0;
-    int r = session_open(&s, model, n_ctx, 1, &err);
+    int r = icl_lm_session_open(&s, model, n_ctx, 1, &err);
     if (!r) r = encode(&s, prompt, bos, &ids, &n, &err);
     icl_npy vec = {0};
     icl_hook hook;
@@ -191,7 +171,7 @@ int cmd_run(int argc, char **argv) {
                 t1 - t0, n / (t1 - t0 + 1e-12), produced, t2 - t1, produced / (t2 - t1 + 1e-12));
     free(ids);
     icl_npy_free(&vec);
-    session_free(&s);
+    icl_lm_session_close(&s);
     return r ? cli_fail("run", &err) : 0;
 }
 
@@ -360,7 +340,7 @@ int cmd_capture(int argc, char **argv) {
     icl_prompts pr;
     if (icl_prompts_read(&pr, prompt_file, &err)) return cli_fail("capture", &err);
     lm_session s;
-    int r = session_open(&s, model, n_ctx, 1, &err);
+    int r = icl_lm_session_open(&s, model, n_ctx, 1, &err);
     const icl_lm_hparams *hp = r ? NULL : icl_lm_hp(s.lm);
     int *layers = hp ? malloc(sizeof(int) * hp->n_layer) : NULL, nl = 0;
     if (!r && !layers) r = icl_errf(&err, "out of memory");
@@ -447,7 +427,7 @@ int cmd_capture(int argc, char **argv) {
     free(hooks);
     free(layers);
     icl_prompts_free(&pr);
-    session_free(&s);
+    icl_lm_session_close(&s);
     return r ? cli_fail("capture", &err) : 0;
 }
 
@@ -510,7 +490,7 @@ int cmd_lmbench(int argc, char **argv) {
     }
     double t_load = now_s();
     lm_session s;
-    int r = session_open(&s, model, n_prompt + n_gen, 0, &err);
+    int r = icl_lm_session_open(&s, model, n_prompt + n_gen, 0, &err);
     t_load = now_s() - t_load;
     double rss_loaded = peak_rss_mib();
     const icl_lm_hparams *hp = r ? NULL : icl_lm_hp(s.lm);
@@ -551,6 +531,6 @@ int cmd_lmbench(int argc, char **argv) {
     free(hooks);
     free(pp);
     free(tg);
-    session_free(&s);
+    icl_lm_session_close(&s);
     return r ? cli_fail("lmbench", &err) : 0;
 }

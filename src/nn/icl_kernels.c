@@ -921,3 +921,17 @@ float icl_cross_entropy_ref(float *dlogits, const float *logits, const int32_t *
     }
     return count ? (float)(total / count) : 0.0f;
 }
+
+void icl_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float wd, float beta1,
+                      float beta2, float eps, float bc1, float bc2_sqrt) {
+    float step_size = lr / bc1;
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        if (wd > 0) p[i] -= lr * wd * p[i];
+        m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        p[i] -= step_size * m[i] / denom;
+    }
+}

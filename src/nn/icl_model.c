@@ -397,21 +397,9 @@ void icl_model_zero_grad(icl_model *m) { memset(m->grads, 0, m->n_params * sizeo
 
 void icl_adam_step(icl_model *m, const icl_adam_config *c, float lr) {
     m->adam_t++;
-    float b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
-    float bc1 = 1.0f - powf(b1, (float)m->adam_t), bc2 = 1.0f - powf(b2, (float)m->adam_t);
-    float step_size = lr / bc1;
-    float bc2_sqrt = sqrtf(bc2);
-    float *p = m->params, *g = m->grads, *mm = m->adam_m, *vv = m->adam_v;
-    size_t n = m->n_params;
-#pragma omp parallel for schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        if (wd > 0) p[i] -= lr * wd * p[i];
-        mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
-        vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
-        float denom = sqrtf(vv[i]) / bc2_sqrt + eps;
-        p[i] -= step_size * mm[i] / denom;
-    }
+    float bc1 = 1.0f - powf(c->beta1, (float)m->adam_t), bc2 = 1.0f - powf(c->beta2, (float)m->adam_t);
+    icl_adamw_update(m->params, m->grads, m->adam_m, m->adam_v, m->n_params, lr, c->weight_decay, c->beta1, c->beta2,
+                     c->eps, bc1, sqrtf(bc2));
 }
 
 double icl_grad_norm(const icl_model *m) {

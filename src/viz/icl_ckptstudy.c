@@ -52,20 +52,6 @@ int icl_run_checkpoints(const char *run_dir, int64_t **steps, int *n, icl_err *e
     return 0;
 }
 
-/* peak_layer, peak_shots and rows (hidden-state rows: layers + 1) from an eval folder's config.json. */
-static int read_peak_layer(const char *dir, int *peak, int *peak_shots, int *rows, icl_err *err) {
-    char path[4600], *text;
-    size_t n;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (icl_read_file(path, &text, &n, err)) return -1;
-    const char *p = strstr(text, "\"peak_layer\":"), *q = strstr(text, "\"peak_shots\":"), *w = strstr(text, "\"rows\":");
-    int r = p && q && w ? 0 : icl_errf(err, "%s lacks peak_layer, peak_shots or rows", path);
-    if (!r) *peak = atoi(p + 13), *peak_shots = atoi(q + 13), *rows = atoi(w + 7);
-    if (!r && (*rows < 1 || *rows > 100000)) r = icl_errf(err, "%s: bad rows %d", path, *rows);
-    free(text);
-    return r;
-}
-
 /* What one checkpoint's eval folder holds: accuracy (S, K) and TD (S, rows, K). */
 typedef struct ck_data {
     int K, S, rows;
@@ -298,7 +284,7 @@ int icl_eval_checkpoints(const icl_eval_cfg *cfg, const char *run_dir, icl_err *
         if (cfg->progress) fprintf(cfg->progress, "iclab eval: checkpoint %d of %d, step %lld\n", i + 1, st->n, (long long)st->steps[i]);
         r = icl_eval_run(&c, err);
         int ps, rows;
-        if (!r) r = read_peak_layer(dir, &st->own_peak[i], &ps, &rows, err);
+        if (!r) r = icl_eval_read_peak(dir, &st->own_peak[i], &ps, &rows, err);
         if (!r && i == 0) st->rows = rows;
         if (!r && rows != st->rows) r = icl_errf(err, "%s: %d layers, the first checkpoint %d", dir, rows - 1, st->rows - 1);
         if (!r && i == st->n - 1) st->peak = st->own_peak[i], st->peak_shots = ps;
