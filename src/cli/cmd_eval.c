@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "cli.h"
-#include "iclab/icl_file.h"
 #include "iclab/icl_lmeval.h"
 
 static const char *eval_usage =
