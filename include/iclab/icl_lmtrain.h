@@ -103,6 +103,9 @@ float *icl_lmtrain_tensor(icl_lmtrain *m, int buf, int k, int layer, size_t *n);
 float *icl_lmtrain_buffer(icl_lmtrain *m, int buf);
 /* Optimizer steps taken. */
 int64_t icl_lmtrain_steps_done(const icl_lmtrain *m);
+/* Sets the optimizer step count (resuming from a saved state: AdamW's bias correction and the
+ * learning-rate schedule continue from it). */
+void icl_lmtrain_set_steps_done(icl_lmtrain *m, int64_t steps);
 
 /* The model as the inference engine sees it (weights in the parameter buffer, always current).
  * Owned by m; its icl_lm_gguf is NULL (no tokenizer). */

@@ -133,6 +133,7 @@ float *icl_lmtrain_tensor(icl_lmtrain *m, int buf, int k, int layer, size_t *n) 
 const icl_lmtrain_config *icl_lmtrain_cfg(const icl_lmtrain *m) { return &m->cfg; }
 size_t icl_lmtrain_n_params(const icl_lmtrain *m) { return m->n_params; }
 int64_t icl_lmtrain_steps_done(const icl_lmtrain *m) { return m->step; }
+void icl_lmtrain_set_steps_done(icl_lmtrain *m, int64_t steps) { m->step = steps; }
 const icl_lm *icl_lmtrain_lm(const icl_lmtrain *m) { return &m->lm; }
 
 /* ---------------------------------------------------------------- setup */
