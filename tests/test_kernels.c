@@ -75,7 +75,7 @@ static void test_linear(int N, int IC, int OC) {
 typedef struct { float *out, *mean, *rstd, *inp, *w, *b, *R; int N, C; } ln_ctx;
 static double ln_loss(void *p) {
     ln_ctx *c = p;
-    icl_layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->w, c->b, c->N, c->C);
+    icl_layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->w, c->b, c->N, c->C, 1e-5f);
     return dot(c->out, c->R, (size_t)c->N * c->C);
 }
 static void test_layernorm(int N, int C) {

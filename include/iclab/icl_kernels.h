@@ -12,16 +12,18 @@
 
 /* out (N,OC) = inp (N,IC) @ w^T (w: (OC,IC), PyTorch Linear layout) + b (OC, may be NULL). */
 void icl_linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC);
-/* dinp (N,IC) = dout @ w (dinp may be NULL); dw (OC,IC) += dout^T @ inp; db (OC) += column sums of dout (may be NULL). */
+/* dinp (N,IC) = dout @ w (dinp may be NULL); dw (OC,IC) += dout^T @ inp (dw NULL: a frozen weight);
+ * db (OC) += column sums of dout (may be NULL). */
 void icl_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, int N,
                          int IC, int OC);
 void icl_linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC);
 void icl_linear_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, int N,
                              int IC, int OC);
 
-/* LayerNorm over C with eps 1e-5: out = (x-mean)*rstd*w + b; saves mean, rstd (N) for backward. */
+/* LayerNorm over C: out = (x-mean)*rstd*w + b with rstd = 1/sqrt(var + eps) (GPT-2: eps 1e-5); saves
+ * mean, rstd (N) for backward. */
 void icl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
-                           int C);
+                           int C, float eps);
 /* dinp += ..., dw += ..., db += ... */
 void icl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                             const float *mean, const float *rstd, int N, int C);

@@ -1,6 +1,9 @@
-/* The transformer engine: a stack of pre-norm blocks (GPT-2 variant: learned absolute positions,
- * LayerNorm, causal multi-head attention, GELU MLP, final norm) with a continuous read-in D->C and
- * read-out C->d_out, forward, backward and Adam/AdamW.
+/* The toy regression transformer: a stack of pre-norm blocks (GPT-2 variant: learned absolute
+ * positions, LayerNorm, causal multi-head attention, GELU MLP, final norm) with a continuous read-in
+ * D->C and read-out C->d_out, forward, backward and Adam/AdamW. The blocks are the engine's one
+ * block implementation (src/arch, the same code that runs GGUF language models and trains the
+ * mini-LM), run on a view of this model's parameter buffer; the read-in, positions, final norm,
+ * read-out and the loss are the toy's own ends.
  *
  * Memory: parameters, gradients and the two Adam moments are each ONE contiguous buffer laid out by
  * a size table (icl_param_spec); activations are one buffer that keeps every layer's residual
@@ -120,6 +123,7 @@ typedef struct icl_model {
     float *a[ICL_NACTS];
     float *scratch; /* backward: gradients of activations, reused across layers */
     size_t scratch_floats;
+    struct icl_lm *view;   /* the engine's view of params (blocks only) */
     const icl_hook *hooks; /* set with icl_model_set_hooks; NULL = none */
     int n_hooks;
     int have_targets; /* last forward had targets; backward is allowed */

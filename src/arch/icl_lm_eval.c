@@ -128,8 +128,9 @@ int icl_lm_set_hooks(icl_lm_ctx *c, const icl_hook *hooks, int n, icl_err *err) 
     return 0;
 }
 
-/* Applies the hooks of (site, layer) to buf (T rows of stride ld) holding positions p0..p0+T-1. */
-static void run_hooks(const lm_run *r, icl_site site, int layer, float *buf, size_t ld, int p0, int T) {
+/* Applies the hooks of (site, layer) to buf (T rows of stride ld) holding positions p0..p0+T-1 of
+ * sequence s of a batch: its rows of out/vec follow sequence s-1's (a context has one sequence). */
+static void run_hooks(const lm_run *r, icl_site site, int layer, float *buf, size_t ld, int p0, int T, int s) {
     int hd = r->lm->hp.head_dim, C = r->lm->hp.n_embd;
     for (int i = 0; i < r->n_hooks; i++) {
         const icl_hook *h = &r->hooks[i];
@@ -140,7 +141,8 @@ static void run_hooks(const lm_run *r, icl_site site, int layer, float *buf, siz
         for (int k = 0; k < n; k++) {
             int p = h->positions ? h->positions[k] : p0 + k;
             if (p < p0 || p >= p0 + T) continue;
-            int idx = h->positions ? k : p; /* row of vec/out: hook position, or absolute position */
+            /* row of vec/out: hook position, or absolute position, after those of earlier sequences */
+            size_t idx = h->positions ? (size_t)s * n + k : (size_t)s * T + p;
             float *x = buf + (size_t)(p - p0) * ld + off;
             const float *v = h->per_sequence ? h->vec + (size_t)idx * w : h->vec;
             switch (h->action) {
@@ -155,10 +157,9 @@ static void run_hooks(const lm_run *r, icl_site site, int layer, float *buf, siz
     }
 }
 
-/* The hooks of (site, layer) on each of S sequences of T rows (stride ld, sequence stride T*ld). */
-static void run_hooks_seqs(const lm_run *r, icl_site site, int layer, float *buf, size_t ld, int p0, int S, int T) {
+void lm_hooks(const lm_run *r, icl_site site, int layer, float *buf, size_t ld, int p0, int S, int T) {
     if (!r->n_hooks) return;
-    for (int s = 0; s < S; s++) run_hooks(r, site, layer, buf + (size_t)s * T * ld, ld, p0, T);
+    for (int s = 0; s < S; s++) run_hooks(r, site, layer, buf + (size_t)s * T * ld, ld, p0, T, s);
 }
 
 /* Sums in double: a row of thousands of squares loses bits in float. */
@@ -187,6 +188,14 @@ void lm_norm_rows(const icl_lm *lm, float *out, float *rstd, const float *in, co
     }
 }
 
+/* A block's norm of io->x into io->xn: the training kernel when it applies (see train_kernels). */
+static void block_norm(const icl_lm *lm, const lm_block_io *io, const float *w, const float *b, int N) {
+    if (lm->train_kernels && lm->norm == LM_NORM_LAYER && w && b && io->mean && io->rstd)
+        icl_layernorm_forward(io->xn, io->mean, io->rstd, io->x, w, b, N, lm->hp.n_embd, lm->hp.eps);
+    else
+        lm_norm_rows(lm, io->xn, io->rstd, io->x, w, b, N);
+}
+
 static void add_bias(float *y, size_t ld, const float *b, int T, int n) {
     if (!b) return;
 #pragma omp parallel for schedule(static) if ((size_t)T * n >= 65536)
@@ -196,6 +205,18 @@ static void add_bias(float *y, size_t ld, const float *b, int T, int n) {
 
 static int matmul(const lm_mat *m, const float *x, int T, float *y, size_t ldy, icl_err *err) {
     return icl_qmatmul(m->type, m->data, m->rows, m->cols, x, T, y, (int64_t)ldy, err);
+}
+
+/* y (T, rows; row stride ldy) = x m^T + b (b may be NULL). */
+static int linear(const icl_lm *lm, const lm_mat *m, const float *b, const float *x, int T, float *y, size_t ldy,
+                  icl_err *err) {
+    if (lm->train_kernels && m->type == ICL_GGML_F32 && ldy == (size_t)m->rows) {
+        icl_linear_forward(y, x, (const float *)m->data, b, T, (int)m->cols, (int)m->rows);
+        return 0;
+    }
+    if (matmul(m, x, T, y, ldy, err)) return -1;
+    add_bias(y, ldy, b, T, (int)m->rows);
+    return 0;
 }
 
 void lm_rope_init(const icl_lm *lm, double *inv_freq) {
@@ -360,28 +381,27 @@ int lm_attn_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, i
     size_t ldq = qd + 2 * kvd;
     int N = S * T;
     float *qkv = io->qkv;
-    lm_norm_rows(lm, io->xn, io->rstd, io->x, L->attn_norm, L->attn_norm_b, N);
+    block_norm(lm, io, L->attn_norm, L->attn_norm_b, N);
     if (L->wqkv.data) {
-        if (matmul(&L->wqkv, io->xn, N, qkv, ldq, err)) return -1;
-        add_bias(qkv, ldq, L->bqkv, N, (int)ldq);
-    } else {
-        if (matmul(&L->wq, io->xn, N, qkv, ldq, err) || matmul(&L->wk, io->xn, N, qkv + qd, ldq, err) ||
-            matmul(&L->wv, io->xn, N, qkv + qd + kvd, ldq, err))
-            return -1;
-        add_bias(qkv, ldq, L->bq, N, (int)qd);
-        add_bias(qkv + qd, ldq, L->bk, N, (int)kvd);
-        add_bias(qkv + qd + kvd, ldq, L->bv, N, (int)kvd);
-    }
+        if (linear(lm, &L->wqkv, L->bqkv, io->xn, N, qkv, ldq, err)) return -1;
+    } else if (linear(lm, &L->wq, L->bq, io->xn, N, qkv, ldq, err) ||
+               linear(lm, &L->wk, L->bk, io->xn, N, qkv + qd, ldq, err) ||
+               linear(lm, &L->wv, L->bv, io->xn, N, qkv + qd + kvd, ldq, err))
+        return -1;
     if (hp->clamp_kqv > 0) {
         float m = hp->clamp_kqv;
         for (size_t i = 0; i < (size_t)N * ldq; i++) qkv[i] = qkv[i] < -m ? -m : qkv[i] > m ? m : qkv[i];
     }
+    /* training kernels: all sequences in one call, the probabilities kept for the backward */
+    int train_attn = lm->train_kernels && !io->k_cache && io->probs && p0 == 0 && hp->sliding_window == 0 &&
+                     hp->attn_softcap == 0;
     for (int s = 0; s < S; s++) {
         float *qs = qkv + (size_t)s * T * ldq;
         if (hp->rope_base > 0) {
             rope(r, qs, ldq, hp->n_head, T, p0);
             rope(r, qs + qd, ldq, hp->n_head_kv, T, p0);
         }
+        if (train_attn) continue;
         attn_args a = {qs, qs + qd, qs + qd + kvd, ldq, ldq, io->att + (size_t)s * T * qd,
                        io->probs ? io->probs + (size_t)s * hp->n_head * T * (p0 + T) : NULL};
         if (io->k_cache) { /* append to the cache and attend over every cached position */
@@ -396,11 +416,13 @@ int lm_attn_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, i
         }
         attention(r, l, &a, T, p0);
     }
-    run_hooks_seqs(r, ICL_SITE_HEAD_OUT, l, io->att, qd, p0, S, T);
-    if (matmul(&L->wo, io->att, N, io->proj, C, err)) return -1;
-    add_bias(io->proj, C, L->bo, N, (int)C);
+    if (train_attn)
+        icl_gqa_forward(io->att, io->probs, qkv, ldq, qkv + qd, qkv + qd + kvd, ldq, S, T, hp->n_head, hp->n_head_kv,
+                        hp->head_dim, hp->q_scale);
+    lm_hooks(r, ICL_SITE_HEAD_OUT, l, io->att, qd, p0, S, T);
+    if (linear(lm, &L->wo, L->bo, io->att, N, io->proj, C, err)) return -1;
     if (L->post_attn_norm) lm_norm_rows(lm, io->proj, NULL, io->proj, L->post_attn_norm, NULL, N);
-    run_hooks_seqs(r, ICL_SITE_ATTN_OUT, l, io->proj, C, p0, S, T);
+    lm_hooks(r, ICL_SITE_ATTN_OUT, l, io->proj, C, p0, S, T);
     residual(io, (size_t)N * C);
     return 0;
 }
@@ -411,12 +433,10 @@ int lm_mlp_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, in
     size_t C = lm->hp.n_embd, F = lm->hp.n_ff;
     int N = S * T;
     float *m = io->ff_m ? io->ff_m : io->ff_a;
-    lm_norm_rows(lm, io->xn, io->rstd, io->x, L->ffn_norm, L->ffn_norm_b, N);
-    if (matmul(&L->up, io->xn, N, io->ff_b, F, err)) return -1;
-    add_bias(io->ff_b, F, L->b_up, N, (int)F);
+    block_norm(lm, io, L->ffn_norm, L->ffn_norm_b, N);
+    if (linear(lm, &L->up, L->b_up, io->xn, N, io->ff_b, F, err)) return -1;
     if (lm->mlp != LM_MLP_GELU) {
-        if (matmul(&L->gate, io->xn, N, io->ff_a, F, err)) return -1;
-        add_bias(io->ff_a, F, L->b_gate, N, (int)F);
+        if (linear(lm, &L->gate, L->b_gate, io->xn, N, io->ff_a, F, err)) return -1;
         if (lm->mlp == LM_MLP_SWIGLU) {
             if (m == io->ff_a) icl_silu_mul(io->ff_a, io->ff_b, (size_t)N * F);
             else icl_swiglu_forward(m, io->ff_a, io->ff_b, (size_t)N * F); /* the same bits, gate kept */
@@ -428,10 +448,9 @@ int lm_mlp_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, in
         icl_gelu_forward(io->ff_a, io->ff_b, (size_t)N * F);
         m = io->ff_a;
     }
-    if (matmul(&L->down, m, N, io->proj, C, err)) return -1;
-    add_bias(io->proj, C, L->b_down, N, (int)C);
+    if (linear(lm, &L->down, L->b_down, m, N, io->proj, C, err)) return -1;
     if (L->post_ffn_norm) lm_norm_rows(lm, io->proj, NULL, io->proj, L->post_ffn_norm, NULL, N);
-    run_hooks_seqs(r, ICL_SITE_MLP_OUT, l, io->proj, C, p0, S, T);
+    lm_hooks(r, ICL_SITE_MLP_OUT, l, io->proj, C, p0, S, T);
     residual(io, (size_t)N * C);
     return 0;
 }
@@ -449,7 +468,7 @@ int lm_head_rows(const icl_lm *lm, float *xn, float *rstd, const float *x, int n
 /* The context's view of the block code: its hooks and scratch. */
 static lm_run ctx_run(const icl_lm_ctx *c) {
     return (lm_run){c->lm, c->hooks, c->n_hooks, c->inv_freq, c->n_threads, c->scores, c->score_tiles,
-                    (size_t)c->n_ctx, (size_t)c->n_batch * c->n_ctx};
+                    (size_t)c->n_ctx, (size_t)c->n_batch * c->n_ctx, NULL};
 }
 
 /* One step of T <= n_batch tokens at positions p0..; the logits of its rows [r0, r0+nr) go to dst
@@ -465,9 +484,9 @@ static int step(icl_lm_ctx *c, const int32_t *tok, int T, int p0, int last_layer
     for (int l = 0; l <= last_layer; l++) {
         io.k_cache = c->k_cache + (size_t)l * c->n_ctx * kvd;
         io.v_cache = c->v_cache + (size_t)l * c->n_ctx * kvd;
-        run_hooks(&r, ICL_SITE_RESID_PRE, l, c->x, C, p0, T);
+        run_hooks(&r, ICL_SITE_RESID_PRE, l, c->x, C, p0, T, 0);
         if (lm_attn_block(&r, l, &io, 1, T, p0, err) || lm_mlp_block(&r, l, &io, 1, T, p0, err)) return -1;
-        run_hooks(&r, ICL_SITE_RESID_POST, l, c->x, C, p0, T);
+        run_hooks(&r, ICL_SITE_RESID_POST, l, c->x, C, p0, T, 0);
     }
     return nr > 0 ? lm_head_rows(lm, c->xn, NULL, c->x + (size_t)r0 * C, nr, dst, err) : 0;
 }

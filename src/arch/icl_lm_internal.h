@@ -1,5 +1,8 @@
-/* What the LM loader (icl_lm.c), the forward pass (icl_lm_eval.c) and training (icl_lmtrain.c)
- * share: the weights as the engine sees them, and the block functions. */
+/* What the LM loader (icl_lm.c), the forward pass (icl_lm_eval.c), the backward pass
+ * (icl_lm_backward.c) and the trainers (icl_lmtrain.c, the toy model icl_model.c) share: the
+ * weights as the engine sees them, and the block functions. There is one transformer block in
+ * iclab; an architecture is a row of settings (icl_lm.c's table: norm kind, MLP kind, biases,
+ * positions, attention options), and a trainer is a view of its parameter buffer as an icl_lm. */
 #ifndef ICL_LM_INTERNAL_H
 #define ICL_LM_INTERNAL_H
 #include "iclab/icl_lm.h"
@@ -32,6 +35,12 @@ struct icl_lm {
     lm_mat tok_embd, pos_embd, output; /* output may alias tok_embd (tied) */
     const float *out_norm, *out_norm_b, *rope_freqs;
     lm_layer *layers;
+    /* 1: the block multiplies, normalises and attends with the training kernels of icl_kernels.h
+     * (icl_linear_forward, icl_layernorm_forward, icl_gqa_forward: tuned for small training
+     * shapes, and the ones whose backward kernels the gradients are written for) when a forward
+     * keeps its activations (no KV cache). 0: the inference kernels (icl_qmatmul on the stored
+     * type), which a model trained and then evaluated must share to give the same bits. */
+    int train_kernels;
     float *vecs; /* fp32 copies of every 1-D tensor, one allocation */
     uint64_t vec_bytes, weight_bytes;
 };
@@ -52,6 +61,7 @@ typedef struct lm_run {
     float *scores;          /* (n_threads, score_ld): one query's scores (per-query path) */
     float *score_tiles;     /* (n_threads, tile_ld): a head's (T, keys) scores (prefill path) */
     size_t score_ld, tile_ld;
+    const int32_t *positions; /* backward with RoPE: (rows) each row's position */
 } lm_run;
 
 /* The buffers of one block. The attention sub-block reads x, writes xn (and rstd), qkv (q|k|v after
@@ -62,7 +72,8 @@ typedef struct lm_run {
 typedef struct lm_block_io {
     float *x, *x_out;        /* (rows, C) */
     float *xn;               /* (rows, C) */
-    float *rstd;             /* (rows) 1/rms of each normed row (RMSNorm models), or NULL */
+    float *rstd;             /* (rows) 1/rms (1/std) of each normed row, or NULL */
+    float *mean;             /* (rows) LayerNorm's row means (needed with train_kernels), or NULL */
     float *qkv;              /* (rows, ldq) */
     float *att;              /* (rows, qd) */
     float *probs;            /* (S, n_head, T, T) attention probabilities, zero above the diagonal, or NULL */
@@ -72,6 +83,27 @@ typedef struct lm_block_io {
                                   are stored there and attention reads every cached key; NULL: attention
                                   reads the keys inside qkv (p0 must be 0) */
 } lm_block_io;
+
+/* The gradients of one layer's weights, laid out as the weights (NULL: not trained, e.g. a frozen
+ * base weight, or absent). q|k|v is one (q_dim + 2 kv_dim, C) matrix and one bias: the weights
+ * must be adjacent rows in memory (a fused attn_qkv, or attn_q, attn_k, attn_v one after the
+ * other, as trainers lay them out). */
+typedef struct lm_layer_grads {
+    float *attn_norm, *attn_norm_b, *wqkv, *bqkv, *wo, *bo;
+    float *ffn_norm, *ffn_norm_b, *gate, *up, *down, *b_gate, *b_up, *b_down;
+} lm_layer_grads;
+
+/* Scratch of the backward pass of one block (rows = S*T): dh, tmp (rows, C), dqkv (rows, ldq),
+ * dy (rows, qd), df1, df2 (rows, F). dy and tmp may be one buffer (the attention backward uses
+ * dy, the MLP backward tmp). */
+typedef struct lm_grad_scratch {
+    float *dh, *tmp, *dqkv, *dy, *df1, *df2;
+} lm_grad_scratch;
+
+/* The hooks of (site, layer) on S sequences of T rows of buf (row stride ld, sequence stride T*ld)
+ * at positions p0..: a capture's out and a per-sequence vec hold sequence s's rows after those of
+ * sequences 0..s-1. */
+void lm_hooks(const lm_run *r, icl_site site, int layer, float *buf, size_t ld, int p0, int S, int T);
 
 /* inv_freq (rope_dim/2) = the RoPE angle per position of each rotated pair. */
 void lm_rope_init(const icl_lm *lm, double *inv_freq);
@@ -86,6 +118,18 @@ int lm_attn_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, i
 int lm_mlp_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, int p0, icl_err *err);
 /* dst (nr, n_vocab) = head(final_norm(x)) for nr rows of x; xn (nr, C) and rstd (nr, or NULL) keep
  * the normed rows. */
+/* Backward of layer l's MLP / attention sub-block whose forward ran on io (S sequences of T tokens
+ * from position 0, no cache, probabilities kept): dx (rows, C) holds the gradient of io->x_out on
+ * entry and that of io->x on return (the residual path plus the branch); weight gradients are
+ * ADDED into g. Fails with a clear message for what has no backward yet (a post-norm, soft-capping,
+ * sliding windows, clamping, q/k/v weights that are not one matrix, weights not stored as F32). */
+int lm_mlp_block_backward(const lm_run *r, int l, const lm_block_io *io, const lm_layer_grads *g, float *dx,
+                          const lm_grad_scratch *s, int S, int T, icl_err *err);
+int lm_attn_block_backward(const lm_run *r, int l, const lm_block_io *io, const lm_layer_grads *g, float *dx,
+                           const lm_grad_scratch *s, int S, int T, icl_err *err);
+/* 0 if layer l's block can run backward (see above), else -1 with the reason. */
+int lm_block_backward_check(const icl_lm *lm, int l, icl_err *err);
+
 int lm_head_rows(const icl_lm *lm, float *xn, float *rstd, const float *x, int nr, float *dst, icl_err *err);
 
 #endif

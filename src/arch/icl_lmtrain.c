@@ -289,6 +289,26 @@ static int alloc_acts(icl_lmtrain *m, int B, int T, icl_err *err) {
 
 /* ---------------------------------------------------------------- forward */
 
+/* The block code's run settings: no cache and the probabilities kept (attention needs no scratch);
+ * the rows' positions for the RoPE backward. */
+static lm_run run_of(const icl_lmtrain *m) {
+    return (lm_run){&m->lm, NULL, 0, m->inv_freq, omp_get_max_threads(), NULL, NULL, 0, 0,
+                    (const int32_t *)(const void *)m->a[A_POS]};
+}
+
+/* Layer l's attention and MLP sub-block buffers in the activations of the last (B,T). */
+static void layer_io(const icl_lmtrain *m, int l, lm_block_io *at, lm_block_io *ml) {
+    const icl_lmtrain_config *c = &m->cfg;
+    size_t n = (size_t)m->B * m->T, C = c->n_embd, F = c->n_ff, H = c->n_head, hd = C / H;
+    size_t qd = hd * H, kvd = hd * c->n_head_kv, ldq = qd + 2 * kvd, L = (size_t)l;
+    *at = (lm_block_io){.x = m->a[A_X] + L * n * C, .x_out = m->a[A_X1] + L * n * C, .xn = m->a[A_XN1] + L * n * C,
+                        .rstd = m->a[A_RSTD1] + L * n, .qkv = m->a[A_QKV] + L * n * ldq, .att = m->a[A_ATTY] + L * n * qd,
+                        .probs = m->a[A_PROBS] + L * (size_t)m->B * H * m->T * m->T, .proj = m->a[A_PROJ]};
+    *ml = (lm_block_io){.x = at->x_out, .x_out = m->a[A_X] + (L + 1) * n * C, .xn = m->a[A_XN2] + L * n * C,
+                        .rstd = m->a[A_RSTD2] + L * n, .proj = m->a[A_PROJ], .ff_a = m->a[A_GATE] + L * n * F,
+                        .ff_b = m->a[A_UP] + L * n * F, .ff_m = m->a[A_M] + L * n * F};
+}
+
 int icl_lmtrain_forward(icl_lmtrain *m, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss,
                         icl_err *err) {
     const icl_lmtrain_config *c = &m->cfg;
@@ -306,8 +326,7 @@ int icl_lmtrain_forward(icl_lmtrain *m, const int32_t *tokens, const int32_t *ta
     if (alloc_acts(m, B, T, err)) return -1;
     m->B = B;
     m->T = T;
-    size_t L = c->n_layer, C = c->n_embd, F = c->n_ff, H = c->n_head, hd = C / H;
-    size_t qd = hd * H, kvd = hd * c->n_head_kv, ldq = qd + 2 * kvd, n = (size_t)N;
+    size_t L = c->n_layer, C = c->n_embd, n = (size_t)N;
     int32_t *pos = (int32_t *)(void *)m->a[A_POS], *tok = (int32_t *)(void *)m->a[A_TOK],
             *tgt = (int32_t *)(void *)m->a[A_TGT];
     for (int i = 0; i < N; i++) {
@@ -317,18 +336,12 @@ int icl_lmtrain_forward(icl_lmtrain *m, const int32_t *tokens, const int32_t *ta
     }
     m->has_tgt = targets != NULL;
     const icl_lm *lm = &m->lm;
-    /* no cache and the probabilities kept: attention needs no scratch */
-    lm_run r = {lm, NULL, 0, m->inv_freq, omp_get_max_threads(), NULL, NULL, 0, 0};
+    lm_run r = run_of(m);
     for (int b = 0; b < B; b++)
         if (lm_embed(lm, m->a[A_X] + (size_t)b * T * C, NULL, tok + (size_t)b * T, T, 0, err)) return -1;
     for (size_t l = 0; l < L; l++) {
-        lm_block_io at = {.x = m->a[A_X] + l * n * C, .x_out = m->a[A_X1] + l * n * C, .xn = m->a[A_XN1] + l * n * C,
-                          .rstd = m->a[A_RSTD1] + l * n, .qkv = m->a[A_QKV] + l * n * ldq,
-                          .att = m->a[A_ATTY] + l * n * qd, .probs = m->a[A_PROBS] + l * (size_t)B * H * T * T,
-                          .proj = m->a[A_PROJ]};
-        lm_block_io ml = {.x = at.x_out, .x_out = m->a[A_X] + (l + 1) * n * C, .xn = m->a[A_XN2] + l * n * C,
-                          .rstd = m->a[A_RSTD2] + l * n, .proj = m->a[A_PROJ], .ff_a = m->a[A_GATE] + l * n * F,
-                          .ff_b = m->a[A_UP] + l * n * F, .ff_m = m->a[A_M] + l * n * F};
+        lm_block_io at, ml;
+        layer_io(m, (int)l, &at, &ml);
         if (lm_attn_block(&r, (int)l, &at, B, T, 0, err) || lm_mlp_block(&r, (int)l, &ml, B, T, 0, err)) return -1;
     }
     if (lm_head_rows(lm, m->a[A_XNF], m->a[A_RSTDF], m->a[A_X] + L * n * C, N, m->a[A_LOGITS], err)) return -1;
@@ -349,48 +362,32 @@ const float *icl_lmtrain_stream(const icl_lmtrain *m, int l) {
 int icl_lmtrain_backward(icl_lmtrain *m, icl_err *err) {
     if (!m->has_fwd || !m->has_tgt) return icl_errf(err, "backward needs a forward pass with targets first");
     const icl_lmtrain_config *c = &m->cfg;
-    int B = m->B, T = m->T, N = B * T, C = c->n_embd, F = c->n_ff, V = c->n_vocab, L = c->n_layer;
-    int H = c->n_head, Hkv = c->n_head_kv, hd = C / H, qd = hd * H, kvd = hd * Hkv, ldq = qd + 2 * kvd;
+    int N = m->B * m->T, C = c->n_embd, V = c->n_vocab, L = c->n_layer;
     size_t n = (size_t)N;
-    float theta = c->rope_theta, scale = m->lm.hp.q_scale;
-    const int32_t *pos = (const int32_t *)(const void *)m->a[A_POS], *tok = (const int32_t *)(const void *)m->a[A_TOK],
-                  *tgt = (const int32_t *)(const void *)m->a[A_TGT];
-    float *dlog = m->a[A_LOGITS], *dx = m->a[G_X], *dh = m->a[G_H], *tmp = m->a[G_TMP], *df1 = m->a[G_F1],
-          *df2 = m->a[G_F2], *dy = m->a[G_Y], *dqkv = m->a[G_QKV];
+    const int32_t *tok = (const int32_t *)(const void *)m->a[A_TOK], *tgt = (const int32_t *)(const void *)m->a[A_TGT];
+    float *dlog = m->a[A_LOGITS], *dx = m->a[G_X];
+    lm_grad_scratch s = {m->a[G_H], m->a[G_TMP], m->a[G_QKV], m->a[G_Y], m->a[G_F1], m->a[G_F2]};
+    lm_run r = run_of(m);
 #define P(k, l) (m->params + tensor_off(m, k, l))
 #define G(k, l) (m->grads + tensor_off(m, k, l))
     /* head: the logits become their gradient in place (the forward's logits are gone after this) */
     icl_cross_entropy(dlog, dlog, tgt, N, V, 1.0f);
     m->has_fwd = 0;
     int head_k = c->tied ? ICL_LT_TOKEN_EMBD : ICL_LT_OUTPUT;
-    icl_linear_backward(dh, G(head_k, 0), NULL, dlog, m->a[A_XNF], P(head_k, 0), N, C, V);
+    icl_linear_backward(s.dh, G(head_k, 0), NULL, dlog, m->a[A_XNF], P(head_k, 0), N, C, V);
     memset(dx, 0, n * C * sizeof(float));
-    icl_rmsnorm_backward(dx, G(ICL_LT_OUTPUT_NORM, 0), dh, m->a[A_X] + (size_t)L * n * C, P(ICL_LT_OUTPUT_NORM, 0),
+    icl_rmsnorm_backward(dx, G(ICL_LT_OUTPUT_NORM, 0), s.dh, m->a[A_X] + (size_t)L * n * C, P(ICL_LT_OUTPUT_NORM, 0),
                          m->a[A_RSTDF], N, C);
     for (int l = L - 1; l >= 0; l--) {
-        const float *x = m->a[A_X] + (size_t)l * n * C, *x1 = m->a[A_X1] + (size_t)l * n * C;
-        const float *xn1 = m->a[A_XN1] + (size_t)l * n * C, *xn2 = m->a[A_XN2] + (size_t)l * n * C;
-        const float *gate = m->a[A_GATE] + (size_t)l * n * F, *up = m->a[A_UP] + (size_t)l * n * F;
-        const float *mm = m->a[A_M] + (size_t)l * n * F, *qkv = m->a[A_QKV] + (size_t)l * n * ldq;
-        const float *y = m->a[A_ATTY] + (size_t)l * n * qd, *probs = m->a[A_PROBS] + (size_t)l * B * H * T * T;
-        /* MLP: dx carries the stream's gradient through the residual; the branch adds into it */
-        icl_linear_backward(df1, G(ICL_LT_FFN_DOWN, l), NULL, dx, mm, P(ICL_LT_FFN_DOWN, l), N, F, C);
-        icl_swiglu_backward(df1, df2, df1, gate, up, n * F);
-        icl_linear_backward(dh, G(ICL_LT_FFN_GATE, l), NULL, df1, xn2, P(ICL_LT_FFN_GATE, l), N, C, F);
-        icl_linear_backward(tmp, G(ICL_LT_FFN_UP, l), NULL, df2, xn2, P(ICL_LT_FFN_UP, l), N, C, F);
-        icl_accumulate(dh, tmp, n * C);
-        icl_rmsnorm_backward(dx, G(ICL_LT_FFN_NORM, l), dh, x1, P(ICL_LT_FFN_NORM, l), m->a[A_RSTD2] + (size_t)l * n, N,
-                             C);
-        /* attention: attn_q|attn_k|attn_v are adjacent rows, one (ldq, C) matrix */
-        icl_linear_backward(dy, G(ICL_LT_ATTN_OUTPUT, l), NULL, dx, y, P(ICL_LT_ATTN_OUTPUT, l), N, qd, C);
-        memset(dqkv, 0, n * ldq * sizeof(float));
-        icl_gqa_backward(dqkv, dqkv + qd, dqkv + qd + kvd, dy, qkv, ldq, qkv + qd, qkv + qd + kvd, ldq, probs, B, T, H,
-                         Hkv, hd, scale);
-        icl_rope_backward(dqkv, ldq, pos, N, H, hd, hd, theta, 0);
-        icl_rope_backward(dqkv + qd, ldq, pos, N, Hkv, hd, hd, theta, 0);
-        icl_linear_backward(dh, G(ICL_LT_ATTN_Q, l), NULL, dqkv, xn1, P(ICL_LT_ATTN_Q, l), N, C, ldq);
-        icl_rmsnorm_backward(dx, G(ICL_LT_ATTN_NORM, l), dh, x, P(ICL_LT_ATTN_NORM, l), m->a[A_RSTD1] + (size_t)l * n, N,
-                             C);
+        /* attn_q|attn_k|attn_v are adjacent rows: one (ldq, C) matrix */
+        lm_layer_grads g = {.attn_norm = G(ICL_LT_ATTN_NORM, l), .wqkv = G(ICL_LT_ATTN_Q, l),
+                            .wo = G(ICL_LT_ATTN_OUTPUT, l), .ffn_norm = G(ICL_LT_FFN_NORM, l),
+                            .gate = G(ICL_LT_FFN_GATE, l), .up = G(ICL_LT_FFN_UP, l), .down = G(ICL_LT_FFN_DOWN, l)};
+        lm_block_io at, ml;
+        layer_io(m, l, &at, &ml);
+        if (lm_mlp_block_backward(&r, l, &ml, &g, dx, &s, m->B, m->T, err) ||
+            lm_attn_block_backward(&r, l, &at, &g, dx, &s, m->B, m->T, err))
+            return -1;
     }
     icl_embedding_backward(G(ICL_LT_TOKEN_EMBD, 0), dx, tok, N, C);
 #undef P

@@ -65,7 +65,7 @@ void icl_linear_backward(float *dinp, float *dw, float *db, const float *dout, c
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, IC, OC, 1.0f, dout + (size_t)lo * OC, OC, w, IC,
                         0.0f, dinp + (size_t)lo * IC, IC);
         split_range(OC, part, parts, &lo, &hi);
-        if (hi > lo)
+        if (dw && hi > lo)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, IC, N, 1.0f, dout + lo, OC, inp, IC, 1.0f,
                         dw + (size_t)lo * IC, IC);
     }
@@ -90,7 +90,7 @@ void icl_linear_backward_ref(float *dinp, float *dw, float *db, const float *dou
             if (db) db[o] += g;
             for (int i = 0; i < IC; i++) {
                 if (dinp) dinp[(size_t)n * IC + i] += g * w[(size_t)o * IC + i];
-                dw[(size_t)o * IC + i] += g * inp[(size_t)n * IC + i];
+                if (dw) dw[(size_t)o * IC + i] += g * inp[(size_t)n * IC + i];
             }
         }
 }
@@ -98,7 +98,7 @@ void icl_linear_backward_ref(float *dinp, float *dw, float *db, const float *dou
 /* ---------------------------------------------------------------- layernorm */
 
 void icl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
-                           int C) {
+                           int C, float eps) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C > PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -112,7 +112,7 @@ void icl_layernorm_forward(float *out, float *mean, float *rstd, const float *in
             v += d * d;
         }
         v /= C;
-        float s = 1.0f / sqrtf(v + 1e-5f);
+        float s = 1.0f / sqrtf(v + eps);
         for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
         mean[n] = m;
         rstd[n] = s;

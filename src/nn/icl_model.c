@@ -1,8 +1,11 @@
-/* The transformer engine: parameter/activation layout, forward, backward, Adam (see icl_model.h). */
+/* The toy transformer: parameter/activation layout, its ends (read-in, positions, final norm,
+ * read-out, loss) and Adam; the blocks run on the engine's block code (see icl_model.h). */
 #include "iclab/icl_model.h"
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../arch/icl_lm_internal.h"
 #include "iclab/icl_kernels.h"
 
 /* Names follow llama.cpp's GGUF conventions where one exists. */
@@ -70,6 +73,50 @@ static void *alloc_floats(size_t n) {
     return p;
 }
 
+static lm_mat f32_mat(const float *p, int64_t rows, int64_t cols) {
+    return (lm_mat){ICL_GGML_F32, rows, cols, (uint64_t)cols * sizeof(float), p};
+}
+
+/* The engine's view of the blocks: a GPT-2 block (LayerNorm, fused q|k|v with biases, GELU MLP,
+ * no RoPE: the positions are the toy's own learned table) over m->params, on the training kernels. */
+static int make_view(icl_model *m) {
+    const icl_model_config *c = &m->cfg;
+    icl_lm *lm = calloc(1, sizeof *lm);
+    lm_layer *layers = calloc((size_t)c->n_layer, sizeof *layers);
+    if (!lm || !layers) {
+        free(lm);
+        free(layers);
+        return -1;
+    }
+    int C = c->n_embd, F = c->mlp_mult * c->n_embd, hs = C / c->n_head;
+    lm->hp = (icl_lm_hparams){.arch = ICL_LM_GPT2, .arch_name = "toy", .n_embd = C, .n_layer = c->n_layer,
+                              .n_head = c->n_head, .n_head_kv = c->n_head, .head_dim = hs, .n_ff = F,
+                              .n_ctx_train = c->n_ctx, .eps = 1e-5f, .rope_scale = 1.0f, .embd_scale = 1.0f,
+                              .q_scale = 1.0f / sqrtf((float)hs)};
+    lm->norm = LM_NORM_LAYER;
+    lm->mlp = LM_MLP_GELU;
+    lm->train_kernels = 1;
+    lm->layers = layers;
+    for (int l = 0; l < c->n_layer; l++) {
+        lm_layer *L = &layers[l];
+        size_t C1 = (size_t)l * C;
+        L->attn_norm = m->p[ICL_P_LN1W] + C1;
+        L->attn_norm_b = m->p[ICL_P_LN1B] + C1;
+        L->wqkv = f32_mat(m->p[ICL_P_QKVW] + 3 * C1 * C, 3 * C, C);
+        L->bqkv = m->p[ICL_P_QKVB] + 3 * C1;
+        L->wo = f32_mat(m->p[ICL_P_ATTW] + C1 * C, C, C);
+        L->bo = m->p[ICL_P_ATTB] + C1;
+        L->ffn_norm = m->p[ICL_P_LN2W] + C1;
+        L->ffn_norm_b = m->p[ICL_P_LN2B] + C1;
+        L->up = f32_mat(m->p[ICL_P_FCW] + (size_t)l * F * C, F, C);
+        L->b_up = m->p[ICL_P_FCB] + (size_t)l * F;
+        L->down = f32_mat(m->p[ICL_P_PROJW] + (size_t)l * C * F, C, F);
+        L->b_down = m->p[ICL_P_PROJB] + C1;
+    }
+    m->view = lm;
+    return 0;
+}
+
 int icl_model_init(icl_model *m, const icl_model_config *cfg, icl_err *err) {
     memset(m, 0, sizeof *m);
     if (icl_model_config_validate(cfg, err)) return -1;
@@ -92,6 +139,10 @@ int icl_model_init(icl_model *m, const icl_model_config *cfg, icl_err *err) {
         m->g[i] = m->grads + off;
         off += m->param_sizes[i];
     }
+    if (make_view(m)) {
+        icl_model_free(m);
+        return icl_errf(err, "out of memory");
+    }
     return 0;
 }
 
@@ -102,6 +153,8 @@ void icl_model_free(icl_model *m) {
     free(m->adam_v);
     free(m->acts);
     free(m->scratch);
+    if (m->view) free(m->view->layers);
+    free(m->view);
     memset(m, 0, sizeof *m);
 }
 
@@ -222,39 +275,24 @@ int icl_model_set_hooks(icl_model *m, const icl_hook *hooks, int n, icl_err *err
     return 0;
 }
 
-/* Applies the hooks of (site, layer) to x (B,T,C) in place. */
-static int apply_hooks(const icl_model *m, icl_site site, int layer, float *x, int B, int T, icl_err *err) {
-    int C = m->cfg.n_embd, hs = C / m->cfg.n_head;
-    for (int i = 0; i < m->n_hooks; i++) {
-        const icl_hook *h = &m->hooks[i];
-        if (h->site != site || h->layer != layer) continue;
-        int np = h->positions ? h->n_positions : T;
-        int off = site == ICL_SITE_HEAD_OUT ? h->head * hs : 0, w = site == ICL_SITE_HEAD_OUT ? hs : C;
-        for (int k = 0; k < np; k++)
-            if ((h->positions ? h->positions[k] : k) >= T)
-                return icl_errf(err, "hook %d: position %d is past the sequence length %d", i, h->positions[k], T);
-        for (int b = 0; b < B; b++)
-            for (int k = 0; k < np; k++) {
-                int t = h->positions ? h->positions[k] : k;
-                float *v = x + ((size_t)b * T + t) * C + off;
-                size_t slot = ((size_t)b * np + k) * w;
-                const float *src = h->vec ? h->vec + (h->per_sequence ? slot : 0) : NULL;
-                switch (h->action) {
-                case ICL_HOOK_CAPTURE: memcpy(h->out + slot, v, sizeof(float) * w); break;
-                case ICL_HOOK_REPLACE: memcpy(v, src, sizeof(float) * w); break;
-                case ICL_HOOK_ADD: for (int j = 0; j < w; j++) v[j] += src[j]; break;
-                case ICL_HOOK_ZERO: memset(v, 0, sizeof(float) * w); break;
-                }
-            }
-    }
-    return 0;
+/* Layer l's attention and MLP sub-block buffers in the activations of the current (B,T). */
+static void layer_io(const icl_model *m, int l, lm_block_io *at, lm_block_io *ml) {
+    size_t N = (size_t)m->B * m->T, C = m->cfg.n_embd, F = (size_t)m->cfg.mlp_mult * C, NC = N * C, L = (size_t)l;
+    *at = (lm_block_io){.x = m->a[ICL_A_RESID] + L * NC, .x_out = m->a[ICL_A_RESID2] + L * NC,
+                        .xn = m->a[ICL_A_LN1] + L * NC, .mean = m->a[ICL_A_LN1MEAN] + L * N,
+                        .rstd = m->a[ICL_A_LN1RSTD] + L * N, .qkv = m->a[ICL_A_QKV] + L * 3 * NC,
+                        .att = m->a[ICL_A_ATTY] + L * NC,
+                        .probs = m->a[ICL_A_ATT] + L * m->B * m->cfg.n_head * m->T * m->T,
+                        .proj = m->a[ICL_A_ATTOUT] + L * NC};
+    *ml = (lm_block_io){.x = at->x_out, .x_out = m->a[ICL_A_RESID] + (L + 1) * NC, .xn = m->a[ICL_A_LN2] + L * NC,
+                        .mean = m->a[ICL_A_LN2MEAN] + L * N, .rstd = m->a[ICL_A_LN2RSTD] + L * N,
+                        .proj = m->a[ICL_A_MLPOUT] + L * NC, .ff_a = m->a[ICL_A_FCGELU] + L * N * F,
+                        .ff_b = m->a[ICL_A_FCH] + L * N * F};
 }
 
-/* Hook dispatch that costs one branch when no hook is set. */
-#define HOOK(site, layer, x)                                                          \
-    do {                                                                              \
-        if (m->hooks && apply_hooks(m, (site), (layer), (x), B, T, err)) return -1; \
-    } while (0)
+static lm_run run_of(const icl_model *m) {
+    return (lm_run){m->view, m->hooks, m->n_hooks, NULL, omp_get_max_threads(), NULL, NULL, 0, 0, NULL};
+}
 
 int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const float *targets, const float *mask,
                       float *loss, icl_err *err) {
@@ -262,7 +300,13 @@ int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const flo
     if (B < 1 || T < 1) return icl_errf(err, "forward needs at least one sequence and one token");
     if (T > c->n_ctx) return icl_errf(err, "sequence of %d tokens exceeds the model context of %d", T, c->n_ctx);
     if (ensure_acts(m, B, T, err)) return -1;
-    int L = c->n_layer, C = c->n_embd, H = c->n_head, F = c->mlp_mult * C, D = c->d_in;
+    for (int i = 0; i < m->n_hooks; i++) {
+        const icl_hook *h = &m->hooks[i];
+        for (int k = 0; h->positions && k < h->n_positions; k++)
+            if (h->positions[k] >= T)
+                return icl_errf(err, "hook %d: position %d is past the sequence length %d", i, h->positions[k], T);
+    }
+    int L = c->n_layer, C = c->n_embd, D = c->d_in;
     int N = B * T;
     size_t NC = (size_t)N * C;
     memcpy(m->a[ICL_A_INP], tokens, (size_t)N * D * sizeof(float));
@@ -278,34 +322,17 @@ int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const flo
         for (int j = 0; j < C; j++) row[j] += pe[j];
     }
 
+    lm_run r = run_of(m);
     for (int l = 0; l < L; l++) {
-        float *resid = m->a[ICL_A_RESID] + l * NC, *resid_next = resid + NC;
-        float *ln1 = m->a[ICL_A_LN1] + l * NC, *ln1m = m->a[ICL_A_LN1MEAN] + (size_t)l * N, *ln1r = m->a[ICL_A_LN1RSTD] + (size_t)l * N;
-        float *qkv = m->a[ICL_A_QKV] + l * 3 * NC, *atty = m->a[ICL_A_ATTY] + l * NC;
-        float *att = m->a[ICL_A_ATT] + (size_t)l * B * H * T * T, *attout = m->a[ICL_A_ATTOUT] + l * NC;
-        float *resid2 = m->a[ICL_A_RESID2] + l * NC, *ln2 = m->a[ICL_A_LN2] + l * NC;
-        float *ln2m = m->a[ICL_A_LN2MEAN] + (size_t)l * N, *ln2r = m->a[ICL_A_LN2RSTD] + (size_t)l * N;
-        float *fch = m->a[ICL_A_FCH] + (size_t)l * N * F, *fcg = m->a[ICL_A_FCGELU] + (size_t)l * N * F;
-        float *mlpout = m->a[ICL_A_MLPOUT] + l * NC;
-
-        HOOK(ICL_SITE_RESID_PRE, l, resid);
-        icl_layernorm_forward(ln1, ln1m, ln1r, resid, m->p[ICL_P_LN1W] + l * C, m->p[ICL_P_LN1B] + l * C, N, C);
-        icl_linear_forward(qkv, ln1, m->p[ICL_P_QKVW] + (size_t)l * 3 * C * C, m->p[ICL_P_QKVB] + l * 3 * C, N, C, 3 * C);
-        icl_attention_forward(atty, att, qkv, B, T, C, H);
-        HOOK(ICL_SITE_HEAD_OUT, l, atty);
-        icl_linear_forward(attout, atty, m->p[ICL_P_ATTW] + (size_t)l * C * C, m->p[ICL_P_ATTB] + l * C, N, C, C);
-        HOOK(ICL_SITE_ATTN_OUT, l, attout);
-        icl_add(resid2, resid, attout, NC);
-        icl_layernorm_forward(ln2, ln2m, ln2r, resid2, m->p[ICL_P_LN2W] + l * C, m->p[ICL_P_LN2B] + l * C, N, C);
-        icl_linear_forward(fch, ln2, m->p[ICL_P_FCW] + (size_t)l * F * C, m->p[ICL_P_FCB] + (size_t)l * F, N, C, F);
-        icl_gelu_forward(fcg, fch, (size_t)N * F);
-        icl_linear_forward(mlpout, fcg, m->p[ICL_P_PROJW] + (size_t)l * C * F, m->p[ICL_P_PROJB] + l * C, N, F, C);
-        HOOK(ICL_SITE_MLP_OUT, l, mlpout);
-        icl_add(resid_next, resid2, mlpout, NC);
-        HOOK(ICL_SITE_RESID_POST, l, resid_next);
+        lm_block_io at, ml;
+        layer_io(m, l, &at, &ml);
+        lm_hooks(&r, ICL_SITE_RESID_PRE, l, at.x, C, 0, B, T);
+        if (lm_attn_block(&r, l, &at, B, T, 0, err) || lm_mlp_block(&r, l, &ml, B, T, 0, err)) return -1;
+        lm_hooks(&r, ICL_SITE_RESID_POST, l, ml.x_out, C, 0, B, T);
     }
     float *xL = m->a[ICL_A_RESID] + (size_t)L * NC;
-    icl_layernorm_forward(m->a[ICL_A_LNF], m->a[ICL_A_LNFMEAN], m->a[ICL_A_LNFRSTD], xL, m->p[ICL_P_LNFW], m->p[ICL_P_LNFB], N, C);
+    icl_layernorm_forward(m->a[ICL_A_LNF], m->a[ICL_A_LNFMEAN], m->a[ICL_A_LNFRSTD], xL, m->p[ICL_P_LNFW], m->p[ICL_P_LNFB], N, C,
+                          m->view->hp.eps);
     icl_linear_forward(m->a[ICL_A_OUT], m->a[ICL_A_LNF], m->p[ICL_P_WOUT], m->p[ICL_P_BOUT], N, C, c->d_out);
 
     m->have_targets = targets != NULL;
@@ -333,7 +360,7 @@ int icl_model_backward(icl_model *m, icl_err *err) {
     for (int i = 0; i < m->n_hooks; i++)
         if (m->hooks[i].action != ICL_HOOK_CAPTURE) return icl_errf(err, "backward is not defined while an intervention hook is set");
     const icl_model_config *c = &m->cfg;
-    int B = m->B, T = m->T, L = c->n_layer, C = c->n_embd, H = c->n_head, F = c->mlp_mult * C, D = c->d_in, O = c->d_out;
+    int B = m->B, T = m->T, L = c->n_layer, C = c->n_embd, F = c->mlp_mult * C, D = c->d_in, O = c->d_out;
     int N = B * T;
     size_t NC = (size_t)N * C;
     float *dresid = m->scratch, *dtmp = dresid + NC, *dln = dtmp + NC;
@@ -352,33 +379,21 @@ int icl_model_backward(icl_model *m, icl_err *err) {
     icl_layernorm_backward(dresid, m->g[ICL_P_LNFW], m->g[ICL_P_LNFB], dln, m->a[ICL_A_RESID] + (size_t)L * NC,
                            m->p[ICL_P_LNFW], m->a[ICL_A_LNFMEAN], m->a[ICL_A_LNFRSTD], N, C);
 
+    lm_run r = run_of(m);
+    lm_grad_scratch s = {.dh = dln, .tmp = dtmp, .dqkv = dqkv, .dy = dtmp, .df1 = dfcg, .df2 = dfch};
     for (int l = L - 1; l >= 0; l--) {
-        float *resid = m->a[ICL_A_RESID] + l * NC;
-        float *ln1 = m->a[ICL_A_LN1] + l * NC, *ln1m = m->a[ICL_A_LN1MEAN] + (size_t)l * N, *ln1r = m->a[ICL_A_LN1RSTD] + (size_t)l * N;
-        float *qkv = m->a[ICL_A_QKV] + l * 3 * NC, *atty = m->a[ICL_A_ATTY] + l * NC;
-        float *att = m->a[ICL_A_ATT] + (size_t)l * B * H * T * T;
-        float *resid2 = m->a[ICL_A_RESID2] + l * NC, *ln2 = m->a[ICL_A_LN2] + l * NC;
-        float *ln2m = m->a[ICL_A_LN2MEAN] + (size_t)l * N, *ln2r = m->a[ICL_A_LN2RSTD] + (size_t)l * N;
-        float *fch = m->a[ICL_A_FCH] + (size_t)l * N * F, *fcg = m->a[ICL_A_FCGELU] + (size_t)l * N * F;
-
-        /* MLP: resid_next = resid2 + proj(gelu(fc(ln2(resid2)))); dresid is d resid_next and becomes d resid2 */
-        icl_linear_backward(dfcg, m->g[ICL_P_PROJW] + (size_t)l * C * F, m->g[ICL_P_PROJB] + l * C, dresid, fcg,
-                            m->p[ICL_P_PROJW] + (size_t)l * C * F, N, F, C);
-        icl_gelu_backward(dfch, fch, dfcg, (size_t)N * F);
-            icl_linear_backward(dln, m->g[ICL_P_FCW] + (size_t)l * F * C, m->g[ICL_P_FCB] + (size_t)l * F, dfch, ln2,
-                            m->p[ICL_P_FCW] + (size_t)l * F * C, N, C, F);
-        icl_layernorm_backward(dresid, m->g[ICL_P_LN2W] + l * C, m->g[ICL_P_LN2B] + l * C, dln, resid2,
-                               m->p[ICL_P_LN2W] + l * C, ln2m, ln2r, N, C);
-
-        /* attention: resid2 = resid + attproj(attn(qkv(ln1(resid)))) */
-        icl_linear_backward(dtmp, m->g[ICL_P_ATTW] + (size_t)l * C * C, m->g[ICL_P_ATTB] + l * C, dresid, atty,
-                            m->p[ICL_P_ATTW] + (size_t)l * C * C, N, C, C);
-        memset(dqkv, 0, 3 * NC * sizeof(float));
-        icl_attention_backward(dqkv, dtmp, qkv, att, B, T, C, H);
-            icl_linear_backward(dln, m->g[ICL_P_QKVW] + (size_t)l * 3 * C * C, m->g[ICL_P_QKVB] + l * 3 * C, dqkv, ln1,
-                            m->p[ICL_P_QKVW] + (size_t)l * 3 * C * C, N, C, 3 * C);
-        icl_layernorm_backward(dresid, m->g[ICL_P_LN1W] + l * C, m->g[ICL_P_LN1B] + l * C, dln, resid,
-                               m->p[ICL_P_LN1W] + l * C, ln1m, ln1r, N, C);
+        size_t l1 = (size_t)l * C;
+        lm_layer_grads g = {.attn_norm = m->g[ICL_P_LN1W] + l1, .attn_norm_b = m->g[ICL_P_LN1B] + l1,
+                            .wqkv = m->g[ICL_P_QKVW] + 3 * l1 * C, .bqkv = m->g[ICL_P_QKVB] + 3 * l1,
+                            .wo = m->g[ICL_P_ATTW] + l1 * C, .bo = m->g[ICL_P_ATTB] + l1,
+                            .ffn_norm = m->g[ICL_P_LN2W] + l1, .ffn_norm_b = m->g[ICL_P_LN2B] + l1,
+                            .up = m->g[ICL_P_FCW] + (size_t)l * F * C, .b_up = m->g[ICL_P_FCB] + (size_t)l * F,
+                            .down = m->g[ICL_P_PROJW] + l1 * F, .b_down = m->g[ICL_P_PROJB] + l1};
+        lm_block_io at, ml;
+        layer_io(m, l, &at, &ml);
+        if (lm_mlp_block_backward(&r, l, &ml, &g, dresid, &s, B, T, err) ||
+            lm_attn_block_backward(&r, l, &at, &g, dresid, &s, B, T, err))
+            return -1;
     }
 
     /* embedding */
