@@ -24,7 +24,7 @@ args=(--task lm --corpus "$C" --steps 120 --width 32 --layers 2 --heads 4 --kv-h
 if $ICLAB train "${args[@]}" --out "$T/r1" --threads 1; then ok "train --task lm runs"; else bad "train --task lm failed"; fi
 [ -s "$T/r1/model.gguf" ] && [ "$(wc -l < "$T/r1/train.csv")" -eq 121 ] && head -1 "$T/r1/train.csv" | grep -q '^step,loss,lr,grad_norm,seconds$' \
   && ok "model.gguf and train.csv (120 steps)" || bad "run folder: $(ls "$T/r1")"
-ck=$(cd "$T/r1/checkpoints" && ls | tr '\n' ' ')
+ck=$(cd "$T/r1/checkpoints" && ls step_* | tr '\n' ' ')
 [ "$ck" = "step_000000001.gguf step_000000005.gguf step_000000024.gguf step_000000120.gguf " ] \
   && ok "log-spaced checkpoints: $ck" || bad "checkpoints: $ck"
 cmp -s "$T/r1/checkpoints/step_000000120.gguf" "$T/r1/model.gguf" && ok "the last checkpoint is model.gguf" || bad "last checkpoint differs"
@@ -37,8 +37,8 @@ $ICLAB train "${args[@]}" --out "$T/r2" --threads 2 && cmp -s "$T/r1/model.gguf"
   && ok "1 and 2 threads give the same model bytes" || bad "models differ between thread counts"
 
 $ICLAB train "${args[@]}" --out "$T/r2" --overwrite --checkpoints 2 --steps 30 \
-  && [ "$(cd "$T/r2/checkpoints" && ls | tr '\n' ' ')" = "step_000000001.gguf step_000000030.gguf " ] \
-  && ok "--overwrite replaces the run and its checkpoints" || bad "--overwrite: $(ls "$T/r2/checkpoints")"
+  && [ "$(cd "$T/r2/checkpoints" && ls | tr '\n' ' ')" = "state.bin step_000000001.gguf step_000000030.gguf " ] \
+  && ok "--overwrite replaces the run, its checkpoints and state" || bad "--overwrite: $(ls "$T/r2/checkpoints")"
 
 expect_fail "no --corpus" "corpus DIR is required" $ICLAB train --task lm --out "$T/x"
 expect_fail "missing tokenizer" "tokenizer.gguf" $ICLAB train --task lm --corpus "$T/nowhere" --out "$T/x"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Training throughput of the mini-LM (`iclab train --task lm --preset minilm`: 4 layers, width 128,
+# 4 heads, 2 kv heads, FFN 352, ctx 1024, batch 2, vocabulary 4096 as mkcorpus's default) in iclab
+# (build/bench/bench_lmtrain: icl_lmtrain_step on pre-generated random batches) against the same
+# model in PyTorch (bench/lmtrain_torch.py), 2 threads each, alternating runs in one session so
+# both see the same machine. Prints each run, each round's ratio and the median ratio.
+# Usage: bench/run_lmtrain_bench.sh [ROUNDS] [STEPS]   (defaults 3 and 20; needs python3-torch:
+# ICLAB_DEV=1 scripts/install-deps.sh). BUILD=dir picks another build folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+STEPS=${2:-20}
+BUILD=${BUILD:-build}
+BENCH=$BUILD/bench/bench_lmtrain
+make -j2 "$BENCH" >/dev/null
+args="--layers 4 --width 128 --heads 4 --kv-heads 2 --ctx 1024 --batch 2 --vocab 4096 --threads 2 --warmup 3 --steps $STEPS"
+rate() { sed -n 's/.*steps_per_s=\([0-9.]*\).*/\1/p'; }
+ratios=()
+for r in $(seq "$ROUNDS"); do
+  # iclab sets GOMP_SPINCOUNT=10000 for itself (docs/performance.md); the bench binary gets it here
+  il=$(GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000} "$BENCH" $args); echo "  iclab: $il"; i=$(echo "$il" | rate)
+  tl=$(/usr/bin/python3 bench/lmtrain_torch.py $args); echo "  torch: $tl"; t=$(echo "$tl" | rate)
+  ratios+=("$(awk -v a="$i" -v b="$t" 'BEGIN {printf "%.2f", a / b}')")
+  echo "round $r: iclab $i steps/s, torch $t steps/s, ratio ${ratios[-1]}"
+done
+printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print "mini-LM: median ratio iclab/torch = " a[int((NR+1)/2)] " (target >= 3)"}'
