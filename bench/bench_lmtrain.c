@@ -4,9 +4,11 @@
  * `iclab train`, two memcpy of 8 KB, is left out on both sides).
  * Build (from the repository root): make build/bench/bench_lmtrain
  * Usage: bench_lmtrain [--layers 4] [--width 128] [--heads 4] [--kv-heads 2] [--ff 0] [--ctx 1024]
- *                      [--batch 2] [--vocab 4096] [--steps 20] [--warmup 3] [--threads 2]
+ *                      [--batch 2] [--vocab 4096] [--steps 20] [--warmup 3] [--threads 2] [--phases 1]
  * --ff 0 is the trainer's rule (8/3 width rounded up to 32). Prints one line:
  * params=N steps_per_s=X tokens_per_s=Y loss=Z
+ * --phases 1 then times the parts of a step separately over as many steps (the calls
+ * icl_lmtrain_step makes: forward, backward, norm + clip + AdamW) and prints milliseconds per step.
  * Run it with GOMP_SPINCOUNT=10000 (what `iclab` sets for itself; bench/run_lmtrain_bench.sh does). */
 #include <omp.h>
 #include <stdio.h>
@@ -26,11 +28,11 @@ static double now(void) {
 
 int main(int argc, char **argv) {
     int layers = 4, width = 128, heads = 4, kv = 2, ff = 0, ctx = 1024, batch = 2, vocab = 4096;
-    int steps = 20, warmup = 3, threads = 2;
+    int steps = 20, warmup = 3, threads = 2, phases = 0;
     struct { const char *name; int *v; } flags[] = {
         {"--layers", &layers}, {"--width", &width}, {"--heads", &heads}, {"--kv-heads", &kv}, {"--ff", &ff},
         {"--ctx", &ctx}, {"--batch", &batch}, {"--vocab", &vocab}, {"--steps", &steps}, {"--warmup", &warmup},
-        {"--threads", &threads},
+        {"--threads", &threads}, {"--phases", &phases},
     };
     for (int i = 1; i < argc; i++) {
         int found = 0;
@@ -90,6 +92,28 @@ int main(int argc, char **argv) {
     double dt = now() - t0;
     printf("params=%zu steps_per_s=%.3f tokens_per_s=%.0f loss=%.4f\n", icl_lmtrain_n_params(m), steps / dt,
            (double)steps * (double)n / dt, loss);
+    if (phases) {
+        double tf = 0, tb = 0, to = 0;
+        for (int s = 0; s < steps; s++) {
+            size_t o = (size_t)(s % N_BATCHES) * n;
+            double a = now();
+            icl_lmtrain_zero_grad(m);
+            if (icl_lmtrain_forward(m, tok + o, tgt + o, batch, ctx, &loss, &err)) return 1;
+            double b = now();
+            if (icl_lmtrain_backward(m, &err)) return 1;
+            double c = now();
+            /* what icl_lmtrain_step does after the backward */
+            double gn = icl_lmtrain_grad_norm(m);
+            float *g = icl_lmtrain_buffer(m, ICL_LT_GRADS);
+            if (gn > opt.grad_clip)
+                for (size_t i = 0; i < icl_lmtrain_n_params(m); i++) g[i] *= (float)(opt.grad_clip / gn);
+            icl_lmtrain_adamw(m, &opt, icl_lmtrain_lr(&opt, icl_lmtrain_steps_done(m)));
+            double d = now();
+            tf += b - a, tb += c - b, to += d - c;
+        }
+        printf("ms_per_step forward=%.1f backward=%.1f clip_adamw=%.1f\n", 1e3 * tf / steps, 1e3 * tb / steps,
+               1e3 * to / steps);
+    }
     free(tok);
     free(tgt);
     icl_lmtrain_free(m);
