@@ -12,6 +12,7 @@ Usage: lmtrain_torch.py [--layers 4 --width 128 --heads 4 --kv-heads 2 --ff 0 --
                          --vocab 4096 --steps 20 --warmup 3 --threads 2]
 Prints: params=N steps_per_s=X tokens_per_s=Y loss=Z"""
 import argparse
+import math
 import time
 
 import torch
@@ -100,6 +101,12 @@ class Model(nn.Module):
 
 
 m = Model()
+with torch.no_grad():  # GPT-2's initialisation, as icl_lmtrain_init_weights (the timing does not depend on it)
+    for name, q in m.named_parameters():
+        if q.dim() == 2:
+            q.normal_(0.0, 0.02)
+            if name.endswith(('.o.weight', '.down.weight')):
+                q.mul_(1.0 / math.sqrt(2 * a.layers))
 nparams = sum(q.numel() for q in m.parameters())
 decay = [q for q in m.parameters() if q.dim() == 2]
 no_decay = [q for q in m.parameters() if q.dim() < 2]
