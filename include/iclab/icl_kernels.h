@@ -24,7 +24,7 @@ void icl_linear_backward_ref(float *dinp, float *dw, float *db, const float *dou
  * mean, rstd (N) for backward. */
 void icl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
                            int C, float eps);
-/* dinp += ..., dw += ..., db += ... */
+/* dinp += ..., dw += ..., db += ... (dw NULL: frozen weight and bias, only dinp; db NULL: no bias) */
 void icl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                             const float *mean, const float *rstd, int N, int C);
 
@@ -63,7 +63,8 @@ void icl_accumulate(float *out, const float *a, size_t n);
  * the same bits as the inference engine's norm (src/arch/icl_lm_eval.c, norm_rows). */
 void icl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps);
 void icl_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps);
-/* dinp (N,C) += d/dx, dw (C) += sum over rows of dout * x * rstd; rstd from the forward. */
+/* dinp (N,C) += d/dx, dw (C) += sum over rows of dout * x * rstd (dw NULL: a frozen weight); rstd
+ * from the forward. */
 void icl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd,
                           int N, int C);
 void icl_rmsnorm_backward_ref(float *dinp, float *dw, const float *dout, const float *inp, const float *w,

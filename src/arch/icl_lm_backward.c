@@ -1,18 +1,25 @@
 /* The backward pass of the one transformer block (see icl_lm_internal.h): the forward's kernels of
- * icl_kernels.h in reverse, for every setting the trainers use (RMSNorm or LayerNorm, with or
- * without biases, SwiGLU or GELU MLP, RoPE or none, grouped-query attention). Shapes: rows = S*T,
- * C = n_embd, qd = n_head*head_dim, kvd = n_head_kv*head_dim, ldq = qd + 2*kvd, F = n_ff. */
+ * icl_kernels.h in reverse, for RMSNorm or LayerNorm, with or without biases, SwiGLU or GELU MLP,
+ * RoPE (any scaling, either pair convention) or none, grouped-query attention, fused or separate
+ * q/k/v, trained weights in F32 or frozen ones in any stored type, and LoRA adapters on any matrix.
+ * Shapes: rows = S*T, C = n_embd, qd = n_head*head_dim, kvd = n_head_kv*head_dim, ldq = qd + 2*kvd,
+ * F = n_ff. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 #include "icl_lm_internal.h"
 #include "iclab/icl_kernels.h"
 #include "iclab/icl_quant.h"
 
-static const float *f32(const lm_mat *m) { return (const float *)m->data; }
+static const float *f32(const lm_mat *m) { return m->type == ICL_GGML_F32 ? (const float *)m->data : NULL; }
 
-/* The q|k|v weight as one (ldq, C) matrix: a fused attn_qkv, or attn_q, attn_k, attn_v adjacent. */
-static const float *qkv_weight(const icl_lm *lm, const lm_layer *L) {
-    if (L->wqkv.data) return L->wqkv.type == ICL_GGML_F32 ? f32(&L->wqkv) : NULL;
-    if (L->wq.type != ICL_GGML_F32 || L->wk.type != ICL_GGML_F32 || L->wv.type != ICL_GGML_F32) return NULL;
+/* The q|k|v weight as one F32 (ldq, C) matrix: a fused attn_qkv, or attn_q, attn_k, attn_v adjacent
+ * (as trainers lay them out); NULL otherwise. */
+static const float *qkv_fused(const icl_lm *lm, const lm_layer *L) {
+    if (L->wqkv.data) return f32(&L->wqkv);
+    if (L->bq || L->bk || L->bv || !f32(&L->wq) || !f32(&L->wk) || !f32(&L->wv)) return NULL;
     size_t C = lm->hp.n_embd, qd = (size_t)lm->hp.n_head * lm->hp.head_dim;
     size_t kvd = (size_t)lm->hp.n_head_kv * lm->hp.head_dim;
     const float *q = f32(&L->wq);
@@ -27,11 +34,60 @@ int lm_block_backward_check(const icl_lm *lm, int l, icl_err *err) {
         return icl_errf(err, "%s: soft-capping, sliding windows and clamping have no backward yet", hp->arch_name);
     if (lm->mlp == LM_MLP_GEGLU || lm->norm == LM_NORM_LAYER_NOPARAM)
         return icl_errf(err, "%s: GeGLU and parameter-free norms have no backward yet", hp->arch_name);
-    if (!qkv_weight(lm, L) || L->bq || L->bk || L->bv)
-        return icl_errf(err, "layer %d: the backward needs q|k|v as one F32 matrix with one bias", l);
-    if (L->wo.type != ICL_GGML_F32 || L->up.type != ICL_GGML_F32 || L->down.type != ICL_GGML_F32 ||
-        (lm->mlp == LM_MLP_SWIGLU && L->gate.type != ICL_GGML_F32))
-        return icl_errf(err, "layer %d: the backward needs F32 weights", l);
+    if (L->wqkv.data && !f32(&L->wqkv))
+        return icl_errf(err, "layer %d: a fused q|k|v matrix must be F32 for the backward", l);
+    return 0;
+}
+
+/* A frozen weight in F32: the stored data, or a dequantized copy in *tmp (freed by the caller). */
+static const float *weight_f32(const lm_mat *W, float **tmp, icl_err *err) {
+    *tmp = NULL;
+    if (W->type == ICL_GGML_F32) return (const float *)W->data;
+    float *w = malloc(sizeof(float) * (size_t)W->rows * (size_t)W->cols);
+    if (!w) {
+        icl_errf(err, "out of memory dequantizing a %lld x %lld weight", (long long)W->rows, (long long)W->cols);
+        return NULL;
+    }
+    for (int64_t r = 0; r < W->rows; r++)
+        if (icl_quant_dequantize_row(W->type, (const char *)W->data + (size_t)r * W->row_bytes, w + (size_t)r * W->cols,
+                                     W->cols, err)) {
+            free(w);
+            return NULL;
+        }
+    *tmp = w;
+    return w;
+}
+
+int lm_linear_backward(float *dinp, float *gw, float *gb, const float *dout, size_t ldo, const float *inp,
+                       const lm_mat *W, int N, icl_err *err) {
+    int out = (int)W->rows, in = (int)W->cols;
+    if (gw && W->type != ICL_GGML_F32) return icl_errf(err, "a trained weight must be F32");
+    if (ldo == (size_t)out && W->type == ICL_GGML_F32) { /* the training kernel (fixed thread split) */
+        icl_linear_backward(dinp, gw, gb, dout, inp, (const float *)W->data, N, in, out);
+        return 0;
+    }
+    float *tmp;
+    const float *w = weight_f32(W, &tmp, err);
+    if (!w) return -1;
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dout, (int)ldo, w, in, 0.0f, dinp, in);
+    if (gw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dout, (int)ldo, inp, in, 1.0f, gw, in);
+    if (gb)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < out; o++) gb[o] += dout[(size_t)n * ldo + o];
+    free(tmp);
+    return 0;
+}
+
+/* dinp (N, in) = the input gradient of matrix t of layer l (weight W, trained into gw/gb unless
+ * NULL) and of its adapter; dout has row stride ldo; accumulate: add into dinp instead. */
+static int matrix_backward(const lm_run *r, int l, int t, float *dinp, int accumulate, float *tmp, float *gw,
+                           float *gb, const float *dout, size_t ldo, const float *inp, const lm_mat *W, int N,
+                           icl_err *err) {
+    float *d = accumulate ? tmp : dinp;
+    if (lm_linear_backward(d, gw, gb, dout, ldo, inp, W, N, err)) return -1;
+    if (lm_lora_has(r->lora, l, t)) lm_lora_backward(r->lora, l, t, dout, ldo, inp, N, (int)W->cols, (int)W->rows, d);
+    if (accumulate) icl_accumulate(dinp, tmp, (size_t)N * W->cols);
     return 0;
 }
 
@@ -48,22 +104,46 @@ int lm_mlp_block_backward(const lm_run *r, int l, const lm_block_io *io, const l
     const icl_lm *lm = r->lm;
     const lm_layer *L = &lm->layers[l];
     if (lm_block_backward_check(lm, l, err)) return -1;
-    int N = S * T, C = lm->hp.n_embd, F = lm->hp.n_ff;
-    size_t nf = (size_t)N * F;
+    int N = S * T, C = lm->hp.n_embd;
+    size_t nf = (size_t)N * lm->hp.n_ff;
     int gelu = lm->mlp == LM_MLP_GELU;
     /* down: its input was gelu(up) (ff_a) or silu(gate)*up (ff_m) */
-    icl_linear_backward(s->df1, g->down, g->b_down, dx, gelu ? io->ff_a : io->ff_m, f32(&L->down), N, F, C);
+    if (matrix_backward(r, l, LM_T_DOWN, s->df1, 0, NULL, g->down, g->b_down, dx, C, gelu ? io->ff_a : io->ff_m,
+                        &L->down, N, err))
+        return -1;
     if (gelu) {
         icl_gelu_backward(s->df2, io->ff_b, s->df1, nf);
-        icl_linear_backward(s->dh, g->up, g->b_up, s->df2, io->xn, f32(&L->up), N, C, F);
+        if (matrix_backward(r, l, LM_T_UP, s->dh, 0, NULL, g->up, g->b_up, s->df2, L->up.rows, io->xn, &L->up, N, err))
+            return -1;
     } else {
         icl_swiglu_backward(s->df1, s->df2, s->df1, io->ff_a, io->ff_b, nf);
-        icl_linear_backward(s->dh, g->gate, g->b_gate, s->df1, io->xn, f32(&L->gate), N, C, F);
-        icl_linear_backward(s->tmp, g->up, g->b_up, s->df2, io->xn, f32(&L->up), N, C, F);
-        icl_accumulate(s->dh, s->tmp, (size_t)N * C);
+        if (matrix_backward(r, l, LM_T_GATE, s->dh, 0, NULL, g->gate, g->b_gate, s->df1, L->gate.rows, io->xn, &L->gate,
+                            N, err) ||
+            matrix_backward(r, l, LM_T_UP, s->dh, 1, s->tmp, g->up, g->b_up, s->df2, L->up.rows, io->xn, &L->up, N, err))
+            return -1;
     }
     norm_backward(lm, io, L->ffn_norm, g->ffn_norm, g->ffn_norm_b, s->dh, dx, N);
     return 0;
+}
+
+/* Rotates the q or k heads of each row back by its position's RoPE angles (the forward's table). */
+static void rope_backward(const lm_run *r, float *x, size_t ld, int n_heads, int S, int T) {
+    const icl_lm_hparams *hp = &r->lm->hp;
+    int half = hp->rope_dim / 2, hd = hp->head_dim, N = S * T;
+#pragma omp parallel for schedule(static) if ((size_t)N * n_heads * hd >= 32768)
+    for (int n = 0; n < N; n++) {
+        double pos = r->positions[n];
+        for (int i = 0; i < half; i++) {
+            double a = pos * r->inv_freq[i];
+            float c = (float)cos(a), sn = -(float)sin(a);
+            int i0 = hp->rope_neox ? i : 2 * i, i1 = hp->rope_neox ? i + half : 2 * i + 1;
+            for (int h = 0; h < n_heads; h++) {
+                float *v = x + (size_t)n * ld + (size_t)h * hd, a0 = v[i0], a1 = v[i1];
+                v[i0] = a0 * c - a1 * sn;
+                v[i1] = a0 * sn + a1 * c;
+            }
+        }
+    }
 }
 
 int lm_attn_block_backward(const lm_run *r, int l, const lm_block_io *io, const lm_layer_grads *g, float *dx,
@@ -74,21 +154,32 @@ int lm_attn_block_backward(const lm_run *r, int l, const lm_block_io *io, const 
     if (lm_block_backward_check(lm, l, err)) return -1;
     int N = S * T, C = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, hd = hp->head_dim;
     int qd = H * hd, kvd = Hkv * hd, ldq = qd + 2 * kvd;
-    icl_linear_backward(s->dy, g->wo, g->bo, dx, io->att, f32(&L->wo), N, qd, C);
+    if (matrix_backward(r, l, LM_T_O, s->dy, 0, NULL, g->wo, g->bo, dx, C, io->att, &L->wo, N, err)) return -1;
     float *dq = s->dqkv, *dk = dq + qd, *dv = dk + kvd;
     const float *q = io->qkv, *k = q + qd, *v = k + kvd;
     memset(s->dqkv, 0, (size_t)N * ldq * sizeof(float));
     icl_gqa_backward(dq, dk, dv, s->dy, q, ldq, k, v, ldq, io->probs, S, T, H, Hkv, hd, hp->q_scale);
     if (hp->rope_base > 0) {
-        /* positions 0..T-1 of each sequence; the rotation's angles are the forward's (lm_rope_init) */
-        if (hp->rope_scale != 1.0f || lm->rope_freqs || hp->rope_dim != hd || hp->rope_neox)
-            return icl_errf(err, "%s: RoPE scaling, partial or half-rotation RoPE have no backward yet", hp->arch_name);
-        const int32_t *pos = r->positions;
-        if (!pos) return icl_errf(err, "RoPE backward needs the rows' positions");
-        icl_rope_backward(dq, ldq, pos, N, H, hd, hd, hp->rope_base, 0);
-        icl_rope_backward(dk, ldq, pos, N, Hkv, hd, hd, hp->rope_base, 0);
+        if (!r->positions || !r->inv_freq) return icl_errf(err, "RoPE backward needs the rows' positions");
+        rope_backward(r, dq, ldq, H, S, T);
+        rope_backward(r, dk, ldq, Hkv, S, T);
     }
-    icl_linear_backward(s->dh, g->wqkv, g->bqkv, s->dqkv, io->xn, qkv_weight(lm, L), N, C, ldq);
+    const float *fused = qkv_fused(lm, L);
+    int lora_qkv = lm_lora_has(r->lora, l, LM_T_Q) || lm_lora_has(r->lora, l, LM_T_K) || lm_lora_has(r->lora, l, LM_T_V);
+    if (fused && !lora_qkv) {
+        lm_mat W = {ICL_GGML_F32, ldq, C, (uint64_t)C * sizeof(float), fused};
+        if (lm_linear_backward(s->dh, g->wqkv, g->bqkv, s->dqkv, ldq, io->xn, &W, N, err)) return -1;
+    } else if (L->wqkv.data) {
+        return icl_errf(err, "layer %d: adapters on q, k, v need separate q, k, v matrices", l);
+    } else {
+        /* three products into dh; the gradients of adjacent q|k|v rows are one buffer */
+        float *gk = g->wqkv ? g->wqkv + (size_t)qd * C : NULL, *gv = g->wqkv ? g->wqkv + (size_t)(qd + kvd) * C : NULL;
+        float *gbk = g->bqkv ? g->bqkv + qd : NULL, *gbv = g->bqkv ? g->bqkv + qd + kvd : NULL;
+        if (matrix_backward(r, l, LM_T_Q, s->dh, 0, NULL, g->wqkv, g->bqkv, dq, ldq, io->xn, &L->wq, N, err) ||
+            matrix_backward(r, l, LM_T_K, s->dh, 1, s->tmp, gk, gbk, dk, ldq, io->xn, &L->wk, N, err) ||
+            matrix_backward(r, l, LM_T_V, s->dh, 1, s->tmp, gv, gbv, dv, ldq, io->xn, &L->wv, N, err))
+            return -1;
+    }
     norm_backward(lm, io, L->attn_norm, g->attn_norm, g->attn_norm_b, s->dh, dx, N);
     return 0;
 }

@@ -26,6 +26,7 @@ struct icl_lm_ctx {
     int has_logits;
     const icl_hook *hooks;
     int n_hooks;
+    lm_lora *lora; /* adapters (lm_ctx_set_lora), or NULL */
     char *mem;
     uint64_t bytes;
 };
@@ -96,6 +97,12 @@ int icl_lm_ctx_rewind(icl_lm_ctx *c, int n_past, icl_err *err) {
         return icl_errf(err, "cannot rewind to position %d: the context holds %d", n_past, c->n_past);
     c->n_past = n_past; /* the cache rows from n_past on are overwritten by the next eval */
     c->has_logits = 0;
+    return 0;
+}
+
+int lm_ctx_set_lora(icl_lm_ctx *c, lm_lora *lora, icl_err *err) {
+    if (lora && lm_lora_reserve(lora, c->n_batch, c->lm, 0, err)) return -1;
+    c->lora = lora;
     return 0;
 }
 
@@ -207,15 +214,16 @@ static int matmul(const lm_mat *m, const float *x, int T, float *y, size_t ldy, 
     return icl_qmatmul(m->type, m->data, m->rows, m->cols, x, T, y, (int64_t)ldy, err);
 }
 
-/* y (T, rows; row stride ldy) = x m^T + b (b may be NULL). */
-static int linear(const icl_lm *lm, const lm_mat *m, const float *b, const float *x, int T, float *y, size_t ldy,
-                  icl_err *err) {
-    if (lm->train_kernels && m->type == ICL_GGML_F32 && ldy == (size_t)m->rows) {
+/* y (T, rows; row stride ldy) = x m^T + b (b may be NULL), plus the adapter of matrix t of layer l. */
+static int linear(const lm_run *r, int l, int t, const lm_mat *m, const float *b, const float *x, int T, float *y,
+                  size_t ldy, icl_err *err) {
+    if (r->lm->train_kernels && m->type == ICL_GGML_F32 && ldy == (size_t)m->rows) {
         icl_linear_forward(y, x, (const float *)m->data, b, T, (int)m->cols, (int)m->rows);
-        return 0;
+    } else {
+        if (matmul(m, x, T, y, ldy, err)) return -1;
+        add_bias(y, ldy, b, T, (int)m->rows);
     }
-    if (matmul(m, x, T, y, ldy, err)) return -1;
-    add_bias(y, ldy, b, T, (int)m->rows);
+    if (lm_lora_has(r->lora, l, t)) lm_lora_forward(r->lora, l, t, x, T, (int)m->cols, y, ldy, (int)m->rows);
     return 0;
 }
 
@@ -383,10 +391,10 @@ int lm_attn_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, i
     float *qkv = io->qkv;
     block_norm(lm, io, L->attn_norm, L->attn_norm_b, N);
     if (L->wqkv.data) {
-        if (linear(lm, &L->wqkv, L->bqkv, io->xn, N, qkv, ldq, err)) return -1;
-    } else if (linear(lm, &L->wq, L->bq, io->xn, N, qkv, ldq, err) ||
-               linear(lm, &L->wk, L->bk, io->xn, N, qkv + qd, ldq, err) ||
-               linear(lm, &L->wv, L->bv, io->xn, N, qkv + qd + kvd, ldq, err))
+        if (linear(r, l, LM_T_Q, &L->wqkv, L->bqkv, io->xn, N, qkv, ldq, err)) return -1;
+    } else if (linear(r, l, LM_T_Q, &L->wq, L->bq, io->xn, N, qkv, ldq, err) ||
+               linear(r, l, LM_T_K, &L->wk, L->bk, io->xn, N, qkv + qd, ldq, err) ||
+               linear(r, l, LM_T_V, &L->wv, L->bv, io->xn, N, qkv + qd + kvd, ldq, err))
         return -1;
     if (hp->clamp_kqv > 0) {
         float m = hp->clamp_kqv;
@@ -420,7 +428,7 @@ int lm_attn_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, i
         icl_gqa_forward(io->att, io->probs, qkv, ldq, qkv + qd, qkv + qd + kvd, ldq, S, T, hp->n_head, hp->n_head_kv,
                         hp->head_dim, hp->q_scale);
     lm_hooks(r, ICL_SITE_HEAD_OUT, l, io->att, qd, p0, S, T);
-    if (linear(lm, &L->wo, L->bo, io->att, N, io->proj, C, err)) return -1;
+    if (linear(r, l, LM_T_O, &L->wo, L->bo, io->att, N, io->proj, C, err)) return -1;
     if (L->post_attn_norm) lm_norm_rows(lm, io->proj, NULL, io->proj, L->post_attn_norm, NULL, N);
     lm_hooks(r, ICL_SITE_ATTN_OUT, l, io->proj, C, p0, S, T);
     residual(io, (size_t)N * C);
@@ -434,9 +442,9 @@ int lm_mlp_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, in
     int N = S * T;
     float *m = io->ff_m ? io->ff_m : io->ff_a;
     block_norm(lm, io, L->ffn_norm, L->ffn_norm_b, N);
-    if (linear(lm, &L->up, L->b_up, io->xn, N, io->ff_b, F, err)) return -1;
+    if (linear(r, l, LM_T_UP, &L->up, L->b_up, io->xn, N, io->ff_b, F, err)) return -1;
     if (lm->mlp != LM_MLP_GELU) {
-        if (linear(lm, &L->gate, L->b_gate, io->xn, N, io->ff_a, F, err)) return -1;
+        if (linear(r, l, LM_T_GATE, &L->gate, L->b_gate, io->xn, N, io->ff_a, F, err)) return -1;
         if (lm->mlp == LM_MLP_SWIGLU) {
             if (m == io->ff_a) icl_silu_mul(io->ff_a, io->ff_b, (size_t)N * F);
             else icl_swiglu_forward(m, io->ff_a, io->ff_b, (size_t)N * F); /* the same bits, gate kept */
@@ -448,7 +456,7 @@ int lm_mlp_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, in
         icl_gelu_forward(io->ff_a, io->ff_b, (size_t)N * F);
         m = io->ff_a;
     }
-    if (linear(lm, &L->down, L->b_down, m, N, io->proj, C, err)) return -1;
+    if (linear(r, l, LM_T_DOWN, &L->down, L->b_down, m, N, io->proj, C, err)) return -1;
     if (L->post_ffn_norm) lm_norm_rows(lm, io->proj, NULL, io->proj, L->post_ffn_norm, NULL, N);
     lm_hooks(r, ICL_SITE_MLP_OUT, l, io->proj, C, p0, S, T);
     residual(io, (size_t)N * C);
@@ -468,7 +476,7 @@ int lm_head_rows(const icl_lm *lm, float *xn, float *rstd, const float *x, int n
 /* The context's view of the block code: its hooks and scratch. */
 static lm_run ctx_run(const icl_lm_ctx *c) {
     return (lm_run){c->lm, c->hooks, c->n_hooks, c->inv_freq, c->n_threads, c->scores, c->score_tiles,
-                    (size_t)c->n_ctx, (size_t)c->n_batch * c->n_ctx, NULL};
+                    (size_t)c->n_ctx, (size_t)c->n_batch * c->n_ctx, NULL, c->lora};
 }
 
 /* One step of T <= n_batch tokens at positions p0..; the logits of its rows [r0, r0+nr) go to dst

@@ -51,6 +51,39 @@ struct icl_lm {
  * buffers passed in; the caller owns them. Shapes: T = tokens of one sequence, S = sequences, rows
  * = S*T, C = n_embd, qd = n_head*head_dim, kvd = n_head_kv*head_dim, ldq = qd + 2*kvd, F = n_ff. */
 
+/* LoRA adapters on a block's matrices (icl_lora.h): y = W x + scale * B A drop(x), with drop the
+ * adapter's dropout while training. Matrices are numbered per layer as below. */
+enum { LM_T_Q, LM_T_K, LM_T_V, LM_T_O, LM_T_GATE, LM_T_UP, LM_T_DOWN, LM_T_N };
+typedef struct lm_lora {
+    int rank;
+    float scale;             /* alpha / rank */
+    float dropout;           /* probability of dropping an input element on the adapter path; 0 = none */
+    uint64_t drop_key;       /* the masks are a hash of (key, layer, matrix, element): set per step */
+    int training;            /* 1: dropout on and xa kept (a training forward); 0: plain application */
+    const float **a, **b;    /* (n_layer * LM_T_N): A (rank, in), B (out, rank); NULL: no adapter there */
+    float **ga, **gb;        /* gradients (added into), or NULL when not training */
+    float *xa;               /* (n_layer * LM_T_N, xa_rows, rank): A drop(x) kept for the backward, or NULL */
+    size_t xa_rows;
+    float *xd, *tmp;         /* scratch: (rows, widest input), (rows, rank) */
+    size_t scratch_rows;
+} lm_lora;
+
+/* y (N, out; row stride ldy) += the adapter path of matrix t of layer l for input x (N, in); with
+ * a->xa the product A drop(x) is kept for the backward. No-op where there is no adapter. */
+void lm_lora_forward(lm_lora *a, int l, int t, const float *x, int N, int in, float *y, size_t ldy, int out);
+/* The adapter path's backward given dout (N, out; row stride ldo) and the forward's x: the A and B
+ * gradients, and dinp (N, in) += its input gradient. No-op where there is no adapter. */
+void lm_lora_backward(lm_lora *a, int l, int t, const float *dout, size_t ldo, const float *x, int N, int in, int out,
+                      float *dinp);
+/* Sizes a's scratch for passes of `rows` rows of lm (and, with keep, the xa it keeps). */
+int lm_lora_reserve(lm_lora *a, size_t rows, const icl_lm *lm, int keep, icl_err *err);
+/* Applies a (NULL: none) in the context's following evals; a must outlive them. */
+int lm_ctx_set_lora(icl_lm_ctx *c, lm_lora *a, icl_err *err);
+/* 1 if layer l has an adapter on matrix t. */
+static inline int lm_lora_has(const lm_lora *a, int l, int t) {
+    return a && a->a[(size_t)l * LM_T_N + t];
+}
+
 /* What a forward pass runs with besides the weights: hooks, RoPE angles, attention scratch. */
 typedef struct lm_run {
     const icl_lm *lm;
@@ -62,6 +95,7 @@ typedef struct lm_run {
     float *score_tiles;     /* (n_threads, tile_ld): a head's (T, keys) scores (prefill path) */
     size_t score_ld, tile_ld;
     const int32_t *positions; /* backward with RoPE: (rows) each row's position */
+    lm_lora *lora;            /* adapters applied by every block, or NULL */
 } lm_run;
 
 /* The buffers of one block. The attention sub-block reads x, writes xn (and rstd), qkv (q|k|v after
@@ -127,9 +161,41 @@ int lm_mlp_block_backward(const lm_run *r, int l, const lm_block_io *io, const l
                           const lm_grad_scratch *s, int S, int T, icl_err *err);
 int lm_attn_block_backward(const lm_run *r, int l, const lm_block_io *io, const lm_layer_grads *g, float *dx,
                            const lm_grad_scratch *s, int S, int T, icl_err *err);
+/* dinp (N, in) = dout W and, unless NULL, gw += dout^T inp (W must then be F32), gb += the column
+ * sums of dout (N, out; row stride ldo); W in any stored type (frozen weights are dequantized). */
+int lm_linear_backward(float *dinp, float *gw, float *gb, const float *dout, size_t ldo, const float *inp,
+                       const lm_mat *W, int N, icl_err *err);
 /* 0 if layer l's block can run backward (see above), else -1 with the reason. */
 int lm_block_backward_check(const icl_lm *lm, int l, icl_err *err);
 
 int lm_head_rows(const icl_lm *lm, float *xn, float *rstd, const float *x, int nr, float *dst, icl_err *err);
+
+/* ---------------------------------------------------------------- training passes (icl_lm_pass.c)
+ * A forward pass over any icl_lm (a trainer's F32 view or a loaded GGUF, weights in their stored
+ * type) that keeps every activation, and its backward into the gradients asked for. */
+
+/* Gradients of a whole model (NULL entries are not trained: frozen or absent). */
+typedef struct lm_grads {
+    float *tok_embd, *out_norm, *out_norm_b, *output;
+    lm_layer_grads *layers; /* (n_layer), or NULL */
+} lm_grads;
+
+typedef struct lm_pass lm_pass;
+int lm_pass_init(lm_pass **p, const icl_lm *lm, icl_err *err);
+void lm_pass_free(lm_pass *p);
+/* Adapters for the following passes (NULL: none); the pass sizes lora's xa and scratch per batch. */
+void lm_pass_set_lora(lm_pass *p, lm_lora *lora);
+/* Forward of B sequences of T tokens (positions 0..T-1 each). With targets ((B,T), -1 = no loss at
+ * that row) *loss is the mean cross-entropy over the rows with a target. */
+int lm_pass_forward(lm_pass *p, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss,
+                    icl_err *err);
+/* (B*T, n_vocab) logits of the last forward, or NULL. */
+const float *lm_pass_logits(const lm_pass *p);
+/* The residual stream entering layer l (l = n_layer: after the last block), (B*T, C), or NULL. */
+const float *lm_pass_stream(const lm_pass *p, int l);
+/* Backward of the last forward (with targets) into g and the adapters' gradients: layers from the
+ * last down to stop_layer (the lowest one with anything to train; the embedding's gradient only when
+ * stop_layer is 0). Consumes the forward. */
+int lm_pass_backward(lm_pass *p, const lm_grads *g, int stop_layer, icl_err *err);
 
 #endif

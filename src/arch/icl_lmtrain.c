@@ -15,37 +15,6 @@
 #include "iclab/icl_quant.h"
 #include "iclab/icl_rng.h"
 
-/* Activations of one (B,T) forward, in buffer order. */
-enum {
-    A_X,      /* (L+1,N,C) residual stream entering layer l; [L] after the last block */
-    A_XN1,    /* (L,N,C)   attention norm output */
-    A_RSTD1,  /* (L,N) */
-    A_QKV,    /* (L,N,ldq) q|k|v after RoPE */
-    A_ATTY,   /* (L,N,qd)  heads' outputs before attn_output */
-    A_PROBS,  /* (L,B,H,T,T) attention probabilities */
-    A_X1,     /* (L,N,C)   stream after the attention sub-block */
-    A_XN2,    /* (L,N,C)   MLP norm output */
-    A_RSTD2,  /* (L,N) */
-    A_GATE,   /* (L,N,F) */
-    A_UP,     /* (L,N,F) */
-    A_M,      /* (L,N,F)   silu(gate) * up */
-    A_XNF,    /* (N,C)     final norm output */
-    A_RSTDF,  /* (N) */
-    A_LOGITS, /* (N,V)     logits; the backward turns them into their gradient in place */
-    A_PROJ,   /* (N,C)     a sub-block's output before the residual add (scratch) */
-    A_POS,    /* (N) int32 position of each row within its sequence */
-    A_TOK,    /* (N) int32 */
-    A_TGT,    /* (N) int32 */
-    G_X,      /* (N,C) gradient of the stream */
-    G_H,      /* (N,C) gradient of a norm's output */
-    G_TMP,    /* (N,C) */
-    G_F1,     /* (N,F) gradient of the gate (and of silu(gate)*up before it) */
-    G_F2,     /* (N,F) gradient of up */
-    G_Y,      /* (N,qd) */
-    G_QKV,    /* (N,ldq) */
-    N_ACTS
-};
-
 struct icl_lmtrain {
     icl_lmtrain_config cfg;
     size_t n_params;
@@ -53,12 +22,8 @@ struct icl_lmtrain {
     float *params, *grads, *adam_m, *adam_v;    /* one allocation, four n_params buffers */
     int64_t step;
     icl_lm lm;           /* the engine's view of params */
-    double *inv_freq;    /* (hd/2) */
-    /* activations of the last forward */
-    float *mem;
-    size_t acts_cap;     /* floats allocated */
-    float *a[N_ACTS];
-    int B, T, has_fwd, has_tgt;
+    lm_pass *pass;       /* the training passes over lm */
+    lm_layer_grads *lg;  /* (n_layer) the grads buffer as the block backward sees it */
 };
 
 /* ---------------------------------------------------------------- size table */
@@ -171,7 +136,8 @@ static int make_view(icl_lmtrain *m, icl_err *err) {
     lm->norm = LM_NORM_RMS;
     lm->mlp = LM_MLP_SWIGLU;
     lm->layers = calloc((size_t)c->n_layer, sizeof(lm_layer));
-    if (!lm->layers) return icl_errf(err, "out of memory");
+    m->lg = calloc((size_t)c->n_layer, sizeof(lm_layer_grads));
+    if (!lm->layers || !m->lg) return icl_errf(err, "out of memory");
     float *p = m->params;
     int64_t C = c->n_embd, V = c->n_vocab, F = c->n_ff, qd = (int64_t)hd * c->n_head, kvd = (int64_t)hd * c->n_head_kv;
     lm->tok_embd = f32_mat(p + tensor_off(m, ICL_LT_TOKEN_EMBD, 0), V, C);
@@ -214,14 +180,10 @@ int icl_lmtrain_init(icl_lmtrain **out, const icl_lmtrain_config *cfg, icl_err *
     m->grads = buf + n;
     m->adam_m = buf + 2 * n;
     m->adam_v = buf + 3 * n;
-    int hd = cfg->n_embd / cfg->n_head;
-    m->inv_freq = malloc(sizeof(double) * (size_t)(hd / 2 + 1));
-    int rc = m->inv_freq ? make_view(m, err) : icl_errf(err, "out of memory");
-    if (rc) {
+    if (make_view(m, err) || lm_pass_init(&m->pass, &m->lm, err)) {
         icl_lmtrain_free(m);
         return -1;
     }
-    lm_rope_init(&m->lm, m->inv_freq);
     *out = m;
     return 0;
 }
@@ -229,9 +191,9 @@ int icl_lmtrain_init(icl_lmtrain **out, const icl_lmtrain_config *cfg, icl_err *
 void icl_lmtrain_free(icl_lmtrain *m) {
     if (!m) return;
     free(m->params);
-    free(m->inv_freq);
+    lm_pass_free(m->pass);
     free(m->lm.layers);
-    free(m->mem);
+    free(m->lg);
     free(m);
 }
 
@@ -254,145 +216,31 @@ void icl_lmtrain_init_weights(icl_lmtrain *m, uint64_t seed) {
     memset(m->adam_m, 0, m->n_params * sizeof(float));
     memset(m->adam_v, 0, m->n_params * sizeof(float));
     m->step = 0;
-    m->has_fwd = 0;
 }
 
-/* Sizes the activation buffer for (B,T): one allocation described by a size table. */
-static int alloc_acts(icl_lmtrain *m, int B, int T, icl_err *err) {
-    const icl_lmtrain_config *c = &m->cfg;
-    size_t L = c->n_layer, N = (size_t)B * T, C = c->n_embd, F = c->n_ff, V = c->n_vocab, H = c->n_head;
-    size_t hd = C / H, qd = hd * H, kvd = hd * c->n_head_kv, ldq = qd + 2 * kvd;
-    size_t sz[N_ACTS] = {
-        [A_X] = (L + 1) * N * C, [A_XN1] = L * N * C, [A_RSTD1] = L * N, [A_QKV] = L * N * ldq, [A_ATTY] = L * N * qd,
-        [A_PROBS] = L * B * H * T * T, [A_X1] = L * N * C, [A_XN2] = L * N * C, [A_RSTD2] = L * N, [A_GATE] = L * N * F,
-        [A_UP] = L * N * F, [A_M] = L * N * F, [A_XNF] = N * C, [A_RSTDF] = N, [A_LOGITS] = N * V, [A_PROJ] = N * C,
-        [A_POS] = N, [A_TOK] = N, [A_TGT] = N, [G_X] = N * C, [G_H] = N * C, [G_TMP] = N * C, [G_F1] = N * F,
-        [G_F2] = N * F, [G_Y] = N * qd, [G_QKV] = N * ldq};
-    size_t total = 0;
-    for (int i = 0; i < N_ACTS; i++) total += (sz[i] + 15) & ~(size_t)15;
-    if (total > m->acts_cap) {
-        free(m->mem);
-        m->mem = NULL;
-        m->acts_cap = 0;
-        if (posix_memalign((void **)&m->mem, 64, total * sizeof(float)))
-            return icl_errf(err, "out of memory for the activations of %d x %d tokens (%.1f MiB)", B, T,
-                            total * 4.0 / 1048576);
-        m->acts_cap = total;
-    }
-    size_t o = 0;
-    for (int i = 0; i < N_ACTS; i++) {
-        m->a[i] = m->mem + o;
-        o += (sz[i] + 15) & ~(size_t)15;
-    }
-    return 0;
-}
-
-/* ---------------------------------------------------------------- forward */
-
-/* The block code's run settings: no cache and the probabilities kept (attention needs no scratch);
- * the rows' positions for the RoPE backward. */
-static lm_run run_of(const icl_lmtrain *m) {
-    return (lm_run){&m->lm, NULL, 0, m->inv_freq, omp_get_max_threads(), NULL, NULL, 0, 0,
-                    (const int32_t *)(const void *)m->a[A_POS]};
-}
-
-/* Layer l's attention and MLP sub-block buffers in the activations of the last (B,T). */
-static void layer_io(const icl_lmtrain *m, int l, lm_block_io *at, lm_block_io *ml) {
-    const icl_lmtrain_config *c = &m->cfg;
-    size_t n = (size_t)m->B * m->T, C = c->n_embd, F = c->n_ff, H = c->n_head, hd = C / H;
-    size_t qd = hd * H, kvd = hd * c->n_head_kv, ldq = qd + 2 * kvd, L = (size_t)l;
-    *at = (lm_block_io){.x = m->a[A_X] + L * n * C, .x_out = m->a[A_X1] + L * n * C, .xn = m->a[A_XN1] + L * n * C,
-                        .rstd = m->a[A_RSTD1] + L * n, .qkv = m->a[A_QKV] + L * n * ldq, .att = m->a[A_ATTY] + L * n * qd,
-                        .probs = m->a[A_PROBS] + L * (size_t)m->B * H * m->T * m->T, .proj = m->a[A_PROJ]};
-    *ml = (lm_block_io){.x = at->x_out, .x_out = m->a[A_X] + (L + 1) * n * C, .xn = m->a[A_XN2] + L * n * C,
-                        .rstd = m->a[A_RSTD2] + L * n, .proj = m->a[A_PROJ], .ff_a = m->a[A_GATE] + L * n * F,
-                        .ff_b = m->a[A_UP] + L * n * F, .ff_m = m->a[A_M] + L * n * F};
-}
+/* ---------------------------------------------------------------- passes */
 
 int icl_lmtrain_forward(icl_lmtrain *m, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss,
                         icl_err *err) {
-    const icl_lmtrain_config *c = &m->cfg;
-    m->has_fwd = 0;
-    if (B <= 0 || T <= 0 || !tokens) return icl_errf(err, "empty batch");
-    if (T > c->n_ctx) return icl_errf(err, "sequences of %d tokens exceed the context of %d", T, c->n_ctx);
-    if ((size_t)B * T > (size_t)1 << 30) return icl_errf(err, "batch too large");
-    int N = B * T;
-    for (int i = 0; i < N; i++) {
-        if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
-            return icl_errf(err, "token id %d at %d is outside the vocabulary [0, %d)", tokens[i], i, c->n_vocab);
-        if (targets && (targets[i] < -1 || targets[i] >= c->n_vocab))
-            return icl_errf(err, "target %d at %d is neither -1 nor in [0, %d)", targets[i], i, c->n_vocab);
-    }
-    if (alloc_acts(m, B, T, err)) return -1;
-    m->B = B;
-    m->T = T;
-    size_t L = c->n_layer, C = c->n_embd, n = (size_t)N;
-    int32_t *pos = (int32_t *)(void *)m->a[A_POS], *tok = (int32_t *)(void *)m->a[A_TOK],
-            *tgt = (int32_t *)(void *)m->a[A_TGT];
-    for (int i = 0; i < N; i++) {
-        pos[i] = i % T;
-        tok[i] = tokens[i];
-        tgt[i] = targets ? targets[i] : -1;
-    }
-    m->has_tgt = targets != NULL;
-    const icl_lm *lm = &m->lm;
-    lm_run r = run_of(m);
-    for (int b = 0; b < B; b++)
-        if (lm_embed(lm, m->a[A_X] + (size_t)b * T * C, NULL, tok + (size_t)b * T, T, 0, err)) return -1;
-    for (size_t l = 0; l < L; l++) {
-        lm_block_io at, ml;
-        layer_io(m, (int)l, &at, &ml);
-        if (lm_attn_block(&r, (int)l, &at, B, T, 0, err) || lm_mlp_block(&r, (int)l, &ml, B, T, 0, err)) return -1;
-    }
-    if (lm_head_rows(lm, m->a[A_XNF], m->a[A_RSTDF], m->a[A_X] + L * n * C, N, m->a[A_LOGITS], err)) return -1;
-    if (loss) *loss = targets ? icl_cross_entropy(NULL, m->a[A_LOGITS], tgt, N, c->n_vocab, 1.0f) : 0.0f;
-    m->has_fwd = 1;
-    return 0;
+    return lm_pass_forward(m->pass, tokens, targets, B, T, loss, err);
 }
 
-const float *icl_lmtrain_logits(const icl_lmtrain *m) { return m->has_fwd ? m->a[A_LOGITS] : NULL; }
+const float *icl_lmtrain_logits(const icl_lmtrain *m) { return lm_pass_logits(m->pass); }
 
-const float *icl_lmtrain_stream(const icl_lmtrain *m, int l) {
-    if (!m->has_fwd || l < 0 || l > m->cfg.n_layer) return NULL;
-    return m->a[A_X] + (size_t)l * m->B * m->T * m->cfg.n_embd;
-}
-
-/* ---------------------------------------------------------------- backward */
+const float *icl_lmtrain_stream(const icl_lmtrain *m, int l) { return lm_pass_stream(m->pass, l); }
 
 int icl_lmtrain_backward(icl_lmtrain *m, icl_err *err) {
-    if (!m->has_fwd || !m->has_tgt) return icl_errf(err, "backward needs a forward pass with targets first");
     const icl_lmtrain_config *c = &m->cfg;
-    int N = m->B * m->T, C = c->n_embd, V = c->n_vocab, L = c->n_layer;
-    size_t n = (size_t)N;
-    const int32_t *tok = (const int32_t *)(const void *)m->a[A_TOK], *tgt = (const int32_t *)(const void *)m->a[A_TGT];
-    float *dlog = m->a[A_LOGITS], *dx = m->a[G_X];
-    lm_grad_scratch s = {m->a[G_H], m->a[G_TMP], m->a[G_QKV], m->a[G_Y], m->a[G_F1], m->a[G_F2]};
-    lm_run r = run_of(m);
-#define P(k, l) (m->params + tensor_off(m, k, l))
 #define G(k, l) (m->grads + tensor_off(m, k, l))
-    /* head: the logits become their gradient in place (the forward's logits are gone after this) */
-    icl_cross_entropy(dlog, dlog, tgt, N, V, 1.0f);
-    m->has_fwd = 0;
-    int head_k = c->tied ? ICL_LT_TOKEN_EMBD : ICL_LT_OUTPUT;
-    icl_linear_backward(s.dh, G(head_k, 0), NULL, dlog, m->a[A_XNF], P(head_k, 0), N, C, V);
-    memset(dx, 0, n * C * sizeof(float));
-    icl_rmsnorm_backward(dx, G(ICL_LT_OUTPUT_NORM, 0), s.dh, m->a[A_X] + (size_t)L * n * C, P(ICL_LT_OUTPUT_NORM, 0),
-                         m->a[A_RSTDF], N, C);
-    for (int l = L - 1; l >= 0; l--) {
-        /* attn_q|attn_k|attn_v are adjacent rows: one (ldq, C) matrix */
-        lm_layer_grads g = {.attn_norm = G(ICL_LT_ATTN_NORM, l), .wqkv = G(ICL_LT_ATTN_Q, l),
-                            .wo = G(ICL_LT_ATTN_OUTPUT, l), .ffn_norm = G(ICL_LT_FFN_NORM, l),
-                            .gate = G(ICL_LT_FFN_GATE, l), .up = G(ICL_LT_FFN_UP, l), .down = G(ICL_LT_FFN_DOWN, l)};
-        lm_block_io at, ml;
-        layer_io(m, l, &at, &ml);
-        if (lm_mlp_block_backward(&r, l, &ml, &g, dx, &s, m->B, m->T, err) ||
-            lm_attn_block_backward(&r, l, &at, &g, dx, &s, m->B, m->T, err))
-            return -1;
-    }
-    icl_embedding_backward(G(ICL_LT_TOKEN_EMBD, 0), dx, tok, N, C);
-#undef P
+    for (int l = 0; l < c->n_layer; l++) /* attn_q|attn_k|attn_v are adjacent rows: one (ldq, C) matrix */
+        m->lg[l] = (lm_layer_grads){.attn_norm = G(ICL_LT_ATTN_NORM, l), .wqkv = G(ICL_LT_ATTN_Q, l),
+                                    .wo = G(ICL_LT_ATTN_OUTPUT, l), .ffn_norm = G(ICL_LT_FFN_NORM, l),
+                                    .gate = G(ICL_LT_FFN_GATE, l), .up = G(ICL_LT_FFN_UP, l),
+                                    .down = G(ICL_LT_FFN_DOWN, l)};
+    lm_grads g = {.tok_embd = G(ICL_LT_TOKEN_EMBD, 0), .out_norm = G(ICL_LT_OUTPUT_NORM, 0),
+                  .output = c->tied ? NULL : G(ICL_LT_OUTPUT, 0), .layers = m->lg};
 #undef G
-    return 0;
+    return lm_pass_backward(m->pass, &g, 0, err);
 }
 
 /* ---------------------------------------------------------------- optimizer */

@@ -140,6 +140,7 @@ void icl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
             dx[c] += (w[c] * g[c] - mean_dnorm - xhat * mean_dnorm_xhat) * s;
         }
     }
+    if (!dw) return; /* frozen weights */
     /* parameter gradients: per column, fixed order over rows */
     enum { BLOCK = 16 }; /* one cache line of columns per row: enough blocks for every thread */
     int nblocks = (C + BLOCK - 1) / BLOCK;
@@ -157,7 +158,7 @@ void icl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         }
         for (int c = c0; c < c1; c++) {
             dw[c] += sw[c - c0];
-            db[c] += sb[c - c0];
+            if (db) db[c] += sb[c - c0];
         }
     }
 }
@@ -483,6 +484,7 @@ void icl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float
         float md = (float)(d / C);
         for (int c = 0; c < C; c++) dx[c] += (w[c] * g[c] - x[c] * s * md) * s;
     }
+    if (!dw) return; /* a frozen weight */
     /* dw: per block of columns, rows in order, so the sum does not depend on the thread count */
     enum { BLOCK = 16 };
     int nblocks = (C + BLOCK - 1) / BLOCK;
