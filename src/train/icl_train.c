@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "iclab/icl_ckpt.h"
+#include "iclab/icl_dist.h"
 #include "iclab/icl_estim.h"
 #include "iclab/icl_file.h"
 #include "iclab/icl_progress.h"
@@ -272,9 +273,41 @@ int icl_train_sample(const icl_train_config *c, int64_t step, icl_rng *rng, icl_
 }
 
 static volatile sig_atomic_t stop_requested = 0;
+static int last_interrupted = 0, last_failed_alone = 0;
 static void on_signal(int sig) {
     (void)sig;
     stop_requested = 1;
+}
+
+int icl_train_interrupted(void) { return last_interrupted; }
+int icl_train_failed_alone(void) { return last_failed_alone; }
+
+/* ---------------------------------------------------------------- data parallel
+ * RUN/data_parallel.json records the rank count of a run trained on more than one rank, so that it
+ * is resumed on the same count (another count sums the gradients in another order: a different,
+ * not a wrong, continuation). No file = 1 rank. */
+static int dp_file_ranks(const char *run_dir, int *ranks, icl_err *err) {
+    char path[4200], *text;
+    size_t n;
+    snprintf(path, sizeof path, "%s/data_parallel.json", run_dir);
+    *ranks = 1;
+    if (!icl_path_exists(path)) return 0;
+    if (icl_read_file(path, &text, &n, err)) return -1;
+    const char *k = strstr(text, "\"ranks\":");
+    *ranks = k ? atoi(k + 8) : 0;
+    free(text);
+    if (*ranks < 1) return icl_errf(err, "%s is malformed (no \"ranks\": N)", path);
+    return 0;
+}
+
+/* icl_dist_agree among the ranks of a data-parallel run; alone, just rc. */
+static int dp_agree(int nranks, int rc, icl_err *err) { return nranks > 1 ? icl_dist_agree(rc, err) : rc ? -1 : 0; }
+
+static int dp_file_write(const char *run_dir, int ranks, int batch, icl_err *err) {
+    char path[4200], text[128];
+    snprintf(path, sizeof path, "%s/data_parallel.json", run_dir);
+    int n = snprintf(text, sizeof text, "{\"ranks\": %d, \"batch_per_rank\": %d}\n", ranks, batch / ranks);
+    return icl_write_file_atomic(path, text, (size_t)n, err);
 }
 
 static float lr_at(const icl_train_config *c, int64_t step) {
@@ -316,19 +349,34 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
     memset(&m, 0, sizeof m);
     int64_t ck_steps[4096];
     char path[4200];
+    /* Data parallel (icl_dist.h): every rank draws the same global batch from the same RNG stream and
+     * trains on its own slice of it; the gradients are summed over ranks. Only rank 0 writes files. */
+    const int rank = opt->local ? 0 : icl_dist_rank(), nranks = opt->local ? 1 : icl_dist_size(), writer = rank == 0;
+    FILE *progress = writer ? opt->progress : NULL;
+    last_interrupted = last_failed_alone = 0;
 
     if (opt->mode == ICL_RUN_RESUME) {
         int64_t latest;
         if (!icl_path_exists(run_dir)) return icl_errf(err, "cannot resume: run folder %s does not exist", run_dir);
         if (icl_ckpt_latest(run_dir, path, sizeof path, &latest, err)) return icl_err_prefix(err, "cannot resume: ");
         if (icl_ckpt_load(path, &m, &c, &st, err)) return -1;
+        int was;
+        if (dp_file_ranks(run_dir, &was, err)) {
+            icl_model_free(&m);
+            return -1;
+        }
+        if (was != nranks) {
+            icl_model_free(&m);
+            return icl_errf(err, "run %s was trained on %d rank%s; resume it on the same number (%s)", run_dir, was,
+                            was == 1 ? "" : "s", was == 1 ? "without mpirun" : "mpirun -np N");
+        }
         if (cfg_in->steps > c.steps) c.steps = cfg_in->steps; /* resuming may extend a run */
         if (st.step >= c.steps) {
             icl_model_free(&m);
             return icl_errf(err, "run %s is already complete (%" PRId64 " steps); pass --steps to extend it", run_dir, st.step);
         }
         static const char *csvs[] = {"train.csv", "eval.csv", "eval_positions.csv"};
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 3 && writer; i++) {
             snprintf(path, sizeof path, "%s/%s", run_dir, csvs[i]);
             if (truncate_csv(path, st.step, err)) {
                 icl_model_free(&m);
@@ -337,7 +385,11 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
         }
     } else {
         if (icl_train_config_validate(&c, err)) return -1;
-        if (prepare_new_dir(run_dir, opt->mode, err)) return -1;
+        if (c.batch % nranks)
+            return icl_errf(err, "the batch of %d sequences cannot be split evenly over %d ranks; use a rank count that divides it", c.batch, nranks);
+        /* every rank must learn whether rank 0 could prepare the folder, or they would wait forever */
+        if (dp_agree(nranks, writer ? prepare_new_dir(run_dir, opt->mode, err) : 0, err)) return -1;
+        if (writer && nranks > 1 && dp_file_write(run_dir, nranks, c.batch, err)) return -1;
         icl_model_config mc;
         icl_train_model_config(&c, &mc);
         if (icl_model_init(&m, &mc, err)) return -1;
@@ -348,13 +400,14 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
         icl_rng_seed_stream(&st.rng, c.seed, STREAM_TRAIN);
     }
     snprintf(path, sizeof path, "%s/config.json", run_dir);
-    if (icl_train_config_write_json(&c, path, err)) {
+    if (dp_agree(nranks, writer ? icl_train_config_write_json(&c, path, err) : 0, err)) {
         icl_model_free(&m);
         return -1;
     }
     omp_set_num_threads(c.threads);
 
     int K = c.task.n_points, T = 2 * K, W = m.cfg.d_in, B = c.batch, nc = icl_task_n_concepts(&c.task);
+    int Bl = B / nranks, first = rank * Bl; /* this rank's slice of the global batch */
     int n_ck = icl_ckpt_schedule(&c, ck_steps, 4096), ck_i = 0;
     while (ck_i < n_ck && ck_steps[ck_i] <= st.step) ck_i++;
     icl_batch batch = {0}, heldout = {0};
@@ -363,29 +416,29 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
     double *mse = malloc(sizeof(double) * (size_t)nc * K), *mean = malloc(sizeof(double) * nc);
     int *counts = malloc(sizeof(int) * nc);
     FILE *ftrain = NULL, *feval = NULL, *fpos = NULL;
-    int rc = -1;
-    if (!tokens || !targets || !mask || !mse || !mean || !counts) {
-        icl_errf(err, "out of memory");
-        goto done;
-    }
-    if (icl_batch_alloc(&batch, B, &c.task, err) || icl_heldout_batch(&c, &heldout, err)) goto done;
-    if (opt->mode != ICL_RUN_RESUME) {
-        if (opt->progress) fprintf(opt->progress, "reference estimators on %d held-out sequences...\n", c.eval_size);
-        if (write_estimators(run_dir, &c, &heldout, err)) goto done;
-    }
-    ftrain = open_csv(run_dir, "train.csv", "step,loss,loss_norm,lr,grad_norm,elapsed_s", err);
-    feval = open_csv(run_dir, "eval.csv", "step,concept,name,mse", err);
-    fpos = open_csv(run_dir, "eval_positions.csv", "step,concept,position,mse", err);
-    if (!ftrain || !feval || !fpos) goto done;
-
+    int rc = -1, setup = 0;
     double y_scale = icl_task_y_scale(&c.task), last_eval = NAN;
-    if (st.step == 0) {
+    /* The set-up, whose failures on rank 0 alone the other ranks learn of through icl_dist_agree. */
+    if (!tokens || !targets || !mask || !mse || !mean || !counts) setup = icl_errf(err, "out of memory");
+    if (!setup && (icl_batch_alloc(&batch, B, &c.task, err) || icl_heldout_batch(&c, &heldout, err))) setup = -1;
+    if (!setup && writer && opt->mode != ICL_RUN_RESUME) {
+        if (progress) fprintf(progress, "reference estimators on %d held-out sequences...\n", c.eval_size);
+        setup = write_estimators(run_dir, &c, &heldout, err);
+    }
+    if (!setup && writer) {
+        ftrain = open_csv(run_dir, "train.csv", "step,loss,loss_norm,lr,grad_norm,elapsed_s", err);
+        feval = ftrain ? open_csv(run_dir, "eval.csv", "step,concept,name,mse", err) : NULL;
+        fpos = feval ? open_csv(run_dir, "eval_positions.csv", "step,concept,position,mse", err) : NULL;
+        if (!fpos) setup = -1;
+    }
+    if (!setup && st.step == 0 && writer) {
         if (eval_batch(&m, &c, &heldout, mse, mean, counts, err) ||
             log_eval(feval, fpos, &c, 0, mse, mean, counts, &last_eval))
-            goto done;
+            setup = -1;
         icl_ckpt_path(run_dir, 0, path, sizeof path);
-        if (icl_ckpt_save(path, &m, &c, &st, err)) goto done;
+        if (!setup && icl_ckpt_save(path, &m, &c, &st, err)) setup = -1;
     }
+    if (dp_agree(nranks, setup, err)) goto done;
 
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
@@ -396,18 +449,31 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
 
     icl_adam_config ac = {c.lr, c.beta1, c.beta2, c.eps, c.weight_decay};
     icl_progress prog;
-    icl_progress_init(&prog, opt->progress, "train", st.step, c.steps);
+    icl_progress_init(&prog, progress, "train", st.step, c.steps);
     double t0 = icl_now(), loss_avg = NAN;
     int64_t stop_at = opt->stop_after > 0 && opt->stop_after < c.steps ? opt->stop_after : c.steps;
     rc = 0;
     for (int64_t step = st.step; step < stop_at && !rc; step++) {
         float lr = lr_at(&c, step), loss;
         if ((rc = icl_train_sample(&c, step, &st.rng, &batch, err))) break;
-        icl_batch_tokens(&batch, W, tokens);
-        make_targets(&batch, 0, B, targets, mask);
+        icl_batch mine;
+        batch_slice(&batch, first, Bl, &mine);
+        icl_batch_tokens(&mine, W, tokens);
+        make_targets(&batch, first, Bl, targets, mask);
         icl_model_zero_grad(&m);
-        if ((rc = icl_model_forward(&m, tokens, B, T, targets, mask, &loss, err))) break;
+        if ((rc = icl_model_forward(&m, tokens, Bl, T, targets, mask, &loss, err))) break;
         if ((rc = icl_model_backward(&m, err))) break;
+        int stop_all = stop_requested;
+        if (nranks > 1) {
+            /* Each slice's loss is the mean over its Bl sequences (all with K targets), so the global
+             * mean and its gradient are the averages over ranks: sum, then scale by 1/N. The stop
+             * flag travels along so that every rank stops after the same step. */
+            double ctl[2] = {loss, stop_requested ? 1.0 : 0.0};
+            if ((rc = icl_dist_sum_f32(m.grads, m.n_params, err)) || (rc = icl_dist_sum_f64(ctl, 2, err))) break;
+            icl_grad_scale(&m, 1.0f / (float)nranks);
+            loss = (float)(ctl[0] / nranks);
+            stop_all = ctl[1] > 0;
+        }
         double gnorm = icl_grad_norm(&m);
         if (!isfinite(loss) || !isfinite(gnorm)) {
             rc = icl_errf(err, "training diverged at step %" PRId64 " (loss %g); try a lower --lr or --grad-clip", step, loss);
@@ -417,6 +483,11 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
         icl_adam_step(&m, &ac, lr);
         st.step = step + 1;
         loss_avg = isnan(loss_avg) ? loss : 0.98 * loss_avg + 0.02 * loss;
+        if (nranks > 1) stop_requested = stop_all;
+        if (!writer) { /* no metrics, checkpoints or progress: those are rank 0's */
+            if (stop_requested) break;
+            continue;
+        }
         if (st.step % c.log_every == 0)
             fprintf(ftrain, "%" PRId64 ",%.6g,%.6g,%.6g,%.6g,%.3f\n", st.step, loss, loss / y_scale, lr, gnorm, icl_now() - t0);
         int ck_due = ck_i < n_ck && ck_steps[ck_i] == st.step;
@@ -438,7 +509,7 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
         snprintf(status, sizeof status, "loss %.4f test %.4f", loss_avg / y_scale, last_eval);
         icl_progress_update(&prog, st.step, status);
         if (stop_requested) {
-            if (opt->progress) fprintf(opt->progress, "\nstopped at step %" PRId64 "; continue with --resume\n", st.step);
+            if (progress) fprintf(progress, "\nstopped at step %" PRId64 "; continue with --resume\n", st.step);
             break;
         }
     }
@@ -449,6 +520,9 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    /* a failure inside the loop may be this rank's alone while the others wait in a collective call */
+    if (rc && nranks > 1) last_failed_alone = 1;
+    if (!rc && stop_requested) last_interrupted = 1;
     if (!rc && stop_requested) rc = icl_errf(err, "interrupted at step %" PRId64 " (checkpoint saved)", st.step);
 done:
     if (ftrain && fclose(ftrain) && !rc) rc = icl_errf(err, "writing %s/train.csv failed", run_dir);
