@@ -21,6 +21,7 @@
 #include "iclab/icl_lm.h"
 #include "iclab/icl_model.h"
 #include "iclab/icl_tokenizer.h"
+#include "iclab/icl_toktask.h"
 
 /* A GGUF model, its tokenizer and one context: what every command on a language model starts from. */
 typedef struct icl_lm_session {
@@ -68,6 +69,7 @@ int icl_lm_answer(icl_lm_ctx *c, const icl_tokenizer *tk, const char *prompt, co
 /* What `iclab eval` does. */
 typedef struct icl_eval_cfg {
     const char *model;         /* GGUF path */
+    const char *lora;          /* a LoRA adapter file for the model (icl_lora.h) applied throughout, or NULL */
     const char *task;          /* "bitwise", "pos" or a task file */
     const char *brown_dir;     /* pos: the Brown corpus directory */
     const char *template_spec; /* NULL: ICL_TOKTASK_DEFAULT_TEMPLATE */
@@ -110,6 +112,10 @@ typedef struct icl_intervene_cfg {
  * (replicate, concept, condition, accuracy), OUT/intervention_summary.csv (mean, std over
  * replicates) and OUT/intervention_means.npy (concepts, n_embd). Needs a Null concept. */
 int icl_intervene_run(const icl_intervene_cfg *cfg, icl_err *err);
+
+/* The task family cfg->task names (bitwise, pos from cfg->brown_dir, or a task file), with the
+ * splits drawn from cfg->seed. */
+int icl_eval_task_open(icl_toktask *t, const icl_eval_cfg *cfg, icl_err *err);
 
 /* Ordinary least squares y = a + b x over n points: slope, intercept and R^2 (NaN when x is
  * constant or n < 2). */

@@ -2,6 +2,7 @@
  * hidden states at the token before the answer, TD per layer, the accuracy-on-TD fit, and the
  * mean-representation interventions. See icl_lmeval.h. */
 #include "iclab/icl_lmeval.h"
+#include "iclab/icl_lora.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,7 +280,7 @@ int icl_eval_read_peak(const char *dir, int *peak, int *peak_shots, int *rows, i
     return r;
 }
 
-static int task_open(icl_toktask *t, const icl_eval_cfg *cfg, icl_err *err) {
+int icl_eval_task_open(icl_toktask *t, const icl_eval_cfg *cfg, icl_err *err) {
     if (!strcmp(cfg->task, "bitwise")) return icl_toktask_bitwise(t, cfg->seed, err);
     if (!strcmp(cfg->task, "pos")) {
         if (!icl_path_exists(cfg->brown_dir))
@@ -296,22 +297,26 @@ typedef struct study {
     icl_toktask task;
     icl_template tp;
     icl_lm_session s;
+    icl_lora *lora; /* cfg->lora, applied in s.ctx */
     int n_rows; /* n_layer + 1 */
     int C;
 } study;
 
 static void study_close(study *st) {
     icl_lm_session_close(&st->s);
+    icl_lora_free(st->lora);
     icl_template_free(&st->tp);
     icl_toktask_free(&st->task);
 }
 
 static int study_open(study *st, const icl_eval_cfg *cfg, icl_err *err) {
     memset(st, 0, sizeof *st);
-    if (task_open(&st->task, cfg, err)) return -1;
+    if (icl_eval_task_open(&st->task, cfg, err)) return -1;
     int r = icl_template_parse(&st->tp, cfg->template_spec ? cfg->template_spec : ICL_TOKTASK_DEFAULT_TEMPLATE, err);
     if (!r) r = icl_mkdirs(cfg->out_dir, err);
     if (!r) r = icl_lm_session_open(&st->s, cfg->model, cfg->n_ctx, 1, err);
+    if (!r && cfg->lora)
+        r = icl_lora_load(&st->lora, cfg->lora, st->s.lm, err) || icl_lm_ctx_set_lora(st->s.ctx, st->lora, err);
     if (!r) {
         st->n_rows = icl_lm_hp(st->s.lm)->n_layer + 1;
         st->C = icl_lm_hp(st->s.lm)->n_embd;
@@ -428,6 +433,8 @@ static int write_config(const icl_eval_cfg *cfg, const study *st, int n_rows, in
     const icl_lm_hparams *hp = icl_lm_hp(st->s.lm);
     if (!r) r = icl_afile_printf(&f, err, "{\n  \"kind\": \"lm-eval\",\n  \"model\": ");
     if (!r) r = json_str(&f, cfg->model, err);
+    if (!r) r = icl_afile_printf(&f, err, ",\n  \"lora\": ");
+    if (!r) r = cfg->lora ? json_str(&f, cfg->lora, err) : icl_afile_printf(&f, err, "null");
     if (!r) r = icl_afile_printf(&f, err, ",\n  \"arch\": ");
     if (!r) r = json_str(&f, hp->arch_name, err);
     if (!r) r = icl_afile_printf(&f, err, ",\n  \"n_layer\": %d,\n  \"n_embd\": %d,\n  \"task\": ", hp->n_layer, hp->n_embd);

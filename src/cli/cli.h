@@ -34,6 +34,8 @@ int cmd_capture(int argc, char **argv);
 int cmd_lmbench(int argc, char **argv);
 int cmd_td(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* iclab finetune (cmd_finetune.c) */
+int cmd_finetune(int argc, char **argv);
 int cmd_patch_lm(int argc, char **argv);
 int cmd_mkcorpus(int argc, char **argv);
 /* 1 when path is a regular file starting with the GGUF magic. */

@@ -14,7 +14,7 @@ static const char *eval_usage =
     "usage: iclab eval MODEL.gguf|RUN_DIR [--task bitwise|pos|FILE.tsv] [--shots 1,4,10] [--prompts 100] [--out DIR]\n"
     "                  [--prompting] [--template '{x} -> {y}\\n'] [--layers N] [--no-accuracy] [--k 10]\n"
     "                  [--metric euclidean|cosine] [--seed 1] [--brown data/brown] [--max-new N] [--full-output]\n"
-    "                  [--peak-states-only] [--ctx N] [--threads N] [--no-bos] [--quiet]\n\n"
+    "                  [--peak-states-only] [--lora ADAPTER.gguf] [--ctx N] [--threads N] [--no-bos] [--quiet]\n\n"
     "For every concept of the task family and every shot count: --prompts prompts built from the test\n"
     "split (demonstrations '{x} -> {y}' one per line, then the query up to the answer), answered by greedy\n"
     "decoding and scored by exact match of the line (ICL accuracy); the hidden state at the prompt's last\n"
@@ -26,7 +26,8 @@ static const char *eval_usage =
     "Tasks: bitwise (AND, NAND, OR, NOR, XOR, XNOR, Null on 5-bit pairs), pos (first Noun, Adjective, Verb,\n"
     "Adverb, Preposition, Pronoun of a Brown-corpus sentence, Null; needs `make data`), or a file of\n"
     "'concept<TAB>input<TAB>output[<TAB>train|test]' lines (docs/tasks.md). --prompting puts the concept's\n"
-    "instruction first ('Apply AND.'). --no-accuracy skips decoding: only the layers up to --layers run.\n\n"
+    "instruction first ('Apply AND.'). --no-accuracy skips decoding: only the layers up to --layers run.\n"
+    "--lora applies a LoRA adapter (from `iclab finetune`, or any llama.cpp LoRA GGUF for the model).\n\n"
     "RUN_DIR, a folder of `iclab train --task lm`, runs the checkpoint study (paper §3.5): the above on every\n"
     "RUN_DIR/checkpoints/step_N.gguf into --out/step_N (default --out: RUN_DIR/eval-TASK; states kept only at\n"
     "the peak row), then checkpoints.csv (step, shots, concept, accuracy, TD at the last checkpoint's peak\n"
@@ -36,7 +37,8 @@ static const char *eval_usage =
 static const char *patch_usage =
     "usage: iclab patch MODEL.gguf --layer L [--task bitwise|pos|FILE.tsv] [--shots 4] [--prompts 100]\n"
     "                   [--replicates 5] [--replace] [--out DIR] [--prompting] [--template T] [--seed 1]\n"
-    "                   [--brown data/brown] [--max-new N] [--ctx N] [--threads N] [--no-bos] [--quiet]\n\n"
+    "                   [--brown data/brown] [--max-new N] [--lora ADAPTER.gguf] [--ctx N] [--threads N]\n"
+    "                   [--no-bos] [--quiet]\n\n"
     "The paper's interventions (§4.1): the mean hidden state of layer L (0 = embedding, l = after block l)\n"
     "at the token before the answer is computed per concept on --prompts prompts of the training split;\n"
     "then, in each replicate (fresh test prompts), every concept's accuracy is measured unperturbed, with\n"
@@ -78,6 +80,7 @@ static int common_flag(icl_eval_cfg *c, const char *flag, const char *v, icl_err
     else if (!strcmp(flag, "prompts")) return cli_parse_int(flag, v, 1, 100000, &c->n_prompts, err) ? -1 : 1;
     else if (!strcmp(flag, "out")) c->out_dir = v;
     else if (!strcmp(flag, "template")) c->template_spec = v;
+    else if (!strcmp(flag, "lora")) c->lora = v;
     else if (!strcmp(flag, "brown")) c->brown_dir = v;
     else if (!strcmp(flag, "max-new")) return cli_parse_int(flag, v, 1, 4096, &c->max_new, err) ? -1 : 1;
     else if (!strcmp(flag, "ctx")) return cli_parse_int(flag, v, 1, 1 << 20, &c->n_ctx, err) ? -1 : 1;

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "iclab/icl_lm.h"
 #include "iclab/icl_lmeval.h"
+#include "iclab/icl_lora.h"
 #include "iclab/icl_npy.h"
 #include "iclab/icl_progress.h"
 #include "iclab/icl_prompts.h"
@@ -66,17 +67,21 @@ int cmd_run(int argc, char **argv) {
     double temp = 0, top_p = 0.95;
     const char *hook_spec = NULL, *hook_at = "last";
     icl_hook_action hook_action = ICL_HOOK_ADD;
+    const char *lora_path = NULL;
+    icl_lora *lora = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         char flag[32];
         if (!strcmp(a, "--help")) {
             printf("usage: iclab run MODEL.gguf -p TEXT [-n 64] [--temp 0] [--top-k 40] [--top-p 0.95] [--seed 1]\n"
-                   "                 [--ctx N] [--threads N] [--no-bos] [--add L:VEC.npy | --replace L:VEC.npy] [--hook-at last|N]\n\n"
+                   "                 [--ctx N] [--threads N] [--no-bos] [--add L:VEC.npy | --replace L:VEC.npy] [--hook-at last|N]\n"
+                   "                 [--lora ADAPTER.gguf]\n\n"
                    "Prints the model's continuation of TEXT. --temp 0 (the default) is greedy; above 0 samples\n"
                    "from the top-k / top-p tokens with the seed. Stops at the end-of-sequence token or after -n tokens.\n"
                    "--add / --replace: add VEC to (or put VEC in place of) the residual stream after layer L at\n"
                    "the prompt's last token (--hook-at N: token N, negative from the end); VEC.npy holds n_embd\n"
-                   "float32 values (e.g. a mean of `iclab capture` states). Speeds go to stderr.\n");
+                   "float32 values (e.g. a mean of `iclab capture` states). --lora applies a LoRA adapter (from\n"
+                   "`iclab finetune`, or llama.cpp's format). Speeds go to stderr.\n");
             return 0;
         }
         if (!strcmp(a, "--no-bos")) {
@@ -107,6 +112,7 @@ int cmd_run(int argc, char **argv) {
                 hook_spec = v;
                 hook_action = flag[0] == 'a' ? ICL_HOOK_ADD : ICL_HOOK_REPLACE;
             } else if (!strcmp(flag, "hook-at")) hook_at = v;
+            else if (!strcmp(flag, "lora")) lora_path = v;
             else if (!strcmp(flag, "temp")) {
                 temp = strtod(v, &end);
                 if (!*v || *end || !(temp >= 0 && temp < 1e6)) bad = icl_errf(&err, "--temp: '%s' is not a number >= 0", v);
@@ -131,6 +137,7 @@ int cmd_run(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n = 0;
     int r = icl_lm_session_open(&s, model, n_ctx, 1, &err);
+    if (!r && lora_path) r = icl_lora_load(&lora, lora_path, s.lm, &err) || icl_lm_ctx_set_lora(s.ctx, lora, &err);
     if (!r) r = encode(&s, prompt, bos, &ids, &n, &err);
     icl_npy vec = {0};
     icl_hook hook;
@@ -172,6 +179,7 @@ int cmd_run(int argc, char **argv) {
     free(ids);
     icl_npy_free(&vec);
     icl_lm_session_close(&s);
+    icl_lora_free(lora);
     return r ? cli_fail("run", &err) : 0;
 }
 

@@ -75,6 +75,7 @@ static const struct {
     {"run", cmd_run, "generate text with a GGUF language model (llama, qwen2, gemma2, gpt2, olmo)"},
     {"capture", cmd_capture, "hidden states of a GGUF language model's layers for a file of prompts -> .npy"},
     {"eval", cmd_eval, "token ICL on a GGUF model: accuracy and TD per layer, concept and shots (paper §3)"},
+    {"finetune", cmd_finetune, "LoRA on a GGUF model's first/last layers for a token task; --compare: paper §4.2"},
     {"td", cmd_td, "task decodability (kNN, probe) of any saved representations, e.g. from capture"},
     {"lmbench", cmd_lmbench, "time prefill and generation of a GGUF language model (for bench/)"},
     {"info", cmd_info, "show a checkpoint's configuration and held-out MSE"},
