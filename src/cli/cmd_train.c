@@ -43,10 +43,11 @@ static int wants_lm(int argc, char **argv) {
 
 static int train_toy(int argc, char **argv);
 
-/* Prints the error on rank 0, and on other ranks only when the failure was their own. */
+/* Prints the error on rank 0; other ranks fail the same way on bad input and agree on set-up
+ * failures, so they print only a failure of their own inside the training loop. */
 static int train_fail(const icl_err *err) {
-    if (icl_dist_rank() == 0 || !icl_dist_peer_failed()) {
-        if (icl_dist_rank() == 0) return cli_fail("train", err);
+    if (icl_dist_rank() == 0) return cli_fail("train", err);
+    if (icl_train_failed_alone() && !icl_dist_peer_failed()) {
         icl_err e = *err;
         icl_err_prefix(&e, "rank %d: ", icl_dist_rank());
         return cli_fail("train", &e);

@@ -1,5 +1,6 @@
 /* Grids of toy-trainer runs over configurations and seeds, and their combined report (see icl_sweep.h). */
 #include "iclab/icl_sweep.h"
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -183,14 +184,31 @@ static char *grid_text(const icl_sweep *s, size_t *len) {
     return t;
 }
 
+static int dir_has_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int any = 0;
+    while (!any && (e = readdir(d))) any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return any;
+}
+
 int icl_sweep_prepare(const char *dir, const icl_sweep *s, int rank, icl_err *err) {
     if (icl_sweep_n_runs(s) == 0) return icl_errf(err, "the grid is empty (no seeds)");
+    /* rank 0 alone checks and creates, so no rank sees a half-made folder; the others learn the
+     * outcome through the caller's icl_dist_agree */
+    if (rank != 0) return 0;
     char path[4200];
     size_t len;
     char *want = grid_text(s, &len);
     if (!want) return icl_errf(err, "out of memory");
     snprintf(path, sizeof path, "%s/grid.txt", dir);
     int r = 0;
+    if (!icl_path_exists(path) && dir_has_entries(dir)) {
+        free(want);
+        return icl_errf(err, "%s exists and is not a sweep folder (no grid.txt); use another --out", dir);
+    }
     if (icl_path_exists(path)) {
         char *have;
         size_t n;
@@ -198,7 +216,7 @@ int icl_sweep_prepare(const char *dir, const icl_sweep *s, int rank, icl_err *er
         if (!r && (n != len || memcmp(have, want, len)))
             r = icl_errf(err, "%s was made for another grid (see its grid.txt); use another --out", dir);
         if (!r) free(have);
-    } else if (rank == 0) {
+    } else {
         char sub[4200];
         snprintf(sub, sizeof sub, "%s/runs", dir);
         r = icl_mkdirs(sub, err);

@@ -31,6 +31,7 @@ $ICLAB sweep --preset tiny --seeds 5 --threads 1 --out "$T/seq" --quiet || bad "
 $ICLAB train --preset tiny --seed 5 --threads 1 --out "$T/ref5" --quiet || bad "reference run failed"
 cmp -s "$T/ref5/checkpoints/step_000000060.gguf" "$T/seq/runs/seed=5/checkpoints/step_000000060.gguf" && ok "sequential sweep run == iclab train" || bad "sequential sweep run differs"
 expect_fail "sweep folder of another grid" "another grid" $ICLAB sweep --preset tiny --seeds 6 --threads 1 --out "$T/seq" --quiet
+expect_fail "sweep into a folder that is not a sweep's" "not a sweep folder" $ICLAB sweep --preset tiny --seeds 6 --out "$T/ref5" --quiet
 
 if ! command -v mpirun >/dev/null 2>&1; then
   echo "SKIP mpirun not found (install openmpi-bin and libopenmpi-dev, rebuild)"
@@ -64,12 +65,18 @@ done
 [ "$(grep -c ',complete$' "$T/sw/sweep.csv")" = 2 ] && ok "sweep.csv: 2 complete runs" || bad "sweep.csv: $(cat "$T/sw/sweep.csv")"
 grep -q '"status": "complete"' "$T/sw/sweep.json" && grep -q '<svg' "$T/sw/report.html" && grep -q 'Leaving the plateau' "$T/sw/report.html" \
   && ok "sweep.json and report.html written" || bad "sweep.json or report.html missing or incomplete"
+# TD curves and the TD column once the runs are decoded (iclab decode), redrawn with --report-only
+for s in 1 2; do $ICLAB decode "$T/sw/runs/seed=$s" --per-concept 20 --k 5 --no-reps --embed 0 >/dev/null 2>&1 || bad "decode of seed $s failed"; done
+$ICLAB sweep --preset tiny --seeds 1-2 --threads 1 --out "$T/sw" --report-only --quiet || bad "report-only failed"
+grep -q 'TD over training' "$T/sw/report.html" && awk -F, 'NR > 1 && $9 == "" {e = 1} END {exit e}' "$T/sw/sweep.csv" \
+  && ok "decoded runs: TD curves in report.html, td_rise_step in sweep.csv" || bad "TD missing from the sweep report"
 cp "$T/sw/runs/seed=1/checkpoints/step_000000060.gguf" "$T/keep.gguf"
 out=$(mpi 2 $ICLAB sweep --preset tiny --seeds 1-2 --threads 1 --out "$T/sw" 2>&1)
 [ "$(echo "$out" | grep -c 'complete, skipped')" = 2 ] && cmp -s "$T/keep.gguf" "$T/sw/runs/seed=1/checkpoints/step_000000060.gguf" \
   && ok "re-running a finished sweep skips its runs" || bad "re-run did not skip: $out"
 
 # 3. an unfinished run in a sweep is resumed, bit for bit
+$ICLAB sweep --preset tiny --seeds 1,3 --threads 1 --out "$T/rs" --report-only --quiet || bad "report-only sweep failed"
 $ICLAB train --preset tiny --seed 3 --threads 1 --out "$T/rs/runs/seed=3" --stop-after 23 --quiet || bad "partial run failed"
 $ICLAB sweep --preset tiny --seeds 1,3 --threads 1 --out "$T/rs" --report-only --quiet || bad "report-only sweep failed"
 grep -q '^seed=3,3,60,23,.*incomplete$' "$T/rs/sweep.csv" && ok "sweep.csv shows the unfinished run" || bad "sweep.csv: $(cat "$T/rs/sweep.csv")"
