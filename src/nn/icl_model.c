@@ -291,7 +291,7 @@ static void layer_io(const icl_model *m, int l, lm_block_io *at, lm_block_io *ml
 }
 
 static lm_run run_of(const icl_model *m) {
-    return (lm_run){m->view, m->hooks, m->n_hooks, NULL, omp_get_max_threads(), NULL, NULL, 0, 0, NULL};
+    return (lm_run){m->view, m->hooks, m->n_hooks, NULL, omp_get_max_threads(), NULL, NULL, 0, 0, NULL, NULL};
 }
 
 int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const float *targets, const float *mask,
