@@ -183,6 +183,32 @@ static void test_swiglu(size_t n) {
     free(dg); free(du); free(dg2); free(du2);
 }
 
+/* GeGLU: fast vs the double reference, the bits of icl_gelu_mul, finite differences. */
+static double geg_loss(void *p) {
+    swi_ctx *c = p;
+    icl_geglu_forward_ref(c->out, c->gate, c->up, c->n);
+    return dot(c->out, c->R, c->n);
+}
+static void test_geglu(size_t n) {
+    swi_ctx c = {zeros(n), randv(n, 3), randv(n, 1), randv(n, 1), n};
+    c.gate[0] = -30.0f; c.gate[1] = 30.0f; c.gate[2] = 0.0f;
+    float *out2 = zeros(n), *a = copyv(c.gate, n);
+    icl_geglu_forward(out2, c.gate, c.up, n);
+    geg_loss(&c);
+    CHECK_MSG(icl_rel_l2(out2, c.out, n) < 1e-6, "geglu fast vs ref %g", icl_rel_l2(out2, c.out, n));
+    icl_gelu_mul(a, c.up, n);
+    CHECK_MSG(same_bits(a, out2, n), "geglu forward != icl_gelu_mul");
+    float *dg = zeros(n), *du = zeros(n), *dg2 = zeros(n), *du2 = zeros(n);
+    icl_geglu_backward(dg, du, c.R, c.gate, c.up, n);
+    icl_geglu_backward_ref(dg2, du2, c.R, c.gate, c.up, n);
+    CHECK_MSG(icl_rel_l2(dg, dg2, n) < 1e-5 && icl_rel_l2(du, du2, n) < 1e-6, "geglu backward fast vs ref %g %g",
+              icl_rel_l2(dg, dg2, n), icl_rel_l2(du, du2, n));
+    CHECK_MSG(fd_check(geg_loss, &c, c.gate, n, dg) < FD_TOL, "geglu dgate fd");
+    CHECK_MSG(fd_check(geg_loss, &c, c.up, n, du) < FD_TOL, "geglu dup fd");
+    free(c.out); free(c.gate); free(c.up); free(c.R); free(out2); free(a);
+    free(dg); free(du); free(dg2); free(du2);
+}
+
 /* ---------------------------------------------------------------- grouped-query attention */
 typedef struct { float *out, *att, *qkv, *R; int B, T, Hq, Hkv, hd; } gqa_ctx;
 static size_t gqa_ld(const gqa_ctx *c) { return (size_t)(c->Hq + 2 * c->Hkv) * c->hd; }
@@ -610,6 +636,7 @@ int main(void) {
     test_rope(5, 5, 3, 10, 4, 1, 0);
     test_rope(4, 2, 2, 6, 6, 1, 37);  /* positions that do not repeat: the per-row path */
     test_swiglu(301);
+    test_geglu(301);
     test_gqa(2, 5, 4, 2, 3);
     test_gqa(1, 7, 6, 2, 4);
     test_gqa(2, 4, 3, 1, 5);           /* multi-query */

@@ -2,8 +2,9 @@
  * (a) adapter gradients against PyTorch (tests/ref/lora_ref.py -> tests/fixtures/lora_ref.bin,
  *     PEFT's formulation in float64 from the same float32 values): a llama with adapters on every
  *     matrix of every layer, a qwen2 (q/k/v biases, NeoX RoPE) with adapters on q, v, down of its
- *     last layer only (the backward stops there). Tolerances: loss relative 1e-5, each adapter
- *     tensor's gradient relative L2 1e-4.
+ *     last layer only (the backward stops there), a gemma2 (post-norms, GeGLU, soft-capped scores and
+ *     logits, a sliding window shorter than the sequence) on every matrix. Tolerances: loss relative
+ *     1e-5, each adapter tensor's gradient relative L2 1e-4.
  * (b) a fresh adapter (B = 0) changes no bit of the logits; merging an adapter into the weights
  *     gives the logits of applying it (relative L2 1e-5); save -> load gives the same adapter and
  *     the same logits; an adapter for another model, an arch mismatch, a layer range outside the
@@ -58,7 +59,7 @@ static void check_reference(void) {
     CHECK_MSG(f != NULL, "tests/fixtures/lora_ref.bin missing (run tests/ref/lora_ref.py)");
     if (!f) return;
     int n_cases = rd_i(f);
-    CHECK(n_cases == 2);
+    CHECK(n_cases == 3);
     for (int cs = 0; cs < n_cases; cs++) {
         char args[512] = {0}, model[600];
         int len = rd_i(f);

@@ -98,6 +98,14 @@ void icl_swiglu_forward_ref(float *out, const float *gate, const float *up, size
 void icl_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
 void icl_swiglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
 
+/* GeGLU (Gemma's MLP): out = gelu_tanh(gate) * up (the bits of icl_gelu_mul, the gate kept);
+ * backward: dgate = dout * up * gelu'(gate), dup = dout * gelu(gate) (dgate may alias dout). The
+ * references work in double, the derivative by central differences. */
+void icl_geglu_forward(float *out, const float *gate, const float *up, size_t n);
+void icl_geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
+void icl_geglu_forward_ref(float *out, const float *gate, const float *up, size_t n);
+void icl_geglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
+
 /* Causal grouped-query attention core (no projections). q (B,T,Hq*hd) with row stride ldq; k, v
  * (B,T,Hkv*hd) with row stride ldkv (floats from one token to the next): for a packed qkv
  * (B,T,(Hq+2Hkv)*hd) buffer, q = qkv, k = qkv + Hq*hd, v = k + Hkv*hd, ldq = ldkv = (Hq+2Hkv)*hd.

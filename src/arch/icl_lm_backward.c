@@ -29,11 +29,9 @@ static const float *qkv_fused(const icl_lm *lm, const lm_layer *L) {
 int lm_block_backward_check(const icl_lm *lm, int l, icl_err *err) {
     const icl_lm_hparams *hp = &lm->hp;
     const lm_layer *L = &lm->layers[l];
-    if (L->post_attn_norm || L->post_ffn_norm) return icl_errf(err, "%s: post-norms have no backward yet", hp->arch_name);
-    if (hp->attn_softcap > 0 || hp->sliding_window > 0 || hp->clamp_kqv > 0)
-        return icl_errf(err, "%s: soft-capping, sliding windows and clamping have no backward yet", hp->arch_name);
-    if (lm->mlp == LM_MLP_GEGLU || lm->norm == LM_NORM_LAYER_NOPARAM)
-        return icl_errf(err, "%s: GeGLU and parameter-free norms have no backward yet", hp->arch_name);
+    if (hp->clamp_kqv > 0) return icl_errf(err, "%s: clamped q/k/v have no backward yet", hp->arch_name);
+    if (lm->norm == LM_NORM_LAYER_NOPARAM)
+        return icl_errf(err, "%s: parameter-free norms have no backward yet", hp->arch_name);
     if (L->wqkv.data && !f32(&L->wqkv))
         return icl_errf(err, "layer %d: a fused q|k|v matrix must be F32 for the backward", l);
     return 0;
@@ -99,6 +97,16 @@ static void norm_backward(const icl_lm *lm, const lm_block_io *io, const float *
     else icl_rmsnorm_backward(dx, gw, dh, io->x, w, io->rstd, N, C);
 }
 
+/* The gradient of a sub-block's output before Gemma-2's post-norm, into dh; dx (rows, C) is that
+ * of the normed output. Returns dx itself when the block has no post-norm. */
+static const float *post_norm_backward(const icl_lm *lm, const lm_block_io *io, const float *w, float *gw,
+                                       const float *dx, float *dh, int N) {
+    if (!w) return dx;
+    memset(dh, 0, sizeof(float) * (size_t)N * lm->hp.n_embd);
+    icl_rmsnorm_backward(dh, gw, dx, io->post_in, w, io->post_rstd, N, lm->hp.n_embd);
+    return dh;
+}
+
 int lm_mlp_block_backward(const lm_run *r, int l, const lm_block_io *io, const lm_layer_grads *g, float *dx,
                           const lm_grad_scratch *s, int S, int T, icl_err *err) {
     const icl_lm *lm = r->lm;
@@ -107,8 +115,10 @@ int lm_mlp_block_backward(const lm_run *r, int l, const lm_block_io *io, const l
     int N = S * T, C = lm->hp.n_embd;
     size_t nf = (size_t)N * lm->hp.n_ff;
     int gelu = lm->mlp == LM_MLP_GELU;
-    /* down: its input was gelu(up) (ff_a) or silu(gate)*up (ff_m) */
-    if (matrix_backward(r, l, LM_T_DOWN, s->df1, 0, NULL, g->down, g->b_down, dx, C, gelu ? io->ff_a : io->ff_m,
+    if (L->post_ffn_norm && !io->post_in) return icl_errf(err, "the forward did not keep the post-norm's input");
+    const float *dout = post_norm_backward(lm, io, L->post_ffn_norm, g->post_ffn_norm, dx, s->dh, N);
+    /* down: its input was gelu(up) (ff_a) or act(gate)*up (ff_m) */
+    if (matrix_backward(r, l, LM_T_DOWN, s->df1, 0, NULL, g->down, g->b_down, dout, C, gelu ? io->ff_a : io->ff_m,
                         &L->down, N, err))
         return -1;
     if (gelu) {
@@ -116,7 +126,8 @@ int lm_mlp_block_backward(const lm_run *r, int l, const lm_block_io *io, const l
         if (matrix_backward(r, l, LM_T_UP, s->dh, 0, NULL, g->up, g->b_up, s->df2, L->up.rows, io->xn, &L->up, N, err))
             return -1;
     } else {
-        icl_swiglu_backward(s->df1, s->df2, s->df1, io->ff_a, io->ff_b, nf);
+        if (lm->mlp == LM_MLP_GEGLU) icl_geglu_backward(s->df1, s->df2, s->df1, io->ff_a, io->ff_b, nf);
+        else icl_swiglu_backward(s->df1, s->df2, s->df1, io->ff_a, io->ff_b, nf);
         if (matrix_backward(r, l, LM_T_GATE, s->dh, 0, NULL, g->gate, g->b_gate, s->df1, L->gate.rows, io->xn, &L->gate,
                             N, err) ||
             matrix_backward(r, l, LM_T_UP, s->dh, 1, s->tmp, g->up, g->b_up, s->df2, L->up.rows, io->xn, &L->up, N, err))
@@ -146,6 +157,57 @@ static void rope_backward(const lm_run *r, float *x, size_t ld, int n_heads, int
     }
 }
 
+/* Attention with Gemma-2's soft-capped scores c = cap tanh(q.k scale / cap): the raw scores are
+ * recomputed for the capping's derivative. Parallel over (sequence, kv head) as icl_gqa_backward,
+ * so no two threads write one gradient row. */
+static void softcap_attention_backward(const icl_lm_hparams *hp, const float *dy, const float *q, const float *k,
+                                       const float *v, size_t ld, const float *probs, int S, int T, float *dq, float *dk,
+                                       float *dv) {
+    int H = hp->n_head, Hkv = hp->n_head_kv, hd = hp->head_dim, group = H / Hkv;
+    size_t qd = (size_t)H * hd;
+    float cap = hp->attn_softcap, scale = hp->q_scale;
+#pragma omp parallel
+    {
+        float *dpre = malloc(sizeof(float) * (size_t)T);
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < S; b++)
+            for (int gk = 0; gk < Hkv; gk++) {
+                if (!dpre) continue;
+                for (int h = gk * group; h < (gk + 1) * group; h++)
+                    for (int t = 0; t < T; t++) {
+                        const float *p = probs + (((size_t)b * H + h) * T + t) * T;
+                        const float *dyt = dy + ((size_t)b * T + t) * qd + (size_t)h * hd;
+                        const float *qt = q + ((size_t)b * T + t) * ld + (size_t)h * hd;
+                        float *dqt = dq + ((size_t)b * T + t) * ld + (size_t)h * hd;
+                        double dot = 0;
+                        for (int j = 0; j <= t; j++) {
+                            const float *vj = v + ((size_t)b * T + j) * ld + (size_t)gk * hd;
+                            float da = 0;
+                            for (int i = 0; i < hd; i++) da += dyt[i] * vj[i];
+                            dpre[j] = da;
+                            dot += (double)p[j] * da;
+                        }
+                        for (int j = 0; j <= t; j++) {
+                            if (p[j] == 0) continue; /* masked (window) or underflowed: no gradient */
+                            const float *kj = k + ((size_t)b * T + j) * ld + (size_t)gk * hd;
+                            float *dkj = dk + ((size_t)b * T + j) * ld + (size_t)gk * hd;
+                            float *dvj = dv + ((size_t)b * T + j) * ld + (size_t)gk * hd;
+                            float raw = 0;
+                            for (int i = 0; i < hd; i++) raw += qt[i] * kj[i];
+                            float th = tanhf(raw * scale / cap);
+                            float g = p[j] * (dpre[j] - (float)dot) * (1.0f - th * th) * scale;
+                            for (int i = 0; i < hd; i++) {
+                                dqt[i] += g * kj[i];
+                                dkj[i] += g * qt[i];
+                                dvj[i] += p[j] * dyt[i];
+                            }
+                        }
+                    }
+            }
+        free(dpre);
+    }
+}
+
 int lm_attn_block_backward(const lm_run *r, int l, const lm_block_io *io, const lm_layer_grads *g, float *dx,
                            const lm_grad_scratch *s, int S, int T, icl_err *err) {
     const icl_lm *lm = r->lm;
@@ -154,11 +216,15 @@ int lm_attn_block_backward(const lm_run *r, int l, const lm_block_io *io, const 
     if (lm_block_backward_check(lm, l, err)) return -1;
     int N = S * T, C = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, hd = hp->head_dim;
     int qd = H * hd, kvd = Hkv * hd, ldq = qd + 2 * kvd;
-    if (matrix_backward(r, l, LM_T_O, s->dy, 0, NULL, g->wo, g->bo, dx, C, io->att, &L->wo, N, err)) return -1;
+    if (L->post_attn_norm && !io->post_in) return icl_errf(err, "the forward did not keep the post-norm's input");
+    const float *dout = post_norm_backward(lm, io, L->post_attn_norm, g->post_attn_norm, dx, s->dh, N);
+    if (matrix_backward(r, l, LM_T_O, s->dy, 0, NULL, g->wo, g->bo, dout, C, io->att, &L->wo, N, err)) return -1;
     float *dq = s->dqkv, *dk = dq + qd, *dv = dk + kvd;
     const float *q = io->qkv, *k = q + qd, *v = k + kvd;
     memset(s->dqkv, 0, (size_t)N * ldq * sizeof(float));
-    icl_gqa_backward(dq, dk, dv, s->dy, q, ldq, k, v, ldq, io->probs, S, T, H, Hkv, hd, hp->q_scale);
+    /* sliding windows need nothing more: the kept probabilities are zero outside the window */
+    if (hp->attn_softcap > 0) softcap_attention_backward(hp, s->dy, q, k, v, ldq, io->probs, S, T, dq, dk, dv);
+    else icl_gqa_backward(dq, dk, dv, s->dy, q, ldq, k, v, ldq, io->probs, S, T, H, Hkv, hd, hp->q_scale);
     if (hp->rope_base > 0) {
         if (!r->positions || !r->inv_freq) return icl_errf(err, "RoPE backward needs the rows' positions");
         rope_backward(r, dq, ldq, H, S, T);

@@ -203,6 +203,12 @@ static void block_norm(const icl_lm *lm, const lm_block_io *io, const float *w, 
         lm_norm_rows(lm, io->xn, io->rstd, io->x, w, b, N);
 }
 
+/* Gemma-2's norm of a sub-block's output, in place; a training forward keeps its input and rstd. */
+static void post_norm(const icl_lm *lm, const lm_block_io *io, const float *w, int N) {
+    if (io->post_in) memcpy(io->post_in, io->proj, sizeof(float) * (size_t)N * lm->hp.n_embd);
+    lm_norm_rows(lm, io->proj, io->post_rstd, io->proj, w, NULL, N);
+}
+
 static void add_bias(float *y, size_t ld, const float *b, int T, int n) {
     if (!b) return;
 #pragma omp parallel for schedule(static) if ((size_t)T * n >= 65536)
@@ -429,7 +435,7 @@ int lm_attn_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, i
                         hp->head_dim, hp->q_scale);
     lm_hooks(r, ICL_SITE_HEAD_OUT, l, io->att, qd, p0, S, T);
     if (linear(r, l, LM_T_O, &L->wo, L->bo, io->att, N, io->proj, C, err)) return -1;
-    if (L->post_attn_norm) lm_norm_rows(lm, io->proj, NULL, io->proj, L->post_attn_norm, NULL, N);
+    if (L->post_attn_norm) post_norm(lm, io, L->post_attn_norm, N);
     lm_hooks(r, ICL_SITE_ATTN_OUT, l, io->proj, C, p0, S, T);
     residual(io, (size_t)N * C);
     return 0;
@@ -448,16 +454,17 @@ int lm_mlp_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, in
         if (lm->mlp == LM_MLP_SWIGLU) {
             if (m == io->ff_a) icl_silu_mul(io->ff_a, io->ff_b, (size_t)N * F);
             else icl_swiglu_forward(m, io->ff_a, io->ff_b, (size_t)N * F); /* the same bits, gate kept */
-        } else {
+        } else if (m == io->ff_a) {
             icl_gelu_mul(io->ff_a, io->ff_b, (size_t)N * F);
-            m = io->ff_a;
+        } else {
+            icl_geglu_forward(m, io->ff_a, io->ff_b, (size_t)N * F); /* the same bits, gate kept */
         }
     } else {
         icl_gelu_forward(io->ff_a, io->ff_b, (size_t)N * F);
         m = io->ff_a;
     }
     if (linear(r, l, LM_T_DOWN, &L->down, L->b_down, m, N, io->proj, C, err)) return -1;
-    if (L->post_ffn_norm) lm_norm_rows(lm, io->proj, NULL, io->proj, L->post_ffn_norm, NULL, N);
+    if (L->post_ffn_norm) post_norm(lm, io, L->post_ffn_norm, N);
     lm_hooks(r, ICL_SITE_MLP_OUT, l, io->proj, C, p0, S, T);
     residual(io, (size_t)N * C);
     return 0;

@@ -112,6 +112,8 @@ typedef struct lm_block_io {
     float *att;              /* (rows, qd) */
     float *probs;            /* (S, n_head, T, T) attention probabilities, zero above the diagonal, or NULL */
     float *proj;             /* (rows, C) */
+    float *post_in, *post_rstd; /* post-norm models (Gemma-2), training: (rows, C) the sub-block's output
+                                   before its norm and (rows) that norm's rstd; NULL otherwise */
     float *ff_a, *ff_b, *ff_m; /* (rows, F) */
     float *k_cache, *v_cache;  /* this layer's cache (n_ctx rows of kvd; S = 1): k and v of positions p0..
                                   are stored there and attention reads every cached key; NULL: attention
@@ -125,6 +127,7 @@ typedef struct lm_block_io {
 typedef struct lm_layer_grads {
     float *attn_norm, *attn_norm_b, *wqkv, *bqkv, *wo, *bo;
     float *ffn_norm, *ffn_norm_b, *gate, *up, *down, *b_gate, *b_up, *b_down;
+    float *post_attn_norm, *post_ffn_norm;
 } lm_layer_grads;
 
 /* Scratch of the backward pass of one block (rows = S*T): dh, tmp (rows, C), dqkv (rows, ldq),

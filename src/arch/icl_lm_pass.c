@@ -25,6 +25,10 @@ enum {
     A_GATE,   /* (L,N,F)   gate (GELU MLP: gelu(up)) */
     A_UP,     /* (L,N,F) */
     A_M,      /* (L,N,F)   act(gate) * up (gated MLPs only) */
+    A_PA_IN,  /* (L,N,C)   post-norm models: the attention output before its norm */
+    A_PA_RSTD,/* (L,N) */
+    A_PF_IN,  /* (L,N,C)   the MLP output before its norm */
+    A_PF_RSTD,/* (L,N) */
     A_XNF,    /* (N,C)     final norm output */
     A_RSTDF,  /* (N) */
     A_LOGITS, /* (N,V)     logits; the backward turns them into their gradient in place */
@@ -59,7 +63,10 @@ int lm_pass_init(lm_pass **out, const icl_lm *lm, icl_err *err) {
                         lm->hp.arch_name);
     for (int l = 0; l < lm->hp.n_layer; l++)
         if (lm_block_backward_check(lm, l, err)) return -1;
-    if (lm->hp.final_softcap > 0) return icl_errf(err, "%s: logit soft-capping has no backward yet", lm->hp.arch_name);
+    for (int l = 0; l < lm->hp.n_layer; l++) /* the activations keep both post-norms' inputs, or none */
+        if (!lm->layers[l].post_attn_norm != !lm->layers[0].post_attn_norm ||
+            !lm->layers[l].post_ffn_norm != !lm->layers[0].post_attn_norm)
+            return icl_errf(err, "%s: post-norms on some layers only", lm->hp.arch_name);
     lm_pass *p = calloc(1, sizeof *p);
     if (!p || !(p->inv_freq = malloc(sizeof(double) * (size_t)(lm->hp.rope_dim / 2 + 1)))) {
         free(p);
@@ -85,11 +92,12 @@ static int alloc_acts(lm_pass *p, int B, int T, icl_err *err) {
     const icl_lm_hparams *hp = &p->lm->hp;
     size_t L = hp->n_layer, N = (size_t)B * T, C = hp->n_embd, F = hp->n_ff, V = hp->n_vocab, H = hp->n_head;
     size_t qd = H * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim, ldq = qd + 2 * kvd;
-    size_t gated = p->lm->mlp != LM_MLP_GELU;
+    size_t gated = p->lm->mlp != LM_MLP_GELU, post = p->lm->layers[0].post_attn_norm != NULL;
     size_t sz[N_ACTS] = {
         [A_X] = (L + 1) * N * C, [A_XN1] = L * N * C, [A_RSTD1] = L * N, [A_QKV] = L * N * ldq, [A_ATTY] = L * N * qd,
         [A_PROBS] = L * B * H * T * T, [A_X1] = L * N * C, [A_XN2] = L * N * C, [A_RSTD2] = L * N, [A_GATE] = L * N * F,
-        [A_UP] = L * N * F, [A_M] = gated * L * N * F, [A_XNF] = N * C, [A_RSTDF] = N, [A_LOGITS] = N * V,
+        [A_UP] = L * N * F, [A_M] = gated * L * N * F, [A_PA_IN] = post * L * N * C, [A_PA_RSTD] = post * L * N,
+        [A_PF_IN] = post * L * N * C, [A_PF_RSTD] = post * L * N, [A_XNF] = N * C, [A_RSTDF] = N, [A_LOGITS] = N * V,
         [A_PROJ] = N * C, [A_POS] = N, [A_TOK] = N, [A_TGT] = N, [G_X] = N * C, [G_H] = N * C, [G_TMP] = N * C,
         [G_F1] = N * F, [G_F2] = N * F, [G_Y] = N * qd, [G_QKV] = N * ldq};
     size_t total = 0;
@@ -131,6 +139,10 @@ static void layer_io(const lm_pass *p, int l, lm_block_io *at, lm_block_io *ml) 
                         .rstd = p->a[A_RSTD2] + L * n, .proj = p->a[A_PROJ], .ff_a = p->a[A_GATE] + L * n * F,
                         .ff_b = p->a[A_UP] + L * n * F,
                         .ff_m = p->lm->mlp != LM_MLP_GELU ? p->a[A_M] + L * n * F : NULL};
+    if (p->lm->layers[l].post_attn_norm) {
+        at->post_in = p->a[A_PA_IN] + L * n * C, at->post_rstd = p->a[A_PA_RSTD] + L * n;
+        ml->post_in = p->a[A_PF_IN] + L * n * C, ml->post_rstd = p->a[A_PF_RSTD] + L * n;
+    }
 }
 
 int lm_pass_forward(lm_pass *p, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss,
@@ -193,7 +205,25 @@ int lm_pass_backward(lm_pass *p, const lm_grads *g, int stop_layer, icl_err *err
     lm_grad_scratch s = {p->a[G_H], p->a[G_TMP], p->a[G_QKV], p->a[G_Y], p->a[G_F1], p->a[G_F2]};
     lm_run r = run_of(p);
     /* head: the logits become their gradient in place (the forward's logits are gone after this) */
-    icl_cross_entropy(dlog, dlog, tgt, N, V, 1.0f);
+    float cap = hp->final_softcap;
+    if (cap > 0) { /* soft-capped logits l = cap tanh(z / cap): dz = dl (1 - (l / cap)^2), row by row */
+        int count = 0;
+        for (int i = 0; i < N; i++) count += tgt[i] >= 0;
+        float *row = malloc(sizeof(float) * (size_t)V);
+        if (!row) return icl_errf(err, "out of memory");
+        for (int i = 0; i < N; i++) {
+            float *l = dlog + (size_t)i * V;
+            if (tgt[i] < 0) {
+                memset(l, 0, sizeof(float) * (size_t)V);
+                continue;
+            }
+            icl_cross_entropy(row, l, tgt + i, 1, V, 1.0f / (float)count);
+            for (int j = 0; j < V; j++) l[j] = row[j] * (1.0f - (l[j] / cap) * (l[j] / cap));
+        }
+        free(row);
+    } else {
+        icl_cross_entropy(dlog, dlog, tgt, N, V, 1.0f);
+    }
     p->has_fwd = 0;
     int tied = lm->output.data == lm->tok_embd.data;
     float *g_head = tied ? g->tok_embd : g->output;

@@ -245,6 +245,60 @@ void icl_gelu_backward(float *dinp, const float *inp, const float *dout, size_t 
     }
 }
 
+/* GeGLU (Gemma): out = gelu(gate) * up with gelu_mul's expression (the same bits), gate kept. */
+static void geglu_forward_chunk(float *restrict out, const float *restrict gate, const float *restrict up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float x = gate[i];
+        out[i] = 0.5f * x * (1.0f + tanh_fast(GELU_K * (x + 0.044715f * x * x * x))) * up[i];
+    }
+}
+
+/* dgate = dout * up * gelu'(gate), dup = dout * gelu(gate); dgate may be dout (in place). */
+static void geglu_backward_chunk(float *dgate, float *restrict dup, const float *dout, const float *restrict gate,
+                                 const float *restrict up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float x = gate[i], d = dout[i];
+        float t = tanh_fast(GELU_K * (x + 0.044715f * x * x * x));
+        float g = 0.5f * x * (1.0f + t);
+        float grad = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        dup[i] = d * g;
+        dgate[i] = d * up[i] * grad;
+    }
+}
+
+void icl_geglu_forward(float *out, const float *gate, const float *up, size_t n) {
+    long nchunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (long c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        geglu_forward_chunk(out + i0, gate + i0, up + i0, len);
+    }
+}
+
+void icl_geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n) {
+    long nchunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (long c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        geglu_backward_chunk(dgate + i0, dup + i0, dout + i0, gate + i0, up + i0, len);
+    }
+}
+
+static double gelu_ref(double x) { return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
+
+void icl_geglu_forward_ref(float *out, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)(gelu_ref(gate[i]) * up[i]);
+}
+
+void icl_geglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double x = gate[i], h = 1e-4 * (fabs(x) + 1.0);
+        double d = dout[i], grad = (gelu_ref(x + h) - gelu_ref(x - h)) / (2 * h); /* central differences */
+        dup[i] = (float)(d * gelu_ref(x));
+        dgate[i] = (float)(d * up[i] * grad);
+    }
+}
+
 /* ---------------------------------------------------------------- attention */
 
 /* out[i] += sum_r w[r] * rows[r*stride + i] for i < hs: accumulates 16 channels at a time in

@@ -6,6 +6,8 @@ usage: lora_ref.py ICLAB_BINARY VOCAB_DIR [OUT]
 Per case it builds a model with `ICLAB mkmodel` (fixed seed), reads it with lm_ref.py's GGUF reader
 and Hugging Face-layout model, and adds LoRA adapters the way PEFT's lora.Linear does:
     y = base(x) + (alpha / r) * lora_B(lora_A(dropout(x)))      (dropout 0 here)
+on a llama (every matrix, every layer), a qwen2 (q/k/v biases; q, v, down of the last layer) and a
+gemma2 (post-norms, GeGLU, soft-capped scores and logits, a sliding window of 4 over 10 tokens)
 with lora_A (r, in) and lora_B (out, r) in llama.cpp's GGUF row order (for llama's permuted
 attn_q / attn_k, lora_B's rows are un-permuted together with the base weight's, which is what the
 adapter file means to llama.cpp). The loss is the mean cross-entropy over the positions with a
@@ -36,6 +38,9 @@ CASES = [
     ("llama", ["--arch", "llama", "--vocab", "ggml-vocab-llama-spm.gguf", "--seed", "21"], 4, 8.0, (0, 2), 127, 11),
     ("qwen2", ["--arch", "qwen2", "--vocab", "ggml-vocab-gpt-2.gguf", "--seed", "22"], 2, 4.0, (1, 2),
      1 | 4 | 64, 9),
+    # post-norms, GeGLU, soft-capped scores and logits, a sliding window shorter than the sequence
+    ("gemma2", ["--arch", "gemma2", "--vocab", "ggml-vocab-llama-spm.gguf", "--head-dim", "32", "--sliding-window", "4",
+                "--tied", "--seed", "23"], 4, 8.0, (0, 2), 127, 10),
 ]
 
 
