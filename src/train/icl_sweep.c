@@ -19,6 +19,8 @@
 #define PLATEAU_EXIT_MSE 0.5
 /* TD has risen once the best layer's overall TD covers half the way from chance to 1. */
 #define TD_RISE_FRACTION 0.5
+/* bytes per cell of the report's tables: room for a whole run name (run_info.name) */
+#define CELL 272
 
 void icl_sweep_init(icl_sweep *s, const icl_train_config *base) {
     memset(s, 0, sizeof *s);
@@ -213,9 +215,11 @@ int icl_sweep_prepare(const char *dir, const icl_sweep *s, int rank, icl_err *er
         char *have;
         size_t n;
         r = icl_read_file(path, &have, &n, err);
-        if (!r && (n != len || memcmp(have, want, len)))
-            r = icl_errf(err, "%s was made for another grid (see its grid.txt); use another --out", dir);
-        if (!r) free(have);
+        if (!r) {
+            if (n != len || memcmp(have, want, len))
+                r = icl_errf(err, "%s was made for another grid (see its grid.txt); use another --out", dir);
+            free(have);
+        }
     } else {
         char sub[4200];
         snprintf(sub, sizeof sub, "%s/runs", dir);
@@ -559,19 +563,19 @@ int icl_sweep_report(const char *dir, const icl_sweep *s, icl_err *err) {
         icl_report_p(rep, "Every run is an independent `iclab train` run in runs/NAME; sweep.csv and sweep.json hold the table below. "
                           "Wall time is the time its rank spent training it (summed over resumed sessions).");
         const char *hdr[] = {"run", "seed", "steps done", "final loss", "final held-out MSE", "wall s", "status"};
-        char *cells = calloc((size_t)n * 7, 64);
+        char *cells = calloc((size_t)n * 7, CELL);
         const char **cp = calloc((size_t)n * 7 + 1, sizeof *cp);
         if (cells && cp) {
             for (int i = 0; i < n; i++) {
-                char *c0 = cells + (size_t)i * 7 * 64;
-                snprintf(c0, 64, "%s", runs[i].name);
-                snprintf(c0 + 64, 64, "%" PRIu64, runs[i].seed);
-                snprintf(c0 + 128, 64, "%" PRId64 " / %" PRId64, runs[i].done < 0 ? 0 : runs[i].done, runs[i].steps);
-                fmt_num(c0 + 192, 64, runs[i].final_loss, "%.4g");
-                fmt_num(c0 + 256, 64, runs[i].final_mse, "%.4f");
-                snprintf(c0 + 320, 64, "%.2f", runs[i].wall);
-                snprintf(c0 + 384, 64, "%s", runs[i].status);
-                for (int k = 0; k < 7; k++) cp[(size_t)i * 7 + k] = c0 + 64 * k;
+                char *c0 = cells + (size_t)i * 7 * CELL;
+                snprintf(c0, CELL, "%s", runs[i].name);
+                snprintf(c0 + 1 * CELL, CELL, "%" PRIu64, runs[i].seed);
+                snprintf(c0 + 2 * CELL, CELL, "%" PRId64 " / %" PRId64, runs[i].done < 0 ? 0 : runs[i].done, runs[i].steps);
+                fmt_num(c0 + 3 * CELL, CELL, runs[i].final_loss, "%.4g");
+                fmt_num(c0 + 4 * CELL, CELL, runs[i].final_mse, "%.4f");
+                snprintf(c0 + 5 * CELL, CELL, "%.2f", runs[i].wall);
+                snprintf(c0 + 6 * CELL, CELL, "%s", runs[i].status);
+                for (int k = 0; k < 7; k++) cp[(size_t)i * 7 + k] = c0 + CELL * k;
             }
             icl_report_table(rep, 7, hdr, n, cp);
         }
@@ -612,18 +616,18 @@ int icl_sweep_report(const char *dir, const icl_sweep *s, icl_err *err) {
         else
             icl_report_p(rep, "No run has been decoded yet (iclab decode SWEEP/runs/NAME adds TD curves and a TD column here).");
         const char *ph[] = {"run", "seed", "left the plateau", "plateau exit step", "TD rise step"};
-        char *pc = calloc((size_t)n * 5, 48);
+        char *pc = calloc((size_t)n * 5, CELL);
         const char **pp = calloc((size_t)n * 5 + 1, sizeof *pp);
         if (pc && pp) {
             for (int i = 0; i < n; i++) {
-                char *c0 = pc + (size_t)i * 5 * 48;
-                snprintf(c0, 48, "%.47s", runs[i].name);
-                snprintf(c0 + 48, 48, "%" PRIu64, runs[i].seed);
-                snprintf(c0 + 96, 48, "%s", runs[i].plateau_exit >= 0 ? "yes" : "no");
-                fmt_step(c0 + 144, 48, runs[i].plateau_exit);
-                if (runs[i].n_td) fmt_step(c0 + 192, 48, runs[i].td_rise);
-                else snprintf(c0 + 192, 48, "not decoded");
-                for (int k = 0; k < 5; k++) pp[(size_t)i * 5 + k] = c0 + 48 * k;
+                char *c0 = pc + (size_t)i * 5 * CELL;
+                snprintf(c0, CELL, "%s", runs[i].name);
+                snprintf(c0 + 1 * CELL, CELL, "%" PRIu64, runs[i].seed);
+                snprintf(c0 + 2 * CELL, CELL, "%s", runs[i].plateau_exit >= 0 ? "yes" : "no");
+                fmt_step(c0 + 3 * CELL, CELL, runs[i].plateau_exit);
+                if (runs[i].n_td) fmt_step(c0 + 4 * CELL, CELL, runs[i].td_rise);
+                else snprintf(c0 + 4 * CELL, CELL, "not decoded");
+                for (int k = 0; k < 5; k++) pp[(size_t)i * 5 + k] = c0 + CELL * k;
             }
             icl_report_table(rep, 5, ph, n, pp);
         }
