@@ -346,6 +346,7 @@ typedef struct run_info {
     double *loss_x, *loss_y, *eval_x, *eval_y, *td_x, *td_y;
     double *td_layer; /* overall TD per layer at the last decoded step (n_layers) */
     int n_layers;
+    double td_chance; /* TD's chance level (decode/td.csv) */
 } run_info;
 
 static void run_info_free(run_info *r) {
@@ -433,6 +434,7 @@ static int read_run(const char *dir, const icl_sweep *s, int i, run_info *r, icl
                     r->td_y[r->n_td - 1] = td;
                 if (l >= 0 && l < L) r->td_layer[l] = td;
                 double chance = icl_csv_num(&t, k, ch);
+                r->td_chance = chance;
                 if (r->td_rise < 0 && td >= chance + TD_RISE_FRACTION * (1.0 - chance)) r->td_rise = (int64_t)x;
             }
         }
@@ -514,6 +516,7 @@ static int point_figure(icl_report *rep, const run_info *runs, int n, int point,
     static const char *yl[] = {"training loss (normalised)", "held-out MSE (normalised)", "TD, best layer", "TD at the last decoded step"};
     icl_fig *f = icl_fig_line(title, xl[which], yl[which]);
     int any = 0;
+    double chance = NAN;
     for (int i = 0; i < n; i++) {
         const run_info *r = &runs[i];
         if (r->point != point) continue;
@@ -523,11 +526,13 @@ static int point_figure(icl_report *rep, const run_info *runs, int n, int point,
         const double *y = which == CURVE_LOSS ? r->loss_y : which == CURVE_EVAL ? r->eval_y : which == CURVE_TD ? r->td_y : r->td_layer;
         int m = which == CURVE_LOSS ? r->n_loss : which == CURVE_EVAL ? r->n_eval : which == CURVE_TD ? r->n_td : (r->n_td ? r->n_layers : 0);
         if (m <= 0) continue;
+        if (which >= CURVE_TD) chance = r->td_chance;
         int sidx = icl_fig_add_series(f, label, x, y, (size_t)m);
         if (which != CURVE_LOSS) icl_fig_series_markers(f, sidx, 1);
         any = 1;
     }
     if (which == CURVE_EVAL) icl_fig_add_hline(f, PLATEAU_EXIT_MSE, "plateau exit");
+    if (which >= CURVE_TD && isfinite(chance)) icl_fig_add_hline(f, chance, "chance");
     int r = any ? icl_report_figure(rep, f, title, 0, 0, err) : 0;
     icl_fig_free(f);
     return r;
