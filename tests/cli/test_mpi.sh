@@ -30,6 +30,12 @@ expect_fail "sweep: no --out" "DIR is required" $ICLAB sweep --preset tiny --see
 $ICLAB sweep --preset tiny --seeds 5 --threads 1 --out "$T/seq" --quiet || bad "sequential sweep failed"
 $ICLAB train --preset tiny --seed 5 --threads 1 --out "$T/ref5" --quiet || bad "reference run failed"
 cmp -s "$T/ref5/checkpoints/step_000000060.gguf" "$T/seq/runs/seed=5/checkpoints/step_000000060.gguf" && ok "sequential sweep run == iclab train" || bad "sequential sweep run differs"
+# the plateau-exit event (held-out MSE over all concepts < 0.5; a tiny run never gets there, so the
+# numbers are edited in): first evaluated step below the threshold, in sweep.csv
+awk -F, 'BEGIN {OFS = ","} NR > 1 && $2 == -1 && $1 >= 30 {$4 = 0.4} {print}' "$T/seq/runs/seed=5/eval.csv" > "$T/e.csv" && cp "$T/e.csv" "$T/seq/runs/seed=5/eval.csv"
+$ICLAB sweep --preset tiny --seeds 5 --threads 1 --out "$T/seq" --report-only --quiet
+[ "$(awk -F, 'NR == 2 {print $8}' "$T/seq/sweep.csv")" = 30 ] && [ "$(awk -F, 'NR == 2 {print $7}' "$T/seq/sweep.csv")" = 0.4 ] \
+  && ok "plateau exit at the first evaluation below 0.5" || bad "plateau exit wrong: $(cat "$T/seq/sweep.csv")"
 expect_fail "sweep folder of another grid" "another grid" $ICLAB sweep --preset tiny --seeds 6 --threads 1 --out "$T/seq" --quiet
 expect_fail "sweep into a folder that is not a sweep's" "not a sweep folder" $ICLAB sweep --preset tiny --seeds 6 --out "$T/ref5" --quiet
 
