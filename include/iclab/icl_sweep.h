@@ -25,9 +25,14 @@ typedef struct icl_sweep {
     char value[ICL_SWEEP_MAX_AXES][ICL_SWEEP_MAX_VALUES][ICL_SWEEP_VALUE_LEN]; /* as written by the user */
     int n_seeds;
     uint64_t seeds[ICL_SWEEP_MAX_SEEDS];
+    /* The report's plateau exit: the first evaluated step (> 0) whose held-out normalised MSE over
+     * all concepts is below this (default ICL_SWEEP_PLATEAU_MSE). 1.0 is predicting 0, ignoring the
+     * context, where the plateau sits; half of it is unambiguous. Not part of the grid. */
+    double plateau_mse;
 } icl_sweep;
+#define ICL_SWEEP_PLATEAU_MSE 0.5
 
-/* An empty grid on top of base: no axes, no seeds yet. */
+/* An empty grid on top of base: no axes, no seeds yet, plateau_mse at its default. */
 void icl_sweep_init(icl_sweep *s, const icl_train_config *base);
 /* Adds an axis from "FIELD=V1,V2,..." (FIELD a config key such as train.lr or its flag name such as
  * lr; not seed, which has icl_sweep_set_seeds). Each value is checked by icl_config_field_parse.

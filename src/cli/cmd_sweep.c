@@ -19,9 +19,10 @@ static void sweep_usage(FILE *f) {
             "  --seeds SPEC      seeds: a range 1-4, a list 1,5,9, or both (default: the base seed)\n"
             "  --set F=V1,V2     a swept field (a flag of iclab train such as lr, or its key train.lr); repeatable\n"
             "  --report-only     rewrite the report from the run folders as they are; train nothing\n"
+            "  --plateau-mse X   the report's plateau exit: held-out normalised MSE below X (default %g)\n"
             "  --quiet           no messages about the runs\n"
             "  --FLAG VALUE      any option of iclab train sets the base configuration (e.g. --steps 200)\n",
-            icl_train_presets());
+            icl_train_presets(), ICL_SWEEP_PLATEAU_MSE);
 }
 
 static int sweep_main(int argc, char **argv);
@@ -45,6 +46,7 @@ static int sweep_main(int argc, char **argv) {
     icl_err err;
     const char *preset = "tiny", *out = NULL, *seeds = NULL;
     int report_only = 0;
+    double plateau_mse = ICL_SWEEP_PLATEAU_MSE;
     FILE *progress = stderr;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -77,6 +79,15 @@ static int sweep_main(int argc, char **argv) {
         if (!strcmp(name, "preset")) continue;
         if (!strcmp(name, "out")) { out = v; continue; }
         if (!strcmp(name, "seeds")) { seeds = v; continue; }
+        if (!strcmp(name, "plateau-mse")) {
+            char *end;
+            plateau_mse = strtod(v, &end);
+            if (!*v || *end || !(plateau_mse > 0 && plateau_mse < 1e9)) {
+                icl_errf(&err, "--plateau-mse: '%s' is not a positive number", v);
+                return sweep_fail(&err);
+            }
+            continue;
+        }
         if (!strcmp(name, "set")) {
             if (n_sets > ICL_SWEEP_MAX_AXES) {
                 icl_errf(&err, "--set: at most %d swept fields", ICL_SWEEP_MAX_AXES);
@@ -100,6 +111,7 @@ static int sweep_main(int argc, char **argv) {
     }
     /* the base itself need not be valid on its own (a swept field may fix it), each run must be */
     icl_sweep_init(&s, &base);
+    s.plateau_mse = plateau_mse;
     for (int k = 0; k < n_sets; k++)
         if (icl_sweep_add_axis(&s, sets[k], &err)) return sweep_fail(&err);
     if (seeds) {

@@ -14,9 +14,6 @@
 #include "iclab/icl_progress.h"
 #include "iclab/icl_report.h"
 
-/* A run has left the loss plateau once its held-out normalised MSE falls below this: 1.0 is
- * predicting 0 (ignoring the context), where the plateau sits, so half of it is unambiguous. */
-#define PLATEAU_EXIT_MSE 0.5
 /* TD has risen once the best layer's overall TD covers half the way from chance to 1. */
 #define TD_RISE_FRACTION 0.5
 /* bytes per cell of the report's tables: room for a whole run name (run_info.name) */
@@ -25,6 +22,7 @@
 void icl_sweep_init(icl_sweep *s, const icl_train_config *base) {
     memset(s, 0, sizeof *s);
     s->base = *base;
+    s->plateau_mse = ICL_SWEEP_PLATEAU_MSE;
 }
 
 static const icl_config_field *find_field(const char *name) {
@@ -403,7 +401,7 @@ static int read_run(const char *dir, const icl_sweep *s, int i, run_info *r, icl
                 r->eval_x[r->n_eval] = x;
                 r->eval_y[r->n_eval++] = y;
                 r->final_mse = y;
-                if (r->plateau_exit < 0 && x > 0 && y < PLATEAU_EXIT_MSE) r->plateau_exit = (int64_t)x;
+                if (r->plateau_exit < 0 && x > 0 && y < s->plateau_mse) r->plateau_exit = (int64_t)x;
             }
         icl_csv_free(&t);
     }
@@ -481,7 +479,7 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
 
     snprintf(path, sizeof path, "%s/sweep.json", dir);
     if (icl_afile_open(&af, path, err)) return -1;
-    icl_afile_printf(&af, err, "{\"plateau_exit_mse\": %g, \"td_rise_fraction\": %g, \"runs\": [\n", PLATEAU_EXIT_MSE, TD_RISE_FRACTION);
+    icl_afile_printf(&af, err, "{\"plateau_exit_mse\": %g, \"td_rise_fraction\": %g, \"runs\": [\n", s->plateau_mse, TD_RISE_FRACTION);
     for (int i = 0; i < n; i++) {
         const run_info *r = &runs[i];
         int si, vi[ICL_SWEEP_MAX_AXES];
@@ -511,7 +509,8 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
 
 /* One figure of a configuration point: a curve per seed (x, y picked by which). */
 enum { CURVE_LOSS, CURVE_EVAL, CURVE_TD, CURVE_TD_LAYER };
-static int point_figure(icl_report *rep, const run_info *runs, int n, int point, int which, const char *title, icl_err *err) {
+static int point_figure(icl_report *rep, const icl_sweep *s, const run_info *runs, int n, int point, int which, const char *title,
+                        icl_err *err) {
     static const char *xl[] = {"step", "step", "checkpoint step", "layer"};
     static const char *yl[] = {"training loss (normalised)", "held-out MSE (normalised)", "TD, best layer", "TD at the last decoded step"};
     icl_fig *f = icl_fig_line(title, xl[which], yl[which]);
@@ -531,7 +530,7 @@ static int point_figure(icl_report *rep, const run_info *runs, int n, int point,
         if (which != CURVE_LOSS) icl_fig_series_markers(f, sidx, 1);
         any = 1;
     }
-    if (which == CURVE_EVAL) icl_fig_add_hline(f, PLATEAU_EXIT_MSE, "plateau exit");
+    if (which == CURVE_EVAL) icl_fig_add_hline(f, s->plateau_mse, "plateau exit");
     if (which >= CURVE_TD && isfinite(chance)) icl_fig_add_hline(f, chance, "chance");
     int r = any ? icl_report_figure(rep, f, title, 0, 0, err) : 0;
     icl_fig_free(f);
@@ -598,14 +597,14 @@ int icl_sweep_report(const char *dir, const icl_sweep *s, icl_err *err) {
             icl_report_h3(rep, pname);
             snprintf(title, sizeof title, "Training loss, %s", pname);
             icl_err fe;
-            point_figure(rep, runs, n, p, CURVE_LOSS, title, &fe); /* a failed figure leaves a note in the page */
+            point_figure(rep, s, runs, n, p, CURVE_LOSS, title, &fe); /* a failed figure leaves a note in the page */
             snprintf(title, sizeof title, "Held-out MSE, %s", pname);
-            point_figure(rep, runs, n, p, CURVE_EVAL, title, &fe);
+            point_figure(rep, s, runs, n, p, CURVE_EVAL, title, &fe);
             if (n_td) {
                 snprintf(title, sizeof title, "TD over training (best layer), %s", pname);
-                point_figure(rep, runs, n, p, CURVE_TD, title, &fe);
+                point_figure(rep, s, runs, n, p, CURVE_TD, title, &fe);
                 snprintf(title, sizeof title, "TD per layer at the last decoded checkpoint, %s", pname);
-                point_figure(rep, runs, n, p, CURVE_TD_LAYER, title, &fe);
+                point_figure(rep, s, runs, n, p, CURVE_TD_LAYER, title, &fe);
             }
         }
 
@@ -613,7 +612,7 @@ int icl_sweep_report(const char *dir, const icl_sweep *s, icl_err *err) {
         icl_report_p(rep, "Plateau exit: the first evaluated step (> 0) at which the held-out normalised MSE over all concepts is "
                           "below %.2g. A normalised MSE of 1 is predicting 0, which is where the loss plateau sits, so this "
                           "marks a run that has clearly started to use its context; \"never\" means not by its last evaluation "
-                          "(the resolution is --eval-every).", PLATEAU_EXIT_MSE);
+                          "(the resolution is --eval-every; --plateau-mse sets the threshold, default %.2g).", s->plateau_mse, ICL_SWEEP_PLATEAU_MSE);
         if (n_td)
             icl_report_p(rep, "TD rise (runs decoded with iclab decode): the first decoded checkpoint at which the best layer's "
                               "overall task decodability reaches chance + %.2g x (1 - chance); the resolution is the set of "

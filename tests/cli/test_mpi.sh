@@ -36,6 +36,10 @@ awk -F, 'BEGIN {OFS = ","} NR > 1 && $2 == -1 && $1 >= 30 {$4 = 0.4} {print}' "$
 $ICLAB sweep --preset tiny --seeds 5 --threads 1 --out "$T/seq" --report-only --quiet
 [ "$(awk -F, 'NR == 2 {print $8}' "$T/seq/sweep.csv")" = 30 ] && [ "$(awk -F, 'NR == 2 {print $7}' "$T/seq/sweep.csv")" = 0.4 ] \
   && ok "plateau exit at the first evaluation below 0.5" || bad "plateau exit wrong: $(cat "$T/seq/sweep.csv")"
+$ICLAB sweep --preset tiny --seeds 5 --threads 1 --out "$T/seq" --report-only --quiet --plateau-mse 0.3
+[ "$(awk -F, 'NR == 2 {print $8}' "$T/seq/sweep.csv")" = never ] && grep -q '"plateau_exit_mse": 0.3' "$T/seq/sweep.json" \
+  && ok "--plateau-mse sets the threshold" || bad "--plateau-mse ignored: $(cat "$T/seq/sweep.csv")"
+expect_fail "bad --plateau-mse" "not a positive number" $ICLAB sweep --preset tiny --seeds 5 --out "$T/seq" --plateau-mse -1
 expect_fail "sweep folder of another grid" "another grid" $ICLAB sweep --preset tiny --seeds 6 --threads 1 --out "$T/seq" --quiet
 expect_fail "sweep into a folder that is not a sweep's" "not a sweep folder" $ICLAB sweep --preset tiny --seeds 6 --out "$T/ref5" --quiet
 
