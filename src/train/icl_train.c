@@ -355,44 +355,48 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
     FILE *progress = writer ? opt->progress : NULL;
     last_interrupted = last_failed_alone = 0;
 
+    /* Under data parallel every early return below goes through one dp_agree, so a failure on one
+     * rank (rank 0's file writes above all) never leaves the others waiting. */
     if (opt->mode == ICL_RUN_RESUME) {
         int64_t latest;
-        if (!icl_path_exists(run_dir)) return icl_errf(err, "cannot resume: run folder %s does not exist", run_dir);
-        if (icl_ckpt_latest(run_dir, path, sizeof path, &latest, err)) return icl_err_prefix(err, "cannot resume: ");
-        if (icl_ckpt_load(path, &m, &c, &st, err)) return -1;
-        int was;
-        if (dp_file_ranks(run_dir, &was, err)) {
-            icl_model_free(&m);
-            return -1;
-        }
-        if (was != nranks) {
-            icl_model_free(&m);
-            return icl_errf(err, "run %s was trained on %d rank%s; resume it on the same number (%s)", run_dir, was,
-                            was == 1 ? "" : "s", was == 1 ? "without mpirun" : "mpirun -np N");
-        }
-        if (cfg_in->steps > c.steps) c.steps = cfg_in->steps; /* resuming may extend a run */
-        if (st.step >= c.steps) {
-            icl_model_free(&m);
-            return icl_errf(err, "run %s is already complete (%" PRId64 " steps); pass --steps to extend it", run_dir, st.step);
+        int lrc = 0;
+        if (!icl_path_exists(run_dir)) lrc = icl_errf(err, "cannot resume: run folder %s does not exist", run_dir);
+        else if (icl_ckpt_latest(run_dir, path, sizeof path, &latest, err)) lrc = icl_err_prefix(err, "cannot resume: ");
+        else if (icl_ckpt_load(path, &m, &c, &st, err)) lrc = -1;
+        else {
+            int was;
+            if (dp_file_ranks(run_dir, &was, err)) lrc = -1;
+            else if (was != nranks)
+                lrc = icl_errf(err, "run %s was trained on %d rank%s; resume it on the same number (%s)", run_dir, was,
+                               was == 1 ? "" : "s", was == 1 ? "without mpirun" : "mpirun -np N");
+            else {
+                if (cfg_in->steps > c.steps) c.steps = cfg_in->steps; /* resuming may extend a run */
+                if (st.step >= c.steps)
+                    lrc = icl_errf(err, "run %s is already complete (%" PRId64 " steps); pass --steps to extend it", run_dir, st.step);
+            }
         }
         static const char *csvs[] = {"train.csv", "eval.csv", "eval_positions.csv"};
-        for (int i = 0; i < 3 && writer; i++) {
+        for (int i = 0; i < 3 && writer && !lrc; i++) {
             snprintf(path, sizeof path, "%s/%s", run_dir, csvs[i]);
-            if (truncate_csv(path, st.step, err)) {
-                icl_model_free(&m);
-                return -1;
-            }
+            lrc = truncate_csv(path, st.step, err);
+        }
+        if (dp_agree(nranks, lrc, err)) {
+            icl_model_free(&m);
+            return -1;
         }
     } else {
         if (icl_train_config_validate(&c, err)) return -1;
         if (c.batch % nranks)
             return icl_errf(err, "the batch of %d sequences cannot be split evenly over %d ranks; use a rank count that divides it", c.batch, nranks);
-        /* every rank must learn whether rank 0 could prepare the folder, or they would wait forever */
-        if (dp_agree(nranks, writer ? prepare_new_dir(run_dir, opt->mode, err) : 0, err)) return -1;
-        if (writer && nranks > 1 && dp_file_write(run_dir, nranks, c.batch, err)) return -1;
         icl_model_config mc;
         icl_train_model_config(&c, &mc);
-        if (icl_model_init(&m, &mc, err)) return -1;
+        int prc = icl_model_init(&m, &mc, err);
+        if (!prc && writer) prc = prepare_new_dir(run_dir, opt->mode, err);
+        if (!prc && writer && nranks > 1) prc = dp_file_write(run_dir, nranks, c.batch, err);
+        if (dp_agree(nranks, prc, err)) {
+            icl_model_free(&m);
+            return -1;
+        }
         icl_rng init;
         icl_rng_seed_stream(&init, c.seed, STREAM_INIT);
         icl_model_init_weights(&m, &init);
