@@ -5,7 +5,8 @@
 #     mid-run (timeout) leaves resumable folders that finish as an uninterrupted run would
 #   - data parallel on 2 ranks matches 1 rank with the same global batch within a relative 1e-4 on
 #     every logged loss, gradient norm and held-out MSE; two 2-rank runs are bit-identical; stop at
-#     K + resume to 2K == straight 2K (bit for bit, same rank count)
+#     K + resume to 2K == straight 2K (bit for bit, same rank count); SIGINT to mpirun stops every
+#     rank at the same step and the resumed run ends where a straight one does
 #   - bad input: empty grid, unknown field, a rank count that does not divide the batch, resuming
 #     on another rank count
 # Skips (SKIP line) when mpirun is missing or iclab was built without MPI; CI has both.
@@ -143,6 +144,18 @@ expect_fail "resume a 2-rank run on 1 rank" "trained on 2 ranks" $ICLAB train --
 mpi 2 $ICLAB train --out "$T/dp2r" --resume --quiet || bad "2-rank resume failed"
 cmp -s "$T/dp2/checkpoints/step_000000060.gguf" "$T/dp2r/checkpoints/step_000000060.gguf" && cmp -s "$T/dp2/eval.csv" "$T/dp2r/eval.csv" \
   && ok "2-rank stop at 30 + resume to 60 == straight 60, bit for bit" || bad "2-rank resume differs from the straight run"
+# Ctrl-C (SIGINT to mpirun) reaches every rank; they agree on the stop flag, stop after the same step
+# with a checkpoint, and a resume ends where a straight run does. Where the signal lands does not matter.
+sig="--preset tiny --steps 1000 --threads 1"
+mpirun -np 2 $ICLAB train $sig --out "$T/sig" > "$T/sig.log" 2>&1 &
+mp=$!
+for i in $(seq 200); do [ -e "$T/sig/checkpoints/step_000000030.gguf" ] && break; sleep 0.05; done
+kill -INT $mp; wait $mp
+grep -q "interrupted at step" "$T/sig.log" && ok "SIGINT to mpirun stops both ranks with a checkpoint ($(grep -o 'interrupted at step [0-9]*' "$T/sig.log"))" || bad "SIGINT did not stop the run cleanly: $(tail -n 3 "$T/sig.log")"
+mpi 2 $ICLAB train --out "$T/sig" --resume --quiet || bad "resume after SIGINT failed"
+mpi 2 $ICLAB train $sig --out "$T/sig2" --quiet || bad "straight 2-rank run failed"
+cmp -s "$T/sig/checkpoints/step_000001000.gguf" "$T/sig2/checkpoints/step_000001000.gguf" && cmp -s "$T/sig/eval.csv" "$T/sig2/eval.csv" \
+  && ok "interrupted + resumed 2-rank run == straight run" || bad "the resumed 2-rank run differs from the straight one"
 out=$(mpi 3 $ICLAB train $dp --out "$T/dp3" --quiet 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "cannot be split evenly over 3 ranks" && [ ! -e "$T/dp3" ] && ok "3 ranks for a batch of 16: clear error" || bad "3 ranks: rc=$rc $out"
 finish
