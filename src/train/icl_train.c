@@ -457,6 +457,7 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
     double t0 = icl_now(), loss_avg = NAN;
     int64_t stop_at = opt->stop_after > 0 && opt->stop_after < c.steps ? opt->stop_after : c.steps;
     rc = 0;
+    int stop_now = 0; /* this step ends the run on a signal (agreed among the ranks) */
     for (int64_t step = st.step; step < stop_at && !rc; step++) {
         float lr = lr_at(&c, step), loss;
         if ((rc = icl_train_sample(&c, step, &st.rng, &batch, err))) break;
@@ -467,16 +468,18 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
         icl_model_zero_grad(&m);
         if ((rc = icl_model_forward(&m, tokens, Bl, T, targets, mask, &loss, err))) break;
         if ((rc = icl_model_backward(&m, err))) break;
-        int stop_all = stop_requested;
         if (nranks > 1) {
             /* Each slice's loss is the mean over its Bl sequences (all with K targets), so the global
              * mean and its gradient are the averages over ranks: sum, then scale by 1/N. The stop
-             * flag travels along so that every rank stops after the same step. */
-            double ctl[2] = {loss, stop_requested ? 1.0 : 0.0};
+             * flag travels along so that every rank stops after the same step; it is taken (and
+             * cleared) here, so a signal arriving later counts at the next step instead of being lost. */
+            int mine = stop_requested;
+            stop_requested = 0;
+            double ctl[2] = {loss, mine ? 1.0 : 0.0};
             if ((rc = icl_dist_sum_f32(m.grads, m.n_params, err)) || (rc = icl_dist_sum_f64(ctl, 2, err))) break;
             icl_grad_scale(&m, 1.0f / (float)nranks);
             loss = (float)(ctl[0] / nranks);
-            stop_all = ctl[1] > 0;
+            stop_now = ctl[1] > 0;
         }
         double gnorm = icl_grad_norm(&m);
         if (!isfinite(loss) || !isfinite(gnorm)) {
@@ -487,15 +490,15 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
         icl_adam_step(&m, &ac, lr);
         st.step = step + 1;
         loss_avg = isnan(loss_avg) ? loss : 0.98 * loss_avg + 0.02 * loss;
-        if (nranks > 1) stop_requested = stop_all;
+        if (nranks == 1) stop_now = stop_requested;
         if (!writer) { /* no metrics, checkpoints or progress: those are rank 0's */
-            if (stop_requested) break;
+            if (stop_now) break;
             continue;
         }
         if (st.step % c.log_every == 0)
             fprintf(ftrain, "%" PRId64 ",%.6g,%.6g,%.6g,%.6g,%.3f\n", st.step, loss, loss / y_scale, lr, gnorm, icl_now() - t0);
         int ck_due = ck_i < n_ck && ck_steps[ck_i] == st.step;
-        int stopping = stop_requested || st.step == stop_at;
+        int stopping = stop_now || st.step == stop_at;
         if (st.step % c.eval_every == 0 || ck_due || st.step == c.steps) {
             if ((rc = eval_batch(&m, &c, &heldout, mse, mean, counts, err))) break;
             if ((rc = log_eval(feval, fpos, &c, st.step, mse, mean, counts, &last_eval))) {
@@ -512,7 +515,7 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
         char status[96];
         snprintf(status, sizeof status, "loss %.4f test %.4f", loss_avg / y_scale, last_eval);
         icl_progress_update(&prog, st.step, status);
-        if (stop_requested) {
+        if (stop_now) {
             if (progress) fprintf(progress, "\nstopped at step %" PRId64 "; continue with --resume\n", st.step);
             break;
         }
@@ -526,8 +529,8 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
     sigaction(SIGTERM, &old_term, NULL);
     /* a failure inside the loop may be this rank's alone while the others wait in a collective call */
     if (rc && nranks > 1) last_failed_alone = 1;
-    if (!rc && stop_requested) last_interrupted = 1;
-    if (!rc && stop_requested) rc = icl_errf(err, "interrupted at step %" PRId64 " (checkpoint saved)", st.step);
+    if (!rc && stop_now) last_interrupted = 1;
+    if (!rc && stop_now) rc = icl_errf(err, "interrupted at step %" PRId64 " (checkpoint saved)", st.step);
 done:
     if (ftrain && fclose(ftrain) && !rc) rc = icl_errf(err, "writing %s/train.csv failed", run_dir);
     if (feval && fclose(feval) && !rc) rc = icl_errf(err, "writing %s/eval.csv failed", run_dir);
@@ -536,5 +539,11 @@ done:
     icl_batch_free(&heldout);
     free(tokens); free(targets); free(mask); free(mse); free(mean); free(counts);
     icl_model_free(&m);
+    /* The other ranks wait until rank 0 has closed its files: a rank that exits first (after a stop,
+     * with a non-zero status) makes mpirun end the job, which could cut rank 0's last CSV rows. */
+    if (nranks > 1 && !last_failed_alone) {
+        icl_err e2;
+        icl_dist_barrier(&e2);
+    }
     return rc;
 }
