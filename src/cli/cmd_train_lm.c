@@ -189,7 +189,7 @@ static int load_corpus(const char *dir, icl_tokenizer **tk, int32_t **ids, size_
 
 /* ---------------------------------------------------------------- held-out split */
 
-#define HELDOUT_WINDOWS 16 /* at most; a checkpoint's evaluation costs about a third of a step each */
+#define HELDOUT_WINDOWS 16 /* at most: an evaluation costs about as much as 16 / (3 batch) training steps */
 
 /* The last 2% of the token stream (at least one window of T + 1) is held out. Training windows
  * start in [0, n_train - T), so they end before n_train; the held-out windows start at or after it. */
