@@ -24,8 +24,7 @@ for k, v in dict(layers=4, width=128, heads=4, kv_heads=2, ff=0, ctx=1024, batch
                  warmup=3, threads=2).items():
     p.add_argument('--' + k.replace('_', '-'), type=int, default=v)
 # torch: PyTorch's default initialisation; gpt2: iclab's (normal 0.02, output projections scaled by
-# 1/sqrt(2 layers)). The default is torch's because it is the faster one here: with gpt2, PyTorch
-# ran 1.3-2x slower on this machine (partly denormals: torch.set_flush_denormal recovers part).
+# 1/sqrt(2 layers)). Both ran at the same rate on a quiet machine.
 p.add_argument('--init', choices=['torch', 'gpt2'], default='torch')
 a = p.parse_args()
 torch.set_num_threads(a.threads)
