@@ -256,6 +256,12 @@ static void test_gqa(int B, int T, int Hq, int Hkv, int hd) {
         dqkv2[i] -= dqkv0[i];
     }
     CHECK_MSG(icl_rel_l2(dqkv, dqkv2, N * ld) < 1e-5, "gqa backward fast vs ref %g", icl_rel_l2(dqkv, dqkv2, N * ld));
+    float *dgm = copyv(dqkv0, N * ld);
+    icl_gqa_backward_gemm(dgm, dgm + qd, dgm + qd + kd, c.R, c.qkv, ld, c.qkv + qd, c.qkv + qd + kd, ld, att2, B, T, Hq,
+                          Hkv, hd, scale);
+    for (size_t i = 0; i < N * ld; i++) dgm[i] -= dqkv0[i];
+    CHECK_MSG(icl_rel_l2(dgm, dqkv2, N * ld) < 1e-5, "gqa backward gemm vs ref %g", icl_rel_l2(dgm, dqkv2, N * ld));
+    free(dgm);
     float *dq = zeros(N * qd), *dk = zeros(N * kd), *dv = zeros(N * kd), *dsep = zeros(N * ld);
     icl_gqa_backward(dq, dk, dv, c.R, q, qd, k, v, kd, att3, B, T, Hq, Hkv, hd, scale);
     float *dpk = zeros(N * ld); /* the packed result with zero start, to compare with separate buffers */
@@ -270,6 +276,27 @@ static void test_gqa(int B, int T, int Hq, int Hkv, int hd) {
     CHECK_MSG(fd_check(gqa_loss, &c, c.qkv, N * ld, dpk) < FD_TOL, "gqa fd B%d T%d Hq%d Hkv%d", B, T, Hq, Hkv);
     free(c.out); free(c.att); free(c.qkv); free(c.R); free(out2); free(att2); free(q); free(k); free(v); free(out3);
     free(att3); free(dqkv); free(dqkv0); free(dqkv2); free(dq); free(dk); free(dv); free(dsep); free(dpk);
+}
+
+/* The blocked (sgemm) backward on contexts longer than its 64-row blocks, on separate buffers with
+ * strides, against the double reference; and the same bits at 1 and 2 threads. */
+static void test_gqa_gemm_long(int B, int T, int Hq, int Hkv, int hd) {
+    size_t qd = (size_t)Hq * hd, kd = (size_t)Hkv * hd, N = (size_t)B * T, natt = (size_t)B * Hq * T * T;
+    float scale = 0.3f, *q = randv(N * qd, 1), *k = randv(N * kd, 1), *v = randv(N * kd, 1), *dy = randv(N * qd, 1);
+    float *out = zeros(N * qd), *att = zeros(natt);
+    icl_gqa_forward(out, att, q, qd, k, v, kd, B, T, Hq, Hkv, hd, scale);
+    float *g1 = zeros(N * (qd + 2 * kd)), *g2 = zeros(N * (qd + 2 * kd)), *g3 = zeros(N * (qd + 2 * kd));
+    icl_gqa_backward_ref(g1, g1 + N * qd, g1 + N * (qd + kd), dy, q, qd, k, v, kd, att, B, T, Hq, Hkv, hd, scale);
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    icl_gqa_backward_gemm(g2, g2 + N * qd, g2 + N * (qd + kd), dy, q, qd, k, v, kd, att, B, T, Hq, Hkv, hd, scale);
+    omp_set_num_threads(2);
+    icl_gqa_backward_gemm(g3, g3 + N * qd, g3 + N * (qd + kd), dy, q, qd, k, v, kd, att, B, T, Hq, Hkv, hd, scale);
+    omp_set_num_threads(threads);
+    size_t n = N * (qd + 2 * kd);
+    CHECK_MSG(icl_rel_l2(g2, g1, n) < 1e-5, "gqa backward gemm T%d vs ref %g", T, icl_rel_l2(g2, g1, n));
+    CHECK_MSG(same_bits(g2, g3, n), "gqa backward gemm: 1 and 2 threads differ");
+    free(q); free(k); free(v); free(dy); free(out); free(att); free(g1); free(g2); free(g3);
 }
 
 /* Hq == Hkv on a packed buffer is multi-head attention: the same bits as icl_attention_*. */
@@ -642,6 +669,7 @@ int main(void) {
     test_gqa(2, 4, 3, 1, 5);           /* multi-query */
     test_gqa(1, 6, 2, 2, 4);           /* Hq == Hkv */
     test_gqa(1, 19, 2, 1, 17);         /* more than 16 positions and channels */
+    test_gqa_gemm_long(2, 150, 4, 2, 8); /* three row blocks, the last one partial */
     test_gqa_is_mha(2, 5, 8, 2);
     test_gqa_is_mha(1, 21, 48, 3);
     test_embedding(13, 10, 7);

@@ -224,7 +224,9 @@ int lm_attn_block_backward(const lm_run *r, int l, const lm_block_io *io, const 
     memset(s->dqkv, 0, (size_t)N * ldq * sizeof(float));
     /* sliding windows need nothing more: the kept probabilities are zero outside the window */
     if (hp->attn_softcap > 0) softcap_attention_backward(hp, s->dy, q, k, v, ldq, io->probs, S, T, dq, dk, dv);
-    else icl_gqa_backward(dq, dk, dv, s->dy, q, ldq, k, v, ldq, io->probs, S, T, H, Hkv, hd, hp->q_scale);
+    else if (lm->train_kernels) /* the toy model keeps its row loops' bits (its contexts are short) */
+        icl_gqa_backward(dq, dk, dv, s->dy, q, ldq, k, v, ldq, io->probs, S, T, H, Hkv, hd, hp->q_scale);
+    else icl_gqa_backward_gemm(dq, dk, dv, s->dy, q, ldq, k, v, ldq, io->probs, S, T, H, Hkv, hd, hp->q_scale);
     if (hp->rope_base > 0) {
         if (!r->positions || !r->inv_freq) return icl_errf(err, "RoPE backward needs the rows' positions");
         rope_backward(r, dq, ldq, H, S, T);

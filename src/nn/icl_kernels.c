@@ -830,6 +830,57 @@ void icl_gqa_backward(float *dq, float *dk, float *dv, const float *dout, const 
     }
 }
 
+/* The same gradients as icl_gqa_backward, as matrix products: per (sequence, kv head) and per block
+ * of GQA_RB query rows [r0,r1) of a query head, only columns [0,r1) can be non-zero (causal), so
+ *   dP = dY V^T,  dS = P o (dP - rowsum(P o dP)) scale,  dV += P^T dY,  dQ += dS K,  dK += dS^T Q
+ * are four single-threaded sgemm calls on (rows, r1) blocks. For long contexts this runs at BLAS
+ * speed where the row loops run at a few GFLOP/s; the entries of P above the diagonal are zero,
+ * so the work there adds nothing. The split over threads is icl_gqa_backward's: every bit
+ * depends only on the shapes, not on the thread count. */
+#define GQA_RB 64
+void icl_gqa_backward_gemm(float *dq, float *dk, float *dv, const float *dout, const float *q, size_t ldq,
+                           const float *k, const float *v, size_t ldkv, const float *att, int B, int T, int Hq,
+                           int Hkv, int hd, float scale) {
+    int group = Hq / Hkv, rb = T < GQA_RB ? T : GQA_RB;
+    size_t C = (size_t)Hq * hd;
+#pragma omp parallel if ((size_t)B * Hq * T * T * hd > PAR_MIN)
+    {
+        float *ds = malloc(sizeof(float) * (size_t)rb * (T > 0 ? T : 1));
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int g = 0; g < Hkv; g++) {
+                if (!ds) continue;
+                const float *kb = k + (size_t)b * T * ldkv + (size_t)g * hd;
+                const float *vb = v + (size_t)b * T * ldkv + (size_t)g * hd;
+                float *dkb = dk + (size_t)b * T * ldkv + (size_t)g * hd, *dvb = dv + (size_t)b * T * ldkv + (size_t)g * hd;
+                for (int h = g * group; h < (g + 1) * group; h++)
+                    for (int r0 = 0; r0 < T; r0 += rb) {
+                        int n = T - r0 < rb ? T - r0 : rb, m = r0 + n;
+                        const float *p = att + (((size_t)b * Hq + h) * T + r0) * T;
+                        const float *dy = dout + ((size_t)b * T + r0) * C + (size_t)h * hd;
+                        const float *qr = q + ((size_t)b * T + r0) * ldq + (size_t)h * hd;
+                        float *dqr = dq + ((size_t)b * T + r0) * ldq + (size_t)h * hd;
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, hd, 1.0f, dy, (int)C, vb, (int)ldkv,
+                                    0.0f, ds, m);
+                        for (int i = 0; i < n; i++) {
+                            const float *pr = p + (size_t)i * T;
+                            float *sr = ds + (size_t)i * m;
+                            int cols = r0 + i + 1; /* causal: the rest of the row is zero */
+                            float dot = lanes_dot(pr, sr, cols);
+                            for (int j = 0; j < cols; j++) sr[j] = pr[j] * (sr[j] - dot) * scale;
+                            for (int j = cols; j < m; j++) sr[j] = 0;
+                        }
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hd, n, 1.0f, p, T, dy, (int)C, 1.0f, dvb,
+                                    (int)ldkv);
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, m, 1.0f, ds, m, kb, (int)ldkv, 1.0f,
+                                    dqr, (int)ldq);
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hd, n, 1.0f, ds, m, qr, (int)ldq, 1.0f,
+                                    dkb, (int)ldkv);
+                    }
+            }
+        free(ds);
+    }
+}
 /* In double, into double copies of the gradients, then added to the caller's arrays. */
 void icl_gqa_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *q, size_t ldq,
                           const float *k, const float *v, size_t ldkv, const float *att, int B, int T, int Hq, int Hkv,
