@@ -11,13 +11,14 @@ random of the same shapes with --model random. Every base weight is frozen (requ
 PEFT-style LoRA on the chosen matrices of the chosen layers: y = W x + (alpha / r) B A dropout(x),
 A (r, in) uniform as PEFT/nn.Linear's kaiming, B (out, r) zero. AdamW on the adapters only (lr 1e-3,
 betas 0.9/0.95, eps 1e-8, no decay: `iclab finetune`'s defaults), global-norm clipping at 1. The
-loss: mean cross-entropy over the positions with a target (the "answer"; ignore_index elsewhere),
-the head run on every position, as iclab does. A step is zero_grad + forward + loss + backward +
+loss: mean cross-entropy over the positions with a target (the "answer"); the final norm and head
+run on those positions only, gathered, as iclab does (--head-all-rows: on every position with
+ignore_index elsewhere, as a plain PEFT script would, for comparison). A step is zero_grad + forward + loss + backward +
 clip + AdamW on one of four pre-generated batches shaped as bench_lora's (B sequences padded to T,
 lengths in [T - T/4, T], targets on the last `answer` tokens); steps are timed after warm-up.
 Usage: lora_torch.py [--model PATH|random] [--layers first:1|last:1|A-B|all] [--rank 16] [--alpha 16]
                      [--dropout 0.1] [--batch 8] [--seq 100] [--answer 2] [--steps 20] [--warmup 3]
-                     [--threads 2]
+                     [--threads 2] [--head-all-rows]
 Prints: layers=... adapter_params=N steps_per_s=X tokens_per_s=Y loss=Z"""
 import argparse
 import math
@@ -34,6 +35,7 @@ p.add_argument('--model', default='runs/demo-llm/lm/model.gguf')
 p.add_argument('--layers', default='first:1')
 p.add_argument('--alpha', type=float, default=16.0)
 p.add_argument('--dropout', type=float, default=0.1)
+p.add_argument('--head-all-rows', action='store_true')
 for k, v in dict(rank=16, batch=8, seq=100, answer=2, steps=20, warmup=3, threads=2,
                  # shapes of --model random (the mini-LM's)
                  vocab=4096, embd=128, n_layers=4, heads=4, kv_heads=2, ff=352).items():
@@ -139,10 +141,13 @@ class Model(nn.Module):
         super().__init__()
         s.blocks = nn.ModuleList([Block(LAYERS[i], lo <= i < hi) for i in range(L)])
 
-    def forward(s, tok):
+    def forward(s, tok, rows=None):
         x = F.embedding(tok, EMBED)
         for b in s.blocks:
             x = b(x)
+        x = x.reshape(-1, C)
+        if rows is not None:
+            x = x[rows]
         return F.linear(rmsnorm(x, NORM), HEAD)
 
 
@@ -161,13 +166,17 @@ for _ in range(4):
         n = T - int(torch.randint(0, T // 4 + 1, (1,), generator=g))  # the sequence, then padding
         tok[b, n:] = tok[b, n - 1]
         tgt[b, n - a.answer - 1:n - 1] = tok[b, n - a.answer:n]  # position i predicts token i+1
-    data.append((tok, tgt))
+    rows = (tgt.view(-1) >= 0).nonzero().view(-1)
+    data.append((tok, tgt, rows))
 
 
 def step(i):
-    tok, tgt = data[i % 4]
+    tok, tgt, rows = data[i % 4]
     opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(m(tok).view(-1, V), tgt.view(-1), ignore_index=-1)
+    if a.head_all_rows:
+        loss = F.cross_entropy(m(tok), tgt.view(-1), ignore_index=-1)
+    else:
+        loss = F.cross_entropy(m(tok, rows), tgt.view(-1)[rows])
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()

@@ -13,6 +13,12 @@ ROUNDS=${1:-3}
 STEPS=${2:-20}
 BUILD=${BUILD:-build}
 BENCH=$BUILD/bench/bench_lmtrain
+# The PyTorch peer runs with OPENBLAS_NUM_THREADS=1 (PEER_ENV overrides; PEER_ENV= runs it as the
+# shared README's command does): Debian's PyTorch calls a pthread OpenBLAS that starts its own
+# threads beside torch's OpenMP ones, and on 2 cores the two pools spinning against each other made
+# the peer 1.3-4x slower than with one BLAS thread (docs/performance.md). We compare against the
+# peer's best configuration.
+PEER_ENV=${PEER_ENV-OPENBLAS_NUM_THREADS=1}
 make -j2 "$BENCH" >/dev/null
 args="--layers 4 --width 128 --heads 4 --kv-heads 2 --ctx 1024 --batch 2 --vocab 4096 --threads 2 --warmup 3 --steps $STEPS"
 rate() { sed -n 's/.*steps_per_s=\([0-9.]*\).*/\1/p'; }
@@ -33,7 +39,7 @@ for r in $(seq "$ROUNDS"); do
   wait_idle
   il=$(GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000} "$BENCH" $args); echo "  iclab: $il"; i=$(echo "$il" | rate)
   wait_idle
-  tl=$(/usr/bin/python3 bench/lmtrain_torch.py $args); echo "  torch: $tl"; t=$(echo "$tl" | rate)
+  tl=$(env $PEER_ENV /usr/bin/python3 bench/lmtrain_torch.py $args); echo "  torch: $tl"; t=$(echo "$tl" | rate)
   ratios+=("$(awk -v a="$i" -v b="$t" 'BEGIN {printf "%.2f", a / b}')")
   echo "round $r: iclab $i steps/s, torch $t steps/s, ratio ${ratios[-1]}"
 done

@@ -3,7 +3,8 @@
 # pre-generated batches shaped like `iclab finetune`'s, B=8 sequences padded to 100 tokens, targets
 # on the 2 answer tokens) against the same LoRA in PyTorch (bench/lora_torch.py), on the same GGUF
 # model (default the demo's mini-LM, runs/demo-llm/lm/model.gguf: 4 layers, width 128, 4 heads, 2 kv
-# heads, SwiGLU 352, vocabulary 4096), rank 16, alpha 16, dropout 0.1 on q,k,v,o,gate,up,down, for
+# heads, SwiGLU 352, vocabulary 4096), rank 16, alpha 16, dropout 0.1 on q,k,v,o,gate,up,down, the
+# head on the answer rows only in both (lora_torch.py --head-all-rows runs it on every row), for
 # two arms: adapters on the first layer (the backward runs through every layer) and on the last
 # (the backward stops after one layer). Each round runs iclab then PyTorch for each arm, alternating,
 # so both see the same machine; prints each run, each round's ratio and the median ratio per arm.
@@ -18,6 +19,12 @@ STEPS=${2:-20}
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
 BENCH=$BUILD/bench/bench_lora
+# The PyTorch peer runs with OPENBLAS_NUM_THREADS=1 (PEER_ENV overrides; PEER_ENV= runs it as the
+# shared README's command does): Debian's PyTorch calls a pthread OpenBLAS that starts its own
+# threads beside torch's OpenMP ones, and on 2 cores the two pools spinning against each other made
+# the peer 1.3-4x slower than with one BLAS thread (docs/performance.md). We compare against the
+# peer's best configuration.
+PEER_ENV=${PEER_ENV-OPENBLAS_NUM_THREADS=1}
 make -j2 "$BENCH" >/dev/null
 MODEL=${MODEL:-runs/demo-llm/lm/model.gguf}
 if [ ! -f "$MODEL" ]; then
@@ -46,7 +53,7 @@ for r in $(seq "$ROUNDS"); do
     wait_idle
     il=$(GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000} "$BENCH" $common --layers $arm); echo "  iclab: $il"; i=$(echo "$il" | rate)
     wait_idle
-    tl=$(/usr/bin/python3 bench/lora_torch.py $common --layers $arm); echo "  torch: $tl"; t=$(echo "$tl" | rate)
+    tl=$(env $PEER_ENV /usr/bin/python3 bench/lora_torch.py $common --layers $arm); echo "  torch: $tl"; t=$(echo "$tl" | rate)
     ratio=$(awk -v a="$i" -v b="$t" 'BEGIN {printf "%.2f", a / b}')
     ratios[$arm]+="$ratio "; il_rates[$arm]+="$i "; t_rates[$arm]+="$t "
     echo "  ratio iclab/torch $ratio"

@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 PEER=${PEER:-../shared/bench/torch_icl.py}
 ICLAB=${ICLAB:-build/iclab}
+# The PyTorch peer runs with OPENBLAS_NUM_THREADS=1 (PEER_ENV overrides; PEER_ENV= runs it as the
+# shared README's command does): Debian's PyTorch calls a pthread OpenBLAS that starts its own
+# threads beside torch's OpenMP ones, and on 2 cores the two pools spinning against each other made
+# the peer 1.3-4x slower than with one BLAS thread (docs/performance.md). We compare against the
+# peer's best configuration.
+PEER_ENV=${PEER_ENV-OPENBLAS_NUM_THREADS=1}
 [ -x "$ICLAB" ] || make -j2 >/dev/null
 configs=("paper:--layers 12 --width 256 --heads 8 --batch 128 --points 20 --dim 16 --threads 2 --steps 5"
          "small:--layers 4 --width 64 --heads 4 --batch 64 --points 20 --dim 16 --threads 2 --steps 200")
@@ -16,7 +22,7 @@ for entry in "${configs[@]}"; do
   name=${entry%%:*}; args=${entry#*:}
   ratios=()
   for r in $(seq "$ROUNDS"); do
-    tl=$(/usr/bin/python3 "$PEER" $args); echo "  torch: $tl"; t=$(echo "$tl" | rate)
+    tl=$(env $PEER_ENV /usr/bin/python3 "$PEER" $args); echo "  torch: $tl"; t=$(echo "$tl" | rate)
     il=$("$ICLAB" bench $args); echo "  iclab: $il"; i=$(echo "$il" | rate)
     ratios+=("$(awk -v a="$i" -v b="$t" 'BEGIN {printf "%.2f", a / b}')")
     echo "$name round $r: iclab $i steps/s, torch $t steps/s, ratio ${ratios[-1]}"

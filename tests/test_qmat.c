@@ -277,6 +277,9 @@ static void test_matmuls(void) {
         check_matmul(type, 301, 1024, 9, 3, icl_quant_can_quantize(type));
         check_matmul(type, 150, 768, 40, 2, 0);
     }
+    /* F32 on training batches (>= 256 tokens: BLAS split by tokens), with a remainder share */
+    check_matmul(ICL_GGML_F32, 70, 96, 300, 2, 0);
+    check_matmul(ICL_GGML_F32, 70, 96, 300, 3, 0);
     for (int k = 0; k < NFALL; k++) {
         int type = FALLBACK_TYPES[k];
         check_matmul(type, 37, 512, 1, 2, 0);

@@ -60,6 +60,7 @@ int lm_linear_backward(float *dinp, float *gw, float *gb, const float *dout, siz
                        const lm_mat *W, int N, icl_err *err) {
     int out = (int)W->rows, in = (int)W->cols;
     if (gw && W->type != ICL_GGML_F32) return icl_errf(err, "a trained weight must be F32");
+    if (!dinp && !gw && !gb) return 0; /* a frozen matrix whose input gradient is not wanted */
     if (ldo == (size_t)out && W->type == ICL_GGML_F32) { /* the training kernel (fixed thread split) */
         icl_linear_backward(dinp, gw, gb, dout, inp, (const float *)W->data, N, in, out);
         return 0;
@@ -78,7 +79,8 @@ int lm_linear_backward(float *dinp, float *gw, float *gb, const float *dout, siz
 }
 
 /* dinp (N, in) = the input gradient of matrix t of layer l (weight W, trained into gw/gb unless
- * NULL) and of its adapter; dout has row stride ldo; accumulate: add into dinp instead. */
+ * NULL) and of its adapter; dout has row stride ldo; accumulate: add into dinp instead. dinp NULL
+ * (then accumulate 0): the weight and adapter gradients only. */
 static int matrix_backward(const lm_run *r, int l, int t, float *dinp, int accumulate, float *tmp, float *gw,
                            float *gb, const float *dout, size_t ldo, const float *inp, const lm_mat *W, int N,
                            icl_err *err) {
@@ -144,9 +146,16 @@ static void rope_backward(const lm_run *r, float *x, size_t ld, int n_heads, int
 #pragma omp parallel for schedule(static) if ((size_t)N * n_heads * hd >= 32768)
     for (int n = 0; n < N; n++) {
         double pos = r->positions[n];
+        const float *row = r->rope_cs && r->positions[n] < r->rope_cs_n
+                               ? r->rope_cs + (size_t)r->positions[n] * half * 2 : NULL;
         for (int i = 0; i < half; i++) {
-            double a = pos * r->inv_freq[i];
-            float c = (float)cos(a), sn = -(float)sin(a);
+            float c, sn;
+            if (row) {
+                c = row[2 * i], sn = -row[2 * i + 1];
+            } else {
+                double a = pos * r->inv_freq[i];
+                c = (float)cos(a), sn = -(float)sin(a);
+            }
             int i0 = hp->rope_neox ? i : 2 * i, i1 = hp->rope_neox ? i + half : 2 * i + 1;
             for (int h = 0; h < n_heads; h++) {
                 float *v = x + (size_t)n * ld + (size_t)h * hd, a0 = v[i0], a1 = v[i1];
@@ -209,7 +218,7 @@ static void softcap_attention_backward(const icl_lm_hparams *hp, const float *dy
 }
 
 int lm_attn_block_backward(const lm_run *r, int l, const lm_block_io *io, const lm_layer_grads *g, float *dx,
-                           const lm_grad_scratch *s, int S, int T, icl_err *err) {
+                           int need_dx, const lm_grad_scratch *s, int S, int T, icl_err *err) {
     const icl_lm *lm = r->lm;
     const icl_lm_hparams *hp = &lm->hp;
     const lm_layer *L = &lm->layers[l];
@@ -232,22 +241,24 @@ int lm_attn_block_backward(const lm_run *r, int l, const lm_block_io *io, const 
         rope_backward(r, dq, ldq, H, S, T);
         rope_backward(r, dk, ldq, Hkv, S, T);
     }
+    /* q, k, v's input gradient dh: wanted by the layers below or by the attention norm's weights */
+    float *dh = need_dx || g->attn_norm || g->attn_norm_b ? s->dh : NULL;
     const float *fused = qkv_fused(lm, L);
     int lora_qkv = lm_lora_has(r->lora, l, LM_T_Q) || lm_lora_has(r->lora, l, LM_T_K) || lm_lora_has(r->lora, l, LM_T_V);
     if (fused && !lora_qkv) {
         lm_mat W = {ICL_GGML_F32, ldq, C, (uint64_t)C * sizeof(float), fused};
-        if (lm_linear_backward(s->dh, g->wqkv, g->bqkv, s->dqkv, ldq, io->xn, &W, N, err)) return -1;
+        if (lm_linear_backward(dh, g->wqkv, g->bqkv, s->dqkv, ldq, io->xn, &W, N, err)) return -1;
     } else if (L->wqkv.data) {
         return icl_errf(err, "layer %d: adapters on q, k, v need separate q, k, v matrices", l);
     } else {
         /* three products into dh; the gradients of adjacent q|k|v rows are one buffer */
         float *gk = g->wqkv ? g->wqkv + (size_t)qd * C : NULL, *gv = g->wqkv ? g->wqkv + (size_t)(qd + kvd) * C : NULL;
         float *gbk = g->bqkv ? g->bqkv + qd : NULL, *gbv = g->bqkv ? g->bqkv + qd + kvd : NULL;
-        if (matrix_backward(r, l, LM_T_Q, s->dh, 0, NULL, g->wqkv, g->bqkv, dq, ldq, io->xn, &L->wq, N, err) ||
-            matrix_backward(r, l, LM_T_K, s->dh, 1, s->tmp, gk, gbk, dk, ldq, io->xn, &L->wk, N, err) ||
-            matrix_backward(r, l, LM_T_V, s->dh, 1, s->tmp, gv, gbv, dv, ldq, io->xn, &L->wv, N, err))
+        if (matrix_backward(r, l, LM_T_Q, dh, 0, NULL, g->wqkv, g->bqkv, dq, ldq, io->xn, &L->wq, N, err) ||
+            matrix_backward(r, l, LM_T_K, dh, dh != NULL, s->tmp, gk, gbk, dk, ldq, io->xn, &L->wk, N, err) ||
+            matrix_backward(r, l, LM_T_V, dh, dh != NULL, s->tmp, gv, gbv, dv, ldq, io->xn, &L->wv, N, err))
             return -1;
     }
-    norm_backward(lm, io, L->attn_norm, g->attn_norm, g->attn_norm_b, s->dh, dx, N);
+    if (dh) norm_backward(lm, io, L->attn_norm, g->attn_norm, g->attn_norm_b, dh, dx, N);
     return 0;
 }

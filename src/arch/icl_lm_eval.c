@@ -242,16 +242,34 @@ void lm_rope_init(const icl_lm *lm, double *inv_freq) {
     }
 }
 
+void lm_rope_table(const icl_lm *lm, const double *inv_freq, int n, float *cs) {
+    int half = lm->hp.rope_dim / 2;
+#pragma omp parallel for schedule(static) if (n >= 64)
+    for (int p = 0; p < n; p++)
+        for (int i = 0; i < half; i++) {
+            double a = (double)p * inv_freq[i];
+            cs[((size_t)p * half + i) * 2] = (float)cos(a);
+            cs[((size_t)p * half + i) * 2 + 1] = (float)sin(a);
+        }
+}
+
 /* Rotates n_heads heads of width hd (row stride ld) of T tokens at positions p0.. by RoPE. */
 static void rope(const lm_run *r, float *x, size_t ld, int n_heads, int T, int p0) {
     const icl_lm_hparams *hp = &r->lm->hp;
     int half = hp->rope_dim / 2, hd = hp->head_dim;
+    const float *table = r->rope_cs && p0 + T <= r->rope_cs_n ? r->rope_cs : NULL;
 #pragma omp parallel for schedule(static) if (T >= 16)
     for (int t = 0; t < T; t++) {
         double pos = p0 + t;
         for (int i = 0; i < half; i++) {
-            double a = pos * r->inv_freq[i];
-            float cs = (float)cos(a), sn = (float)sin(a);
+            float cs, sn;
+            if (table) {
+                cs = table[((size_t)(p0 + t) * half + i) * 2];
+                sn = table[((size_t)(p0 + t) * half + i) * 2 + 1];
+            } else {
+                double a = pos * r->inv_freq[i];
+                cs = (float)cos(a), sn = (float)sin(a);
+            }
             int i0 = hp->rope_neox ? i : 2 * i, i1 = hp->rope_neox ? i + half : 2 * i + 1;
             for (int h = 0; h < n_heads; h++) {
                 float *v = x + (size_t)t * ld + (size_t)h * hd;
@@ -483,7 +501,7 @@ int lm_head_rows(const icl_lm *lm, float *xn, float *rstd, const float *x, int n
 /* The context's view of the block code: its hooks and scratch. */
 static lm_run ctx_run(const icl_lm_ctx *c) {
     return (lm_run){c->lm, c->hooks, c->n_hooks, c->inv_freq, c->n_threads, c->scores, c->score_tiles,
-                    (size_t)c->n_ctx, (size_t)c->n_batch * c->n_ctx, NULL, c->lora};
+                    (size_t)c->n_ctx, (size_t)c->n_batch * c->n_ctx, NULL, c->lora, NULL, 0};
 }
 
 /* One step of T <= n_batch tokens at positions p0..; the logits of its rows [r0, r0+nr) go to dst

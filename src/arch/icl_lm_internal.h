@@ -72,7 +72,8 @@ typedef struct lm_lora {
  * a->xa the product A drop(x) is kept for the backward. No-op where there is no adapter. */
 void lm_lora_forward(lm_lora *a, int l, int t, const float *x, int N, int in, float *y, size_t ldy, int out);
 /* The adapter path's backward given dout (N, out; row stride ldo) and the forward's x: the A and B
- * gradients, and dinp (N, in) += its input gradient. No-op where there is no adapter. */
+ * gradients, and dinp (N, in) += its input gradient (dinp NULL: not wanted). No-op where there is no
+ * adapter. */
 void lm_lora_backward(lm_lora *a, int l, int t, const float *dout, size_t ldo, const float *x, int N, int in, int out,
                       float *dinp);
 /* Sizes a's scratch for passes of `rows` rows of lm (and, with keep, the xa it keeps). */
@@ -96,6 +97,11 @@ typedef struct lm_run {
     size_t score_ld, tile_ld;
     const int32_t *positions; /* backward with RoPE: (rows) each row's position */
     lm_lora *lora;            /* adapters applied by every block, or NULL */
+    /* (rope_cs_n, rope_dim/2, 2): (float)cos and sin of position p times inv_freq[i] for positions
+     * [0, rope_cs_n), the bits rope() would compute (training passes fill it once per forward, so
+     * that every layer, sequence and the backward look the angles up), or NULL */
+    const float *rope_cs;
+    int rope_cs_n;
 } lm_run;
 
 /* The buffers of one block. The attention sub-block reads x, writes xn (and rstd), qkv (q|k|v after
@@ -144,6 +150,8 @@ void lm_hooks(const lm_run *r, icl_site site, int layer, float *buf, size_t ld, 
 
 /* inv_freq (rope_dim/2) = the RoPE angle per position of each rotated pair. */
 void lm_rope_init(const icl_lm *lm, double *inv_freq);
+/* cs (n, rope_dim/2, 2) = the cos and sin rope() applies at positions 0..n-1 (see lm_run.rope_cs). */
+void lm_rope_table(const icl_lm *lm, const double *inv_freq, int n, float *cs);
 /* out (T,C) = norm(in) with weight w and bias b (either may be NULL) by the model's norm kind;
  * rstd (T), if not NULL, receives each row's 1/sqrt(var + eps) as used. */
 void lm_norm_rows(const icl_lm *lm, float *out, float *rstd, const float *in, const float *w, const float *b, int T);
@@ -162,8 +170,11 @@ int lm_mlp_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, in
  * sliding windows, clamping, q/k/v weights that are not one matrix, weights not stored as F32). */
 int lm_mlp_block_backward(const lm_run *r, int l, const lm_block_io *io, const lm_layer_grads *g, float *dx,
                           const lm_grad_scratch *s, int S, int T, icl_err *err);
+/* need_dx 0 (the lowest layer a backward reaches, with nothing trained below it): dx on return is
+ * left unspecified, and the products that only feed it (q, k, v's input gradients, unless the
+ * attention norm is trained) are skipped. */
 int lm_attn_block_backward(const lm_run *r, int l, const lm_block_io *io, const lm_layer_grads *g, float *dx,
-                           const lm_grad_scratch *s, int S, int T, icl_err *err);
+                           int need_dx, const lm_grad_scratch *s, int S, int T, icl_err *err);
 /* dinp (N, in) = dout W and, unless NULL, gw += dout^T inp (W must then be F32), gb += the column
  * sums of dout (N, out; row stride ldo); W in any stored type (frozen weights are dequantized). */
 int lm_linear_backward(float *dinp, float *gw, float *gb, const float *dout, size_t ldo, const float *inp,
@@ -188,11 +199,15 @@ int lm_pass_init(lm_pass **p, const icl_lm *lm, icl_err *err);
 void lm_pass_free(lm_pass *p);
 /* Adapters for the following passes (NULL: none); the pass sizes lora's xa and scratch per batch. */
 void lm_pass_set_lora(lm_pass *p, lm_lora *lora);
+/* on != 0: the following forwards run the LM head (final norm, output matrix, cross-entropy) only
+ * on the rows with a target, the same loss and gradients for a fraction of the work when few rows
+ * have one (finetuning on answer tokens); lm_pass_logits then gives NULL. */
+void lm_pass_head_rows_only(lm_pass *p, int on);
 /* Forward of B sequences of T tokens (positions 0..T-1 each). With targets ((B,T), -1 = no loss at
  * that row) *loss is the mean cross-entropy over the rows with a target. */
 int lm_pass_forward(lm_pass *p, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss,
                     icl_err *err);
-/* (B*T, n_vocab) logits of the last forward, or NULL. */
+/* (B*T, n_vocab) logits of the last forward, or NULL (none, or head-rows mode with rows left out). */
 const float *lm_pass_logits(const lm_pass *p);
 /* The residual stream entering layer l (l = n_layer: after the last block), (B*T, C), or NULL. */
 const float *lm_pass_stream(const lm_pass *p, int l);

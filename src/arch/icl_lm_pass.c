@@ -29,13 +29,17 @@ enum {
     A_PA_RSTD,/* (L,N) */
     A_PF_IN,  /* (L,N,C)   the MLP output before its norm */
     A_PF_RSTD,/* (L,N) */
-    A_XNF,    /* (N,C)     final norm output */
-    A_RSTDF,  /* (N) */
-    A_LOGITS, /* (N,V)     logits; the backward turns them into their gradient in place */
+    A_XF,     /* (M,C)     head-rows mode: the final stream's rows with a target, gathered */
+    A_XNF,    /* (M,C)     final norm output of the head's rows (M = N unless head-rows mode) */
+    A_RSTDF,  /* (M) */
+    A_LOGITS, /* (M,V)     logits; the backward turns them into their gradient in place */
     A_PROJ,   /* (N,C)     a sub-block's output before the residual add (scratch) */
     A_POS,    /* (N) int32 position of each row within its sequence */
     A_TOK,    /* (N) int32 */
+    A_ROPE,   /* (T,rope_dim/2,2) cos and sin of each position's RoPE angles (lm_run.rope_cs) */
     A_TGT,    /* (N) int32 */
+    A_HROWS,  /* (M) int32 head-rows mode: the rows with a target, ascending */
+    A_HTGT,   /* (M) int32 their targets */
     G_X,      /* (N,C) gradient of the stream */
     G_H,      /* (N,C) gradient of a norm's output */
     G_TMP,    /* (N,C) */
@@ -54,6 +58,8 @@ struct lm_pass {
     size_t cap;       /* floats allocated */
     float *a[N_ACTS];
     int B, T, has_fwd, has_tgt;
+    int head_rows_only; /* the head runs on the rows with a target only (lm_pass_head_rows_only) */
+    int n_head;         /* rows the last forward's head ran on (M) */
 };
 
 int lm_pass_init(lm_pass **out, const icl_lm *lm, icl_err *err) {
@@ -86,6 +92,7 @@ void lm_pass_free(lm_pass *p) {
 }
 
 void lm_pass_set_lora(lm_pass *p, lm_lora *lora) { p->lora = lora; }
+void lm_pass_head_rows_only(lm_pass *p, int on) { p->head_rows_only = on; }
 
 /* Sizes the activation buffer for (B,T): one allocation described by a size table. */
 static int alloc_acts(lm_pass *p, int B, int T, icl_err *err) {
@@ -97,8 +104,10 @@ static int alloc_acts(lm_pass *p, int B, int T, icl_err *err) {
         [A_X] = (L + 1) * N * C, [A_XN1] = L * N * C, [A_RSTD1] = L * N, [A_QKV] = L * N * ldq, [A_ATTY] = L * N * qd,
         [A_PROBS] = L * B * H * T * T, [A_X1] = L * N * C, [A_XN2] = L * N * C, [A_RSTD2] = L * N, [A_GATE] = L * N * F,
         [A_UP] = L * N * F, [A_M] = gated * L * N * F, [A_PA_IN] = post * L * N * C, [A_PA_RSTD] = post * L * N,
-        [A_PF_IN] = post * L * N * C, [A_PF_RSTD] = post * L * N, [A_XNF] = N * C, [A_RSTDF] = N, [A_LOGITS] = N * V,
-        [A_PROJ] = N * C, [A_POS] = N, [A_TOK] = N, [A_TGT] = N, [G_X] = N * C, [G_H] = N * C, [G_TMP] = N * C,
+        [A_PF_IN] = post * L * N * C, [A_PF_RSTD] = post * L * N, [A_XF] = N * C, [A_XNF] = N * C, [A_RSTDF] = N,
+        [A_LOGITS] = N * V,
+        [A_PROJ] = N * C, [A_POS] = N, [A_TOK] = N,
+        [A_ROPE] = hp->rope_base > 0 ? (size_t)T * (hp->rope_dim / 2) * 2 : 0, [A_TGT] = N, [A_HROWS] = N, [A_HTGT] = N, [G_X] = N * C, [G_H] = N * C, [G_TMP] = N * C,
         [G_F1] = N * F, [G_F2] = N * F, [G_Y] = N * qd, [G_QKV] = N * ldq};
     size_t total = 0;
     for (int i = 0; i < N_ACTS; i++) total += (sz[i] + 15) & ~(size_t)15;
@@ -124,7 +133,8 @@ static int alloc_acts(lm_pass *p, int B, int T, icl_err *err) {
  * the rows' positions for the RoPE backward. */
 static lm_run run_of(const lm_pass *p) {
     return (lm_run){p->lm, NULL, 0, p->inv_freq, omp_get_max_threads(), NULL, NULL, 0, 0,
-                    (const int32_t *)(const void *)p->a[A_POS], p->lora};
+                    (const int32_t *)(const void *)p->a[A_POS], p->lora,
+                    p->lm->hp.rope_base > 0 ? p->a[A_ROPE] : NULL, p->T};
 }
 
 /* Layer l's attention and MLP sub-block buffers in the activations of the last (B,T). */
@@ -172,6 +182,7 @@ int lm_pass_forward(lm_pass *p, const int32_t *tokens, const int32_t *targets, i
         tgt[i] = targets ? targets[i] : -1;
     }
     p->has_tgt = targets != NULL;
+    if (hp->rope_base > 0) lm_rope_table(lm, p->inv_freq, T, p->a[A_ROPE]);
     lm_run r = run_of(p);
     for (int b = 0; b < B; b++)
         if (lm_embed(lm, p->a[A_X] + (size_t)b * T * C, p->a[A_PROJ], tok + (size_t)b * T, T, 0, err)) return -1;
@@ -180,13 +191,31 @@ int lm_pass_forward(lm_pass *p, const int32_t *tokens, const int32_t *targets, i
         layer_io(p, (int)l, &at, &ml);
         if (lm_attn_block(&r, (int)l, &at, B, T, 0, err) || lm_mlp_block(&r, (int)l, &ml, B, T, 0, err)) return -1;
     }
-    if (lm_head_rows(lm, p->a[A_XNF], p->a[A_RSTDF], p->a[A_X] + L * n * C, N, p->a[A_LOGITS], err)) return -1;
-    if (loss) *loss = targets ? icl_cross_entropy(NULL, p->a[A_LOGITS], tgt, N, V, 1.0f) : 0.0f;
+    /* the head: on every row, or (head-rows mode) on the rows with a target gathered, which for
+     * finetuning on answer tokens is most of a step's work saved (rows without one add nothing) */
+    const float *xf = p->a[A_X] + L * n * C;
+    const int32_t *htgt = tgt;
+    p->n_head = N;
+    if (p->head_rows_only && targets) {
+        int32_t *rows = (int32_t *)(void *)p->a[A_HROWS], *ht = (int32_t *)(void *)p->a[A_HTGT];
+        int M = 0;
+        for (int i = 0; i < N; i++)
+            if (tgt[i] >= 0) {
+                memcpy(p->a[A_XF] + (size_t)M * C, xf + (size_t)i * C, C * sizeof(float));
+                rows[M] = i;
+                ht[M++] = tgt[i];
+            }
+        p->n_head = M;
+        xf = p->a[A_XF];
+        htgt = ht;
+    }
+    if (p->n_head > 0 && lm_head_rows(lm, p->a[A_XNF], p->a[A_RSTDF], xf, p->n_head, p->a[A_LOGITS], err)) return -1;
+    if (loss) *loss = targets ? icl_cross_entropy(NULL, p->a[A_LOGITS], htgt, p->n_head, V, 1.0f) : 0.0f;
     p->has_fwd = 1;
     return 0;
 }
 
-const float *lm_pass_logits(const lm_pass *p) { return p->has_fwd ? p->a[A_LOGITS] : NULL; }
+const float *lm_pass_logits(const lm_pass *p) { return p->has_fwd && p->n_head == p->B * p->T ? p->a[A_LOGITS] : NULL; }
 
 const float *lm_pass_stream(const lm_pass *p, int l) {
     if (!p->has_fwd || l < 0 || l > p->lm->hp.n_layer) return NULL;
@@ -201,6 +230,9 @@ int lm_pass_backward(lm_pass *p, const lm_grads *g, int stop_layer, icl_err *err
     if (stop_layer < 0 || stop_layer >= L) return icl_errf(err, "stop layer %d out of range [0, %d)", stop_layer, L);
     size_t n = (size_t)N;
     const int32_t *tok = (const int32_t *)(const void *)p->a[A_TOK], *tgt = (const int32_t *)(const void *)p->a[A_TGT];
+    int nh = p->n_head, gathered = nh < N;
+    const float *xf = gathered ? p->a[A_XF] : p->a[A_X] + (size_t)L * n * C;
+    if (gathered) tgt = (const int32_t *)(const void *)p->a[A_HTGT];
     float *dlog = p->a[A_LOGITS], *dx = p->a[G_X];
     lm_grad_scratch s = {p->a[G_H], p->a[G_TMP], p->a[G_QKV], p->a[G_Y], p->a[G_F1], p->a[G_F2]};
     lm_run r = run_of(p);
@@ -208,10 +240,10 @@ int lm_pass_backward(lm_pass *p, const lm_grads *g, int stop_layer, icl_err *err
     float cap = hp->final_softcap;
     if (cap > 0) { /* soft-capped logits l = cap tanh(z / cap): dz = dl (1 - (l / cap)^2), row by row */
         int count = 0;
-        for (int i = 0; i < N; i++) count += tgt[i] >= 0;
+        for (int i = 0; i < nh; i++) count += tgt[i] >= 0;
         float *row = malloc(sizeof(float) * (size_t)V);
         if (!row) return icl_errf(err, "out of memory");
-        for (int i = 0; i < N; i++) {
+        for (int i = 0; i < nh; i++) {
             float *l = dlog + (size_t)i * V;
             if (tgt[i] < 0) {
                 memset(l, 0, sizeof(float) * (size_t)V);
@@ -222,22 +254,29 @@ int lm_pass_backward(lm_pass *p, const lm_grads *g, int stop_layer, icl_err *err
         }
         free(row);
     } else {
-        icl_cross_entropy(dlog, dlog, tgt, N, V, 1.0f);
+        icl_cross_entropy(dlog, dlog, tgt, nh, V, 1.0f);
     }
     p->has_fwd = 0;
     int tied = lm->output.data == lm->tok_embd.data;
     float *g_head = tied ? g->tok_embd : g->output;
     if (lm->output.type != ICL_GGML_F32 && g_head) return icl_errf(err, "the trained LM head must be F32");
-    if (lm_linear_backward(s.dh, g_head, NULL, dlog, V, p->a[A_XNF], &lm->output, N, err)) return -1;
+    if (nh > 0 && lm_linear_backward(s.dh, g_head, NULL, dlog, V, p->a[A_XNF], &lm->output, nh, err)) return -1;
     memset(dx, 0, n * C * sizeof(float));
-    icl_rmsnorm_backward(dx, g->out_norm, s.dh, p->a[A_X] + (size_t)L * n * C, lm->out_norm, p->a[A_RSTDF], N, C);
+    if (gathered) { /* the gathered rows' gradient, then back to their rows */
+        memset(s.tmp, 0, (size_t)nh * C * sizeof(float));
+        icl_rmsnorm_backward(s.tmp, g->out_norm, s.dh, xf, lm->out_norm, p->a[A_RSTDF], nh, C);
+        const int32_t *rows = (const int32_t *)(const void *)p->a[A_HROWS];
+        for (int k = 0; k < nh; k++) memcpy(dx + (size_t)rows[k] * C, s.tmp + (size_t)k * C, C * sizeof(float));
+    } else {
+        icl_rmsnorm_backward(dx, g->out_norm, s.dh, xf, lm->out_norm, p->a[A_RSTDF], N, C);
+    }
     static const lm_layer_grads frozen;
     for (int l = L - 1; l >= stop_layer; l--) {
         lm_block_io at, ml;
         layer_io(p, l, &at, &ml);
         const lm_layer_grads *gl = g->layers ? &g->layers[l] : &frozen;
         if (lm_mlp_block_backward(&r, l, &ml, gl, dx, &s, p->B, p->T, err) ||
-            lm_attn_block_backward(&r, l, &at, gl, dx, &s, p->B, p->T, err))
+            lm_attn_block_backward(&r, l, &at, gl, dx, l > stop_layer || g->tok_embd, &s, p->B, p->T, err))
             return -1;
     }
     if (stop_layer == 0 && g->tok_embd) {

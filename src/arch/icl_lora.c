@@ -303,6 +303,7 @@ void lm_lora_backward(lm_lora *a, int l, int t, const float *dout, size_t ldo, c
         xin = a->xd;
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, xin, in, 1.0f, a->ga[s], in);
+    if (!dinp) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, a->a[s], in, 0.0f, a->xd, in);
     if (a->dropout > 0) dropout_apply(a, s, NULL, a->xd, (size_t)N * in);
     icl_accumulate(dinp, a->xd, (size_t)N * in);
@@ -509,6 +510,7 @@ int icl_lora_trainer_init(icl_lora_trainer **out, const icl_lm *lm, icl_lora *a,
         return -1;
     }
     lm_pass_set_lora(t->pass, &a->run);
+    lm_pass_head_rows_only(t->pass, 1);
     *out = t;
     return 0;
 }

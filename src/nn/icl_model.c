@@ -291,7 +291,7 @@ static void layer_io(const icl_model *m, int l, lm_block_io *at, lm_block_io *ml
 }
 
 static lm_run run_of(const icl_model *m) {
-    return (lm_run){m->view, m->hooks, m->n_hooks, NULL, omp_get_max_threads(), NULL, NULL, 0, 0, NULL, NULL};
+    return (lm_run){m->view, m->hooks, m->n_hooks, NULL, omp_get_max_threads(), NULL, NULL, 0, 0, NULL, NULL, NULL, 0};
 }
 
 int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const float *targets, const float *mask,
@@ -392,7 +392,7 @@ int icl_model_backward(icl_model *m, icl_err *err) {
         lm_block_io at, ml;
         layer_io(m, l, &at, &ml);
         if (lm_mlp_block_backward(&r, l, &ml, &g, dresid, &s, B, T, err) ||
-            lm_attn_block_backward(&r, l, &at, &g, dresid, &s, B, T, err))
+            lm_attn_block_backward(&r, l, &at, &g, dresid, 1, &s, B, T, err))
             return -1;
     }
 
