@@ -10,7 +10,7 @@
 # so both see the same machine; prints each run, each round's ratio and the median ratio per arm.
 # Usage: bench/run_lora_bench.sh [ROUNDS] [STEPS]   (defaults 3 and 20)
 # Environment: MODEL=path.gguf (if absent, a random-weight model of the mini-LM's shapes is written
-# with `iclab mkmodel` to /tmp), THREADS=2, BUILD=build, WAIT_IDLE=1 waits (at most 3 minutes) for
+# with `iclab mkmodel` to /tmp, see below), THREADS=2, BUILD=build, WAIT_IDLE=1 waits (at most 3 minutes) for
 # an idle machine before each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +29,16 @@ make -j2 "$BENCH" >/dev/null
 MODEL=${MODEL:-runs/demo-llm/lm/model.gguf}
 if [ ! -f "$MODEL" ]; then
   make -j2 "$BUILD/iclab" >/dev/null
+  # the mini-LM's shapes and vocabulary size: a 4096-token BPE trained by mkcorpus on 2 MB of its
+  # corpus (needs data/brown: make data), or else llama-spm's 32000 tokens (a 8x larger head)
   MODEL=/tmp/iclab-lora-bench-minilm.gguf
-  [ -f "$MODEL" ] || "$BUILD/iclab" mkmodel --arch llama --vocab "$BUILD/vocab/ggml-vocab-llama-spm.gguf" --embd 128 \
+  VOCAB=$BUILD/vocab/ggml-vocab-llama-spm.gguf
+  if [ -d data/brown ]; then
+    MODEL=/tmp/iclab-lora-bench-minilm-v4096.gguf
+    VOCAB=/tmp/iclab-lora-bench-corpus/tokenizer.gguf
+    [ -f "$VOCAB" ] || "$BUILD/iclab" mkcorpus --bytes 2M --out /tmp/iclab-lora-bench-corpus --quiet >/dev/null
+  fi
+  [ -f "$MODEL" ] || "$BUILD/iclab" mkmodel --arch llama --vocab "$VOCAB" --embd 128 \
     --layers 4 --heads 4 --kv-heads 2 --ff 352 --ctx 1024 -o "$MODEL" >/dev/null
 fi
 echo "model $MODEL, $THREADS threads, $STEPS timed steps after 3 warm-up, $ROUNDS rounds"
