@@ -129,6 +129,8 @@ typedef struct icl_model {
     int have_targets; /* last forward had targets; backward is allowed */
     const float *targets; /* (B,T,d_out) or via mask: see icl_model_forward */
     const float *target_mask;
+    int fwd_bf16; /* the last forward ran the bf16 blocks (its backward must too) */
+    int bf16; /* 1: the blocks' linear layers multiply in bf16 (icl_bf16.h; set with icl_model_set_bf16) */
 } icl_model;
 
 extern const icl_param_spec icl_param_specs[ICL_NPARAMS];
@@ -152,6 +154,12 @@ int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const flo
 /* Installs hooks for the following forward passes (the array must outlive them); n = 0 removes
  * them. Checks sites, layers, heads and (against the model's context) positions. */
 int icl_model_set_hooks(icl_model *m, const icl_hook *hooks, int n, icl_err *err);
+
+/* on = 1: the blocks' linear layers (q|k|v, attention output, MLP up and down) multiply in bf16
+ * with fp32 accumulation on AMX tiles from the next forward on (the read-in, read-out, norms,
+ * attention, loss, gradients' sums and Adam stay fp32; so do forward passes with hooks, which the
+ * analyses run). -1 with a one-line reason where the CPU cannot. on = 0: fp32 (the default). */
+int icl_model_set_bf16(icl_model *m, int on, icl_err *err);
 
 /* Backward pass of the last forward (which must have had targets): ACCUMULATES into m->grads. */
 int icl_model_backward(icl_model *m, icl_err *err);

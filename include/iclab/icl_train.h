@@ -39,6 +39,7 @@ typedef struct icl_train_config {
     int64_t ckpt_every; /* a checkpoint every N steps (0 = none) ... */
     int ckpt_log;       /* ... plus this many log-spaced ones from step 1 to the end (dense early) */
     int64_t log_every;  /* train.csv row every N steps */
+    int bf16;           /* 1: the blocks' linear layers multiply in bf16 on AMX tiles (icl_model_set_bf16) */
 } icl_train_config;
 
 /* Every config field, for serialisation (JSON, GGUF metadata) and command-line flags. */

@@ -13,13 +13,19 @@
 int cmd_bench(int argc, char **argv) {
     icl_err err;
     int layers = 12, width = 256, heads = 8, batch = 128, points = 20, dim = 16, steps = 20, threads = 2, warmup = 3;
+    int bf16 = 0;
     struct { const char *name; int *v; } flags[] = {{"layers", &layers}, {"width", &width}, {"heads", &heads},
         {"batch", &batch}, {"points", &points}, {"dim", &dim}, {"steps", &steps}, {"threads", &threads}, {"warmup", &warmup}};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
             printf("usage: iclab bench [--layers 12] [--width 256] [--heads 8] [--batch 128] [--points 20] [--dim 16]\n"
-                   "                   [--steps 20] [--threads 2] [--warmup 3]\n");
+                   "                   [--steps 20] [--threads 2] [--warmup 3] [--bf16]\n"
+                   "  --bf16  the blocks' matrix products in bf16 with fp32 accumulation (AMX tiles)\n");
             return 0;
+        }
+        if (!strcmp(argv[i], "--bf16")) {
+            bf16 = 1;
+            continue;
         }
         char name[64];
         const char *v = strncmp(argv[i], "--", 2) ? NULL : cli_flag_value(argc, argv, &i, name, sizeof name, &err);
@@ -58,6 +64,7 @@ int cmd_bench(int argc, char **argv) {
     icl_batch b;
     if (icl_task_validate(&tc, &err) || icl_model_init(&m, &mc, &err)) return cli_fail("bench", &err);
     if (icl_batch_alloc(&b, batch, &tc, &err)) return cli_fail("bench", &err);
+    if (bf16 && icl_model_set_bf16(&m, 1, &err)) return cli_fail("bench", &err);
     icl_rng rng;
     icl_rng_seed(&rng, 0);
     icl_model_init_weights(&m, &rng);

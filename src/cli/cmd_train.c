@@ -96,6 +96,11 @@ static int train_toy(int argc, char **argv) {
         if (!strcmp(a, "--resume")) { opt.mode = ICL_RUN_RESUME; continue; }
         if (!strcmp(a, "--overwrite")) { opt.mode = ICL_RUN_OVERWRITE; continue; }
         if (!strcmp(a, "--quiet")) { opt.progress = NULL; continue; }
+        if (!strcmp(a, "--bf16") && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) { /* bare: on */
+            c.bf16 = 1;
+            config_flag = "bf16";
+            continue;
+        }
         char name[64];
         const char *v = cli_flag_value(argc, argv, &i, name, sizeof name, &err);
         if (!v) return train_fail(&err);

@@ -44,6 +44,7 @@ const icl_config_field icl_train_fields[] = {
     FIELD("train.ckpt_every", "ckpt-every", ICL_FIELD_I64, ckpt_every, "a checkpoint every N steps (0 = none)"),
     FIELD("train.ckpt_log", "ckpt-log", ICL_FIELD_INT, ckpt_log, "log-spaced checkpoints (dense early)"),
     FIELD("train.log_every", "log-every", ICL_FIELD_I64, log_every, "train.csv row every N steps"),
+    FIELD("train.bf16", "bf16", ICL_FIELD_INT, bf16, "1: the blocks' matrix products in bf16 with fp32 accumulation (AMX tiles; --bf16 alone means 1)"),
 };
 const int icl_train_n_fields = (int)(sizeof icl_train_fields / sizeof icl_train_fields[0]);
 
@@ -223,6 +224,7 @@ int icl_train_config_validate(const icl_train_config *c, icl_err *err) {
     if (c->ckpt_every < 0) return icl_errf(err, "ckpt-every must be >= 0 (got %lld)", (long long)c->ckpt_every);
     if (c->ckpt_log < 0 || c->ckpt_log > 1000) return icl_errf(err, "ckpt-log must be in 0..1000 (got %d)", c->ckpt_log);
     if (c->log_every < 1) return icl_errf(err, "log-every must be >= 1 (got %lld)", (long long)c->log_every);
+    if (c->bf16 != 0 && c->bf16 != 1) return icl_errf(err, "bf16 must be 0 or 1 (got %d)", c->bf16);
     return 0;
 }
 

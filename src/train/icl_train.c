@@ -408,6 +408,10 @@ int icl_train(const char *run_dir, const icl_train_config *cfg_in, const icl_tra
         icl_model_free(&m);
         return -1;
     }
+    if (c.bf16 && icl_model_set_bf16(&m, 1, err)) { /* a resumed run keeps its checkpoint's setting */
+        icl_model_free(&m);
+        return -1;
+    }
     omp_set_num_threads(c.threads);
 
     int K = c.task.n_points, T = 2 * K, W = m.cfg.d_in, B = c.batch, nc = icl_task_n_concepts(&c.task);
