@@ -115,6 +115,51 @@ static void check_linear(int N, int IC, int OC) {
     free(db), free(db_r);
 }
 
+/* The toy model in bf16 mode against fp32 mode: loss and gradients within bf16 bounds, the same
+ * bits when repeated, and a forward with hooks (the analyses') on the fp32 path. */
+static void check_model(void) {
+    icl_model_config mc = {2, 4, 64, 20, 4, 1, 4};
+    icl_model m;
+    icl_err err = {{0}};
+    if (icl_model_init(&m, &mc, &err)) {
+        CHECK_MSG(0, "model: %s", err.msg);
+        return;
+    }
+    icl_rng rng;
+    icl_rng_seed(&rng, 5);
+    icl_model_init_weights(&m, &rng);
+    int B = 8, T = 20, D = 4;
+    float *tok = malloc(sizeof(float) * (size_t)B * T * D), *tg = malloc(sizeof(float) * (size_t)B * T);
+    for (int i = 0; i < B * T * D; i++) tok[i] = (float)icl_rng_normal(&rng);
+    for (int i = 0; i < B * T; i++) tg[i] = (float)icl_rng_normal(&rng);
+    float *g32 = malloc(sizeof(float) * m.n_params), *g16 = malloc(sizeof(float) * m.n_params);
+    float l32 = 0, l16 = 0, l16b = 0, lh = 0;
+    icl_model_zero_grad(&m);
+    CHECK(icl_model_forward(&m, tok, B, T, tg, NULL, &l32, &err) == 0 && icl_model_backward(&m, &err) == 0);
+    memcpy(g32, m.grads, sizeof(float) * m.n_params);
+    CHECK(icl_model_set_bf16(&m, 1, &err) == 0);
+    icl_model_zero_grad(&m);
+    CHECK(icl_model_forward(&m, tok, B, T, tg, NULL, &l16, &err) == 0 && icl_model_backward(&m, &err) == 0);
+    memcpy(g16, m.grads, sizeof(float) * m.n_params);
+    icl_model_zero_grad(&m);
+    CHECK(icl_model_forward(&m, tok, B, T, tg, NULL, &l16b, &err) == 0 && icl_model_backward(&m, &err) == 0);
+    CHECK(l16b == l16 && memcmp(g16, m.grads, sizeof(float) * m.n_params) == 0);
+    /* the products' inputs move by 2^-9 relative: the loss and gradients by a few times that */
+    double el = fabs((double)l16 - l32) / l32, eg = icl_rel_l2(g16, g32, m.n_params);
+    CHECK_MSG(el < 1e-2 && eg < 3e-2, "toy model bf16 vs fp32: loss %.3g, gradients %.3g", el, eg);
+    CHECK(l16 != l32); /* the bf16 path did run */
+    icl_hook h = {.site = ICL_SITE_RESID_POST, .layer = 0, .positions = (const int[]){3}, .n_positions = 1,
+                  .action = ICL_HOOK_CAPTURE, .out = NULL};
+    float *capb = malloc(sizeof(float) * (size_t)B * 64);
+    h.out = capb;
+    CHECK(icl_model_set_hooks(&m, &h, 1, &err) == 0);
+    CHECK(icl_model_forward(&m, tok, B, T, tg, NULL, &lh, &err) == 0);
+    CHECK(lh == l32); /* hooks: the fp32 path */
+    printf("toy model bf16 vs fp32: loss %.6f vs %.6f (rel %.2e), gradients rel L2 %.2e\n", l16, l32, el, eg);
+    free(capb), free(tok), free(tg), free(g32), free(g16);
+    icl_model_free(&m);
+}
+
 int main(void) {
     CHECK(icl_bf16_round(1.0f) == 1.0f);
     CHECK(icl_bf16_round(1.0f + 1.0f / 256) == 1.0f);                 /* tie to even (down) */
@@ -135,5 +180,6 @@ int main(void) {
     check_linear(37, 5, 19);
     check_linear(200, 64, 192);
     check_linear(300, 256, 1024);
+    check_model();
     return icl_test_finish();
 }
