@@ -96,7 +96,7 @@ TGT_PACK static inline __m512i cvt32(const float *x, int n) {
 TGT_PACK static inline __m512i cvt_pairs(const float *x0, const float *x1, int n) {
     static const uint16_t idx_tab[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
                                          8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    __mmask16 m = n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); /* n <= 0: a padding block */
     __m512 a = _mm512_maskz_loadu_ps(m, x0), b = x1 ? _mm512_maskz_loadu_ps(m, x1) : _mm512_setzero_ps();
     __m512i v = (__m512i)_mm512_cvtne2ps_pbh(b, a); /* words 0-15 from x0, 16-31 from x1 */
     return _mm512_permutexvar_epi16(_mm512_loadu_si512(idx_tab), v);
