@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "icl_lm_internal.h"
+#include "iclab/icl_bf16.h"
 #include "iclab/icl_kernels.h"
 #include "iclab/icl_quant.h"
 
@@ -78,6 +79,15 @@ int lm_linear_backward(float *dinp, float *gw, float *gb, const float *dout, siz
     return 0;
 }
 
+/* lm_linear_backward inside a block: the bf16 kernels where the view asks for them (icl_lm.bf16). */
+static int block_linear_backward(const icl_lm *lm, float *dinp, float *gw, float *gb, const float *dout, size_t ldo,
+                                 const float *inp, const lm_mat *W, int N, icl_err *err) {
+    if (lm->bf16 && lm->train_kernels && ldo == (size_t)W->rows && W->type == ICL_GGML_F32 && (dinp || gw || gb))
+        return icl_linear_backward_bf16(dinp, gw, gb, dout, inp, (const float *)W->data, N, (int)W->cols,
+                                        (int)W->rows, err);
+    return lm_linear_backward(dinp, gw, gb, dout, ldo, inp, W, N, err);
+}
+
 /* dinp (N, in) = the input gradient of matrix t of layer l (weight W, trained into gw/gb unless
  * NULL) and of its adapter; dout has row stride ldo; accumulate: add into dinp instead. dinp NULL
  * (then accumulate 0): the weight and adapter gradients only. */
@@ -85,7 +95,7 @@ static int matrix_backward(const lm_run *r, int l, int t, float *dinp, int accum
                            float *gb, const float *dout, size_t ldo, const float *inp, const lm_mat *W, int N,
                            icl_err *err) {
     float *d = accumulate ? tmp : dinp;
-    if (lm_linear_backward(d, gw, gb, dout, ldo, inp, W, N, err)) return -1;
+    if (block_linear_backward(r->lm, d, gw, gb, dout, ldo, inp, W, N, err)) return -1;
     if (lm_lora_has(r->lora, l, t)) lm_lora_backward(r->lora, l, t, dout, ldo, inp, N, (int)W->cols, (int)W->rows, d);
     if (accumulate) icl_accumulate(dinp, tmp, (size_t)N * W->cols);
     return 0;
@@ -247,7 +257,7 @@ int lm_attn_block_backward(const lm_run *r, int l, const lm_block_io *io, const 
     int lora_qkv = lm_lora_has(r->lora, l, LM_T_Q) || lm_lora_has(r->lora, l, LM_T_K) || lm_lora_has(r->lora, l, LM_T_V);
     if (fused && !lora_qkv) {
         lm_mat W = {ICL_GGML_F32, ldq, C, (uint64_t)C * sizeof(float), fused};
-        if (lm_linear_backward(dh, g->wqkv, g->bqkv, s->dqkv, ldq, io->xn, &W, N, err)) return -1;
+        if (block_linear_backward(lm, dh, g->wqkv, g->bqkv, s->dqkv, ldq, io->xn, &W, N, err)) return -1;
     } else if (L->wqkv.data) {
         return icl_errf(err, "layer %d: adapters on q, k, v need separate q, k, v matrices", l);
     } else {

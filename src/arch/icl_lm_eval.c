@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "icl_lm_internal.h"
+#include "iclab/icl_bf16.h"
 #include "iclab/icl_kernels.h"
 #include "iclab/icl_qmat.h"
 #include "iclab/icl_quant.h"
@@ -224,7 +225,8 @@ static int matmul(const lm_mat *m, const float *x, int T, float *y, size_t ldy, 
 static int linear(const lm_run *r, int l, int t, const lm_mat *m, const float *b, const float *x, int T, float *y,
                   size_t ldy, icl_err *err) {
     if (r->lm->train_kernels && m->type == ICL_GGML_F32 && ldy == (size_t)m->rows) {
-        icl_linear_forward(y, x, (const float *)m->data, b, T, (int)m->cols, (int)m->rows);
+        if (!r->lm->bf16) icl_linear_forward(y, x, (const float *)m->data, b, T, (int)m->cols, (int)m->rows);
+        else if (icl_linear_forward_bf16(y, x, (const float *)m->data, b, T, (int)m->cols, (int)m->rows, err)) return -1;
     } else {
         if (matmul(m, x, T, y, ldy, err)) return -1;
         add_bias(y, ldy, b, T, (int)m->rows);

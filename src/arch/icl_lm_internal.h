@@ -41,6 +41,9 @@ struct icl_lm {
      * keeps its activations (no KV cache). 0: the inference kernels (icl_qmatmul on the stored
      * type), which a model trained and then evaluated must share to give the same bits. */
     int train_kernels;
+    /* with train_kernels: 1 runs the blocks' F32 products on the bf16 kernels of icl_bf16.h (bf16
+     * inputs, fp32 sums; the toy model's --bf16), 0 on the fp32 ones */
+    int bf16;
     float *vecs; /* fp32 copies of every 1-D tensor, one allocation */
     uint64_t vec_bytes, weight_bytes;
 };

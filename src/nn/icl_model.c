@@ -295,53 +295,6 @@ static lm_run run_of(const icl_model *m) {
     return (lm_run){m->view, m->hooks, m->n_hooks, NULL, omp_get_max_threads(), NULL, NULL, 0, 0, NULL, NULL, NULL, 0};
 }
 
-/* ---------------------------------------------------------------- bf16 blocks
- * The GPT-2 block of src/arch (lm_attn_block, lm_mlp_block and their backward, training kernels,
- * no hooks) step by step with the four linear layers on the bf16 kernels; everything else is the
- * same fp32 kernel calls, so with fp32 products this would give the arch path's bits. */
-
-static int bf16_block_forward(icl_model *m, int l, const lm_block_io *at, const lm_block_io *ml, int B, int T,
-                              icl_err *err) {
-    const icl_lm_hparams *hp = &m->view->hp;
-    const lm_layer *Ly = &m->view->layers[l];
-    int N = B * T, C = hp->n_embd, F = hp->n_ff, H = hp->n_head, hd = hp->head_dim;
-    size_t NC = (size_t)N * C;
-    icl_layernorm_forward(at->xn, at->mean, at->rstd, at->x, Ly->attn_norm, Ly->attn_norm_b, N, C, hp->eps);
-    if (icl_linear_forward_bf16(at->qkv, at->xn, Ly->wqkv.data, Ly->bqkv, N, C, 3 * C, err)) return -1;
-    icl_gqa_forward(at->att, at->probs, at->qkv, 3 * (size_t)C, at->qkv + C, at->qkv + 2 * C, 3 * (size_t)C, B, T, H, H,
-                    hd, hp->q_scale);
-    if (icl_linear_forward_bf16(at->proj, at->att, Ly->wo.data, Ly->bo, N, C, C, err)) return -1;
-    icl_add(at->x_out, at->x, at->proj, NC);
-    icl_layernorm_forward(ml->xn, ml->mean, ml->rstd, ml->x, Ly->ffn_norm, Ly->ffn_norm_b, N, C, hp->eps);
-    if (icl_linear_forward_bf16(ml->ff_b, ml->xn, Ly->up.data, Ly->b_up, N, C, F, err)) return -1;
-    icl_gelu_forward(ml->ff_a, ml->ff_b, (size_t)N * F);
-    if (icl_linear_forward_bf16(ml->proj, ml->ff_a, Ly->down.data, Ly->b_down, N, F, C, err)) return -1;
-    icl_add(ml->x_out, ml->x, ml->proj, NC);
-    return 0;
-}
-
-/* dx (N,C): on entry the gradient of layer l's output, on return that of its input. */
-static int bf16_block_backward(icl_model *m, int l, const lm_block_io *at, const lm_block_io *ml,
-                               const lm_layer_grads *g, float *dx, const lm_grad_scratch *s, int B, int T,
-                               icl_err *err) {
-    const icl_lm_hparams *hp = &m->view->hp;
-    const lm_layer *Ly = &m->view->layers[l];
-    int N = B * T, C = hp->n_embd, F = hp->n_ff, H = hp->n_head, hd = hp->head_dim;
-    /* MLP: down (its input gelu(up)), GELU, up, then the norm adds into dx */
-    if (icl_linear_backward_bf16(s->df1, g->down, g->b_down, dx, ml->ff_a, Ly->down.data, N, F, C, err)) return -1;
-    icl_gelu_backward(s->df2, ml->ff_b, s->df1, (size_t)N * F);
-    if (icl_linear_backward_bf16(s->dh, g->up, g->b_up, s->df2, ml->xn, Ly->up.data, N, C, F, err)) return -1;
-    icl_layernorm_backward(dx, g->ffn_norm, g->ffn_norm_b, s->dh, ml->x, Ly->ffn_norm, ml->mean, ml->rstd, N, C);
-    /* attention: output projection, the core, q|k|v, then the norm adds into dx */
-    if (icl_linear_backward_bf16(s->dy, g->wo, g->bo, dx, at->att, Ly->wo.data, N, C, C, err)) return -1;
-    memset(s->dqkv, 0, sizeof(float) * (size_t)N * 3 * C);
-    icl_gqa_backward(s->dqkv, s->dqkv + C, s->dqkv + 2 * C, s->dy, at->qkv, 3 * (size_t)C, at->qkv + C, at->qkv + 2 * C,
-                     3 * (size_t)C, at->probs, B, T, H, H, hd, hp->q_scale);
-    if (icl_linear_backward_bf16(s->dh, g->wqkv, g->bqkv, s->dqkv, at->xn, Ly->wqkv.data, N, C, 3 * C, err)) return -1;
-    icl_layernorm_backward(dx, g->attn_norm, g->attn_norm_b, s->dh, at->x, Ly->attn_norm, at->mean, at->rstd, N, C);
-    return 0;
-}
-
 int icl_model_set_bf16(icl_model *m, int on, icl_err *err) {
     if (on && icl_bf16_init(err)) return -1;
     m->bf16 = on != 0;
@@ -376,19 +329,16 @@ int icl_model_forward(icl_model *m, const float *tokens, int B, int T, const flo
         for (int j = 0; j < C; j++) row[j] += pe[j];
     }
 
+    /* bf16 products in training passes only: a forward with hooks (decode, patch) stays fp32 */
+    m->fwd_bf16 = m->view->bf16 = m->bf16 && m->n_hooks == 0;
     lm_run r = run_of(m);
     for (int l = 0; l < L; l++) {
         lm_block_io at, ml;
         layer_io(m, l, &at, &ml);
-        if (m->bf16 && m->n_hooks == 0) {
-            if (bf16_block_forward(m, l, &at, &ml, B, T, err)) return -1;
-            continue;
-        }
         lm_hooks(&r, ICL_SITE_RESID_PRE, l, at.x, C, 0, B, T);
         if (lm_attn_block(&r, l, &at, B, T, 0, err) || lm_mlp_block(&r, l, &ml, B, T, 0, err)) return -1;
         lm_hooks(&r, ICL_SITE_RESID_POST, l, ml.x_out, C, 0, B, T);
     }
-    m->fwd_bf16 = m->bf16 && m->n_hooks == 0;
     float *xL = m->a[ICL_A_RESID] + (size_t)L * NC;
     icl_layernorm_forward(m->a[ICL_A_LNF], m->a[ICL_A_LNFMEAN], m->a[ICL_A_LNFRSTD], xL, m->p[ICL_P_LNFW], m->p[ICL_P_LNFB], N, C,
                           m->view->hp.eps);
@@ -438,6 +388,7 @@ int icl_model_backward(icl_model *m, icl_err *err) {
     icl_layernorm_backward(dresid, m->g[ICL_P_LNFW], m->g[ICL_P_LNFB], dln, m->a[ICL_A_RESID] + (size_t)L * NC,
                            m->p[ICL_P_LNFW], m->a[ICL_A_LNFMEAN], m->a[ICL_A_LNFRSTD], N, C);
 
+    m->view->bf16 = m->fwd_bf16; /* the products of the forward's kind */
     lm_run r = run_of(m);
     lm_grad_scratch s = {.dh = dln, .tmp = dtmp, .dqkv = dqkv, .dy = dtmp, .df1 = dfcg, .df2 = dfch};
     for (int l = L - 1; l >= 0; l--) {
@@ -450,10 +401,6 @@ int icl_model_backward(icl_model *m, icl_err *err) {
                             .down = m->g[ICL_P_PROJW] + l1 * F, .b_down = m->g[ICL_P_PROJB] + l1};
         lm_block_io at, ml;
         layer_io(m, l, &at, &ml);
-        if (m->fwd_bf16) {
-            if (bf16_block_backward(m, l, &at, &ml, &g, dresid, &s, B, T, err)) return -1;
-            continue;
-        }
         if (lm_mlp_block_backward(&r, l, &ml, &g, dresid, &s, B, T, err) ||
             lm_attn_block_backward(&r, l, &at, &g, dresid, 1, &s, B, T, err))
             return -1;
