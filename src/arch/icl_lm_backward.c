@@ -61,7 +61,6 @@ int lm_linear_backward(float *dinp, float *gw, float *gb, const float *dout, siz
                        const lm_mat *W, int N, icl_err *err) {
     int out = (int)W->rows, in = (int)W->cols;
     if (gw && W->type != ICL_GGML_F32) return icl_errf(err, "a trained weight must be F32");
-    if (!dinp && !gw && !gb) return 0; /* a frozen matrix whose input gradient is not wanted */
     if (ldo == (size_t)out && W->type == ICL_GGML_F32) { /* the training kernel (fixed thread split) */
         icl_linear_backward(dinp, gw, gb, dout, inp, (const float *)W->data, N, in, out);
         return 0;
@@ -82,7 +81,8 @@ int lm_linear_backward(float *dinp, float *gw, float *gb, const float *dout, siz
 /* lm_linear_backward inside a block: the bf16 kernels where the view asks for them (icl_lm.bf16). */
 static int block_linear_backward(const icl_lm *lm, float *dinp, float *gw, float *gb, const float *dout, size_t ldo,
                                  const float *inp, const lm_mat *W, int N, icl_err *err) {
-    if (lm->bf16 && lm->train_kernels && ldo == (size_t)W->rows && W->type == ICL_GGML_F32 && (dinp || gw || gb))
+    if (!dinp && !gw && !gb) return 0; /* a frozen matrix whose input gradient is not wanted */
+    if (lm->bf16 && lm->train_kernels && ldo == (size_t)W->rows && W->type == ICL_GGML_F32)
         return icl_linear_backward_bf16(dinp, gw, gb, dout, inp, (const float *)W->data, N, (int)W->cols,
                                         (int)W->rows, err);
     return lm_linear_backward(dinp, gw, gb, dout, ldo, inp, W, N, err);

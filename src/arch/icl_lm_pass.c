@@ -196,7 +196,9 @@ int lm_pass_forward(lm_pass *p, const int32_t *tokens, const int32_t *targets, i
     const float *xf = p->a[A_X] + L * n * C;
     const int32_t *htgt = tgt;
     p->n_head = N;
-    if (p->head_rows_only && targets) {
+    int with_target = 0;
+    for (int i = 0; targets && i < N; i++) with_target += tgt[i] >= 0;
+    if (p->head_rows_only && targets && with_target < N) {
         int32_t *rows = (int32_t *)(void *)p->a[A_HROWS], *ht = (int32_t *)(void *)p->a[A_HTGT];
         int M = 0;
         for (int i = 0; i < N; i++)

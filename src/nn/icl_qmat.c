@@ -244,31 +244,21 @@ static void mm_dots(const qmm *m, icl_simd p, int threads) {
 }
 
 /* F32 weights: each thread runs single-threaded sgemm (OpenBLAS does not thread inside a parallel
- * region) on its rows of W, straight from the (possibly mapped) weights. */
-static void mm_f32(const qmm *m, int threads) {
+ * region) straight from the (possibly mapped) weights, on its rows of W (by_tokens 0) or on its
+ * share of the tokens times all of W (by_tokens 1: training batches). Shares are cut at
+ * multiples of 16. */
+static void mm_f32(const qmm *m, int threads, int by_tokens) {
     const float *w = (const float *)(const void *)m->w;
 #pragma omp parallel num_threads(threads)
     {
         int64_t lo, hi;
-        split_rows(m->rows, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        split_rows(by_tokens ? m->T : m->rows, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        int64_t t0 = by_tokens ? lo : 0, nt = by_tokens ? hi - lo : m->T;
+        int64_t r0 = by_tokens ? 0 : lo, nr = by_tokens ? m->rows : hi - lo;
         if (hi > lo)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m->T, (int)(hi - lo), (int)m->cols, 1.0f, m->x,
-                        (int)m->cols, w + (size_t)lo * (size_t)m->cols, (int)m->cols, 0.0f, m->y + lo, (int)m->ldy);
-    }
-}
-
-/* F32 weights, very many tokens: each thread multiplies its share of the tokens (cut at multiples
- * of 16) by all of W with single-threaded sgemm. */
-static void mm_f32_tokens(const qmm *m, int threads) {
-    const float *w = (const float *)(const void *)m->w;
-#pragma omp parallel num_threads(threads)
-    {
-        int64_t lo, hi;
-        split_rows(m->T, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        if (hi > lo)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), (int)m->rows, (int)m->cols, 1.0f,
-                        m->x + (size_t)lo * (size_t)m->cols, (int)m->cols, w, (int)m->cols, 0.0f,
-                        m->y + (size_t)lo * (size_t)m->ldy, (int)m->ldy);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)nr, (int)m->cols, 1.0f,
+                        m->x + (size_t)t0 * (size_t)m->cols, (int)m->cols, w + (size_t)r0 * (size_t)m->cols,
+                        (int)m->cols, 0.0f, m->y + (size_t)t0 * (size_t)m->ldy + r0, (int)m->ldy);
     }
 }
 
@@ -372,7 +362,7 @@ int icl_qmatmul_with(icl_simd p, int type, const void *w, int64_t rows, int64_t 
     int blas_ok = T <= INT_MAX && rows <= INT_MAX && cols <= INT_MAX && ldy <= INT_MAX;
     int f32_blas = blas_ok && type == ICL_GGML_F32 && ((uintptr_t)w % sizeof(float)) == 0;
     if (T >= F32_TOKEN_SPLIT_T && f32_blas) {
-        mm_f32_tokens(&m, threads);
+        mm_f32(&m, threads, 1);
         return 0;
     }
     if (T >= TILE_MIN_T && p == ICL_SIMD_AVX512 && icl_qmat_gemm_available()) {
@@ -382,7 +372,7 @@ int icl_qmatmul_with(icl_simd p, int type, const void *w, int64_t rows, int64_t 
         return 0;
     }
     if (T >= TILE_MIN_T && f32_blas) {
-        mm_f32(&m, threads);
+        mm_f32(&m, threads, 0);
         return 0;
     }
     if (T < TILE_MIN_T || !blas_ok) {
