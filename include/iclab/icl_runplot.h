@@ -14,6 +14,55 @@
 #define ICL_RUNPLOT_H
 #include "iclab/icl_err.h"
 
+/* The paper's phases read from a run folder (eval.csv, estimators.csv, config.json and, when present,
+ * decode/td.csv and causal/patch.csv), per concept and for the run. Phase (c) is the paper's end
+ * state (Fig. 2: every concept separated, each decoded by its own algorithm); here it holds at a
+ * checkpoint when, for every concept, all three of:
+ *   - its TD at its best layer (the layer where its TD is highest at that checkpoint) >= ICL_PHASE_TD,
+ *   - its held-out MSE (mean of the 5 evaluations nearest the step) is below that of the best
+ *     basis-agnostic estimator (ridge or Lasso on all D coordinates),
+ *   - patching its sequences with its own mean representation raises the MSE less than patching
+ *     them with any other concept's mean (causal/patch.csv at that checkpoint).
+ * Events are NaN when they do not happen (or cannot be read: no decode, no patch). */
+#define ICL_PHASE_TD 0.9
+#define ICL_PHASE_MAX_CONCEPTS 64
+typedef struct icl_phase_concept {
+    char name[48];
+    double drop_step;    /* its loss drop: the first evaluation after the curve's highest point (after a curriculum:
+                            searched from its end) at or below the midpoint of that maximum and the final MSE,
+                            if the curve fell by at least 0.1 */
+    double beat_step;    /* from here on its MSE stays below `agnostic` */
+    double agnostic;     /* the best basis-agnostic estimator's MSE on it (estimators.csv) */
+    double own_step;     /* from here on redrawing the other bases' coordinates moves its predictions less than
+                            ridge's and Lasso's (causal/offbasis.csv) */
+    double td_half_step; /* from here on its TD at the run's TD layer stays at least halfway from chance to its maximum */
+    double td_lag;       /* td_half_step - drop_step: how long after its loss drop its TD rose (negative: before) */
+    double final_mse;    /* at the last evaluation (mean of the last 3) */
+    double td_best;      /* at the last decoded checkpoint: its TD at its best layer */
+    int td_best_layer;
+    double self_patch;   /* at the last patched checkpoint: MSE change with its own mean */
+    double cross_patch;  /* and the smallest change with another concept's mean */
+} icl_phase_concept;
+
+typedef struct icl_run_phases {
+    int n_concepts;
+    double plateau_step;       /* the first evaluation (> 0) with the held-out MSE over all concepts below 0.5 */
+    double last_eval_step, td_step, patch_step; /* the last evaluation, decoded and patched checkpoints (NaN: none) */
+    int td_layer;              /* the layer with the highest final overall TD: td_half_step is read there */
+    double td_chance;
+    int n_separated;           /* concepts with td_best >= ICL_PHASE_TD */
+    int n_below_agnostic;      /* concepts whose final MSE is below their agnostic level */
+    int n_self_cheaper;        /* concepts whose self_patch < cross_patch */
+    int phase_c;               /* 1: every concept meets all three at the last checkpoint that was both decoded
+                                  and patched; 0: not; -1: the run has not been decoded and patched */
+    double phase_c_step;       /* the first checkpoint (decoded and patched) at which phase (c) held; NaN if none */
+    icl_phase_concept c[ICL_PHASE_MAX_CONCEPTS];
+} icl_run_phases;
+
+/* Reads the phases of the run in run_dir (see above). Needs eval.csv; the rest is optional. Returns
+ * 0, or -1 with err set (missing or malformed eval.csv). */
+int icl_run_phases_read(const char *run_dir, icl_run_phases *p, icl_err *err);
+
 /* Writes the figures that the run's files allow into run_dir/figures. Returns 0, or -1 with err set
  * (missing or malformed CSV, unwritable folder). */
 int icl_run_figures(const char *run_dir, icl_err *err);

@@ -39,6 +39,12 @@ typedef struct run_data {
 
 static double col(const icl_csv *t, int r, const char *name) { return icl_csv_num(t, r, icl_csv_col(t, name)); }
 
+static double last_step(const icl_csv *t) {
+    double s = NAN;
+    for (int r = 0; r < t->n_rows; r++) s = isnan(s) ? col(t, r, "step") : fmax(s, col(t, r, "step"));
+    return s;
+}
+
 static int read_optional(icl_csv *t, const char *run, const char *name) {
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", run, name);
@@ -302,6 +308,108 @@ static void free_run(run_data *d) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) icl_csv_free(all[i]);
 }
 
+/* ---------------------------------------------------------------- the paper's phases */
+
+/* A concept's TD at its best layer at checkpoint `step` (decode/td.csv); NaN if not decoded there. */
+static double td_best_at(const run_data *d, int concept, double step, int *layer) {
+    double best = NAN;
+    *layer = -1;
+    for (int r = 0; r < d->td.n_rows; r++)
+        if (col(&d->td, r, "step") == step && (int)col(&d->td, r, "concept") == concept && !(col(&d->td, r, "td") <= best)) {
+            best = col(&d->td, r, "td");
+            *layer = (int)col(&d->td, r, "layer");
+        }
+    return best;
+}
+
+/* Patching concept k's sequences at checkpoint `step`: the MSE change with its own mean (*self) and
+ * the smallest with another concept's (*cross); NaN where causal/patch.csv has no such rows. */
+static void patch_at(const run_data *d, int k, double step, double *self, double *cross) {
+    *self = *cross = NAN;
+    for (int r = 0; r < d->patch.n_rows; r++) {
+        if (col(&d->patch, r, "step") != step || (int)col(&d->patch, r, "source") != k) continue;
+        double v = col(&d->patch, r, "delta_mse");
+        if ((int)col(&d->patch, r, "target") == k) *self = v;
+        else if (!(v >= *cross)) *cross = v;
+    }
+}
+
+/* Whether phase (c) holds at a checkpoint (see icl_runplot.h): every concept separated, below the
+ * basis-agnostic estimators and cheaper to patch with its own mean than with any other. */
+static int phase_c_at(const run_data *d, double step) {
+    for (int k = 0; k < d->nc; k++) {
+        int layer;
+        double self, cross;
+        patch_at(d, k, step, &self, &cross);
+        if (!(td_best_at(d, k, step, &layer) >= ICL_PHASE_TD) || !(mse_near(d, k, step) < d->agnostic[k]) || !(self < cross)) return 0;
+    }
+    return d->nc > 0;
+}
+
+/* The checkpoints that were both decoded and patched, ascending, into steps (room for td.n_rows). */
+static int common_checkpoints(const run_data *d, double *steps) {
+    int n = 0;
+    for (int r = 0; r < d->td.n_rows; r++) {
+        double s = col(&d->td, r, "step");
+        if (n && steps[n - 1] == s) continue;
+        for (int q = 0; q < d->patch.n_rows; q++)
+            if (col(&d->patch, q, "step") == s) {
+                steps[n++] = s;
+                break;
+            }
+    }
+    return n;
+}
+
+static void phases_from(const run_data *d, icl_run_phases *p) {
+    memset(p, 0, sizeof *p);
+    p->n_concepts = d->nc < ICL_PHASE_MAX_CONCEPTS ? d->nc : ICL_PHASE_MAX_CONCEPTS;
+    p->plateau_step = NAN;
+    for (int r = 0; r < d->eval.n_rows && isnan(p->plateau_step); r++)
+        if (col(&d->eval, r, "concept") == -1 && col(&d->eval, r, "step") > 0 && col(&d->eval, r, "mse") < 0.5)
+            p->plateau_step = col(&d->eval, r, "step");
+    p->last_eval_step = last_step(&d->eval);
+    p->td_step = d->td.n_rows ? last_step(&d->td) : NAN;
+    p->patch_step = d->patch.n_rows ? last_step(&d->patch) : NAN;
+    p->td_layer = d->td_layer;
+    p->td_chance = d->td.n_rows ? col(&d->td, 0, "chance") : NAN;
+    for (int k = 0; k < p->n_concepts; k++) {
+        icl_phase_concept *c = &p->c[k];
+        snprintf(c->name, sizeof c->name, "%s", d->names[k]);
+        c->drop_step = d->drop_step[k];
+        c->beat_step = d->beat_step[k];
+        c->agnostic = d->agnostic[k];
+        c->own_step = d->own_step[k];
+        c->td_half_step = d->td.n_rows ? d->td_step[k] : NAN;
+        c->td_lag = c->td_half_step - c->drop_step;
+        c->final_mse = mse_near(d, k, p->last_eval_step);
+        c->td_best = d->td.n_rows ? td_best_at(d, k, p->td_step, &c->td_best_layer) : NAN;
+        if (!d->td.n_rows) c->td_best_layer = -1;
+        patch_at(d, k, p->patch_step, &c->self_patch, &c->cross_patch);
+        p->n_separated += c->td_best >= ICL_PHASE_TD;
+        p->n_below_agnostic += c->final_mse < c->agnostic;
+        p->n_self_cheaper += c->self_patch < c->cross_patch;
+    }
+    p->phase_c = -1;
+    p->phase_c_step = NAN;
+    double *steps = malloc(sizeof(double) * (d->td.n_rows + 1));
+    int n = steps ? common_checkpoints(d, steps) : 0;
+    for (int i = 0; i < n && isnan(p->phase_c_step); i++)
+        if (phase_c_at(d, steps[i])) p->phase_c_step = steps[i];
+    if (n) p->phase_c = phase_c_at(d, steps[n - 1]);
+    free(steps);
+}
+
+int icl_run_phases_read(const char *run_dir, icl_run_phases *p, icl_err *err) {
+    run_data *d = malloc(sizeof *d);
+    if (!d) return icl_errf(err, "out of memory");
+    int r = load_run(d, run_dir, err);
+    if (!r) phases_from(d, p);
+    free_run(d);
+    free(d);
+    return r;
+}
+
 /* ---------------------------------------------------------------- figures */
 
 /* Series of (step, value) for rows of t where key column == key (and layer column == layer if >= 0). */
@@ -314,12 +422,6 @@ static size_t select_series(const icl_csv *t, const char *key_col, int key, int 
             y[n++] = icl_csv_num(t, r, cv);
         }
     return n;
-}
-
-static double last_step(const icl_csv *t) {
-    double s = NAN;
-    for (int r = 0; r < t->n_rows; r++) s = isnan(s) ? col(t, r, "step") : fmax(s, col(t, r, "step"));
-    return s;
 }
 
 /* A vertical marker whose label is drawn as text at height y (data units), so that markers close
@@ -923,6 +1025,105 @@ static void summary(icl_report *rep, const run_data *d) {
     if (!d->patch.n_rows) icl_report_p(rep, "Run `iclab patch` on this run to add patching and head ablation.");
 }
 
+static void fmt_step_cell(char *buf, size_t n, double step) {
+    if (isfinite(step)) snprintf(buf, n, "%.0f", step);
+    else snprintf(buf, n, "never");
+}
+
+/* The phase table (per concept: its events and the three phase-(c) conditions) and the paper's
+ * findings beside this run's. */
+static void phase_section(icl_report *rep, const run_data *d) {
+    icl_run_phases *p = malloc(sizeof *p);
+    if (!p) return;
+    phases_from(d, p);
+    icl_report_h2(rep, "Phases, beside the paper");
+    icl_report_p(rep, "Per concept: its loss drop (the first evaluation at or below the midpoint between its highest MSE%s and "
+                      "its final MSE), the checkpoint from which its TD at layer %d stays halfway from chance to its maximum, "
+                      "the steps between the two, and the three conditions of the paper's phase (c) (every concept "
+                      "separated, decoded by its own algorithm): TD at its best layer >= %.2g, MSE below the best "
+                      "basis-agnostic estimator, and its own mean cheaper to patch in than any other concept's.",
+                 d->dense_steps > 0 ? " after the curriculum" : "", d->td_layer, ICL_PHASE_TD);
+    enum { NCOL = 10 };
+    static const char *hdr[NCOL] = {"concept", "loss drop", "TD halfway", "TD rise - loss drop", "below ridge/Lasso from",
+                                    "reads own basis from", "TD, best layer (last ckpt)", "MSE / agnostic (end)",
+                                    "patch: own / other (min)", "phase (c) conditions"};
+    char (*cells)[96] = calloc((size_t)p->n_concepts * NCOL, 96);
+    const char **cp = calloc((size_t)p->n_concepts * NCOL + 1, sizeof *cp);
+    for (int k = 0; cells && cp && k < p->n_concepts; k++) {
+        const icl_phase_concept *c = &p->c[k];
+        char (*row)[96] = cells + (size_t)k * NCOL;
+        snprintf(row[0], 96, "%s", c->name);
+        fmt_step_cell(row[1], 96, c->drop_step);
+        if (d->td.n_rows) fmt_step_cell(row[2], 96, c->td_half_step);
+        else snprintf(row[2], 96, "not decoded");
+        if (isfinite(c->td_lag)) snprintf(row[3], 96, "%+.0f", c->td_lag);
+        fmt_step_cell(row[4], 96, c->beat_step);
+        if (d->offbasis.n_rows) fmt_step_cell(row[5], 96, c->own_step);
+        if (isfinite(c->td_best)) snprintf(row[6], 96, "%.2f (layer %d)", c->td_best, c->td_best_layer);
+        snprintf(row[7], 96, "%.3f / %.3f", c->final_mse, c->agnostic);
+        if (isfinite(c->self_patch)) snprintf(row[8], 96, "%+.3f / %+.3f", c->self_patch, c->cross_patch);
+        snprintf(row[9], 96, "%s%s%s", c->td_best >= ICL_PHASE_TD ? "separated " : "",
+                 c->final_mse < c->agnostic ? "below-agnostic " : "", c->self_patch < c->cross_patch ? "own-cheaper" : "");
+        for (int j = 0; j < NCOL; j++) cp[(size_t)k * NCOL + j] = row[j];
+    }
+    if (cells && cp) icl_report_table(rep, NCOL, hdr, p->n_concepts, cp);
+    free(cells);
+    free(cp);
+
+    /* the paper's findings (paper.md §1.5, Figs. 2, 7, 8) beside this run's */
+    char drops[512] = "", lags[512] = "", patch[256], sep[160], phase[200];
+    double first = INFINITY, last = -INFINITY;
+    int nd = 0;
+    for (int k = 0; k < p->n_concepts; k++) {
+        const icl_phase_concept *c = &p->c[k];
+        size_t len = strlen(drops);
+        if (isfinite(c->drop_step)) {
+            snprintf(drops + len, sizeof drops - len, "%s%s %.0f", nd ? ", " : "", c->name, c->drop_step);
+            first = fmin(first, c->drop_step);
+            last = fmax(last, c->drop_step);
+            nd++;
+        }
+        len = strlen(lags);
+        if (isfinite(c->td_lag)) snprintf(lags + len, sizeof lags - len, "%s%s %+.0f", len ? ", " : "", c->name, c->td_lag);
+        else snprintf(lags + len, sizeof lags - len, "%s%s: %s", len ? ", " : "", c->name,
+                      !d->td.n_rows ? "not decoded" : isfinite(c->td_half_step) ? "no loss drop" : "TD never rose");
+    }
+    if (nd) {
+        size_t len = strlen(drops);
+        snprintf(drops + len, sizeof drops - len, nd > 1 && last > first * 1.25 ? " (in stages)" : nd > 1 ? " (together)" : "");
+    } else snprintf(drops, sizeof drops, "no concept's loss fell by 0.1 or more");
+    if (d->td.n_rows) {
+        size_t len = strlen(lags);
+        /* the resolution of the lags: the widest gap between decoded checkpoints */
+        double prev = NAN, gap = 0;
+        for (int r = 0; r < d->td.n_rows; r++) {
+            double st = col(&d->td, r, "step");
+            if (st != prev && isfinite(prev)) gap = fmax(gap, st - prev);
+            prev = st;
+        }
+        snprintf(lags + len, sizeof lags - len, " steps from the loss drop to the TD rise (checkpoints at most %.0f steps apart)", gap);
+    }
+    if (isfinite(p->patch_step))
+        snprintf(patch, sizeof patch, "own mean cheaper than every other concept's for %d of %d concepts (step %.0f)", p->n_self_cheaper,
+                 p->n_concepts, p->patch_step);
+    else snprintf(patch, sizeof patch, "not patched");
+    if (d->td.n_rows) snprintf(sep, sizeof sep, "%d of %d (TD >= %.2g at step %.0f)", p->n_separated, p->n_concepts, ICL_PHASE_TD, p->td_step);
+    else snprintf(sep, sizeof sep, "not decoded");
+    if (p->phase_c < 0) snprintf(phase, sizeof phase, "not known (needs iclab decode and iclab patch)");
+    else if (p->phase_c) snprintf(phase, sizeof phase, "yes: first at step %.0f, and at the last checkpoint", p->phase_c_step);
+    else if (isfinite(p->phase_c_step)) snprintf(phase, sizeof phase, "at step %.0f, but not at the last checkpoint", p->phase_c_step);
+    else snprintf(phase, sizeof phase, "no");
+    const char *ph[3] = {"finding", "the paper (Fig. 2, 7; D = 16, 4 bases of rank 4, 80K steps)", "this run"};
+    const char *pc[] = {
+        "staged loss drops", "B1 drops abruptly at about epoch 10; B2-B4 descend together, with smaller drops at about epochs 10 and 40", drops,
+        "TD rises as the loss falls", "each basis's representation separates as its loss drops: (a) one cluster, (b) B1 apart, (c) all four apart", lags,
+        "patching", "at convergence every self-patch lowers the loss and every cross-basis patch raises it", patch,
+        "concepts separated", "4 of 4 at convergence", sep,
+        "phase (c) reached", "yes, by the end of training (2 of 3 seeds in Fig. 8 show one basis first)", phase};
+    icl_report_table(rep, 3, ph, 5, pc);
+    free(p);
+}
+
 /* Loads the run once, draws every figure once, saves each as PNG and SVG and, with a report,
  * embeds it in report.html too. */
 static int render(const char *run_dir, int with_report, icl_err *err) {
@@ -942,6 +1143,7 @@ static int render(const char *run_dir, int with_report, icl_err *err) {
         icl_report_p(rep, "Toy in-context regression model after Han et al. (arXiv 2412.12276). MSE is normalised by E[y^2], so "
                           "1.0 is predicting zero. All numbers below are recomputed from the run folder's CSV files.");
         summary(rep, &d);
+        phase_section(rep, &d);
         icl_report_h2(rep, "Figures");
     }
     int n = build_figs(&d, run_dir, figs), r = 0;
