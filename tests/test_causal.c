@@ -64,9 +64,9 @@ int main(void) {
 
     double a1[64 * ICL_N_ESTIMATORS], a2[64 * ICL_N_ESTIMATORS];
     c.batch = 7;
-    CHECK(icl_algorithm_distance(&m, &c, per, a1, &err) == 0);
+    CHECK(icl_algorithm_distance(&m, &c, per, NULL, a1, &err) == 0);
     c.batch = 500;
-    CHECK(icl_algorithm_distance(&m, &c, per, a2, &err) == 0);
+    CHECK(icl_algorithm_distance(&m, &c, per, NULL, a2, &err) == 0);
     CHECK(all_finite(a1, nc * ICL_N_ESTIMATORS));
     maxd = 0;
     for (int i = 0; i < nc * ICL_N_ESTIMATORS; i++) maxd = fmax(maxd, fabs(a1[i] - a2[i]));
@@ -77,9 +77,9 @@ int main(void) {
     enum { NS = 1 + ICL_N_ESTIMATORS };
     double s1[64 * NS], s2[64 * NS];
     c.batch = 7;
-    CHECK(icl_offbasis_sensitivity(&m, &c, per, s1, &err) == 0);
+    CHECK(icl_offbasis_sensitivity(&m, &c, per, NULL, s1, &err) == 0);
     c.batch = 500;
-    CHECK(icl_offbasis_sensitivity(&m, &c, per, s2, &err) == 0);
+    CHECK(icl_offbasis_sensitivity(&m, &c, per, NULL, s2, &err) == 0);
     maxd = 0;
     for (int i = 0; i < nc * NS; i++) maxd = fmax(maxd, fabs(s1[i] - s2[i]));
     CHECK_MSG(all_finite(s1, nc * NS) && maxd < 1e-6, "off-basis sensitivity depends on the chunking (%g)", maxd);
@@ -87,6 +87,19 @@ int main(void) {
         CHECK(s1[k * NS + 1 + ICL_EST_ORACLE_LS] == 0 && s1[k * NS + 1 + ICL_EST_ZERO] == 0);
         CHECK(s1[k * NS + 1 + ICL_EST_RIDGE] > 0.01 && s1[k * NS + 1 + ICL_EST_LASSO] > 0.001);
         CHECK(s1[k * NS] > 1e-6);
+    }
+    /* the estimators' predictions computed once and passed in give the same numbers, bit for bit */
+    {
+        icl_estimator_refs refs;
+        double a3[64 * ICL_N_ESTIMATORS], s3[64 * NS];
+        CHECK(icl_estimator_refs_init(&refs, &c, per, &err) == 0);
+        CHECK(icl_algorithm_distance(&m, &c, per, &refs, a3, &err) == 0);
+        CHECK(icl_offbasis_sensitivity(&m, &c, per, &refs, s3, &err) == 0);
+        CHECK(memcmp(a3, a2, sizeof(double) * nc * ICL_N_ESTIMATORS) == 0);
+        CHECK(memcmp(s3, s2, sizeof(double) * nc * NS) == 0);
+        CHECK(icl_algorithm_distance(&m, &c, per + 1, &refs, a3, &err) == -1 && strstr(err.msg, "sequences per concept"));
+        icl_estimator_refs_free(&refs);
+        CHECK(refs.probe[0] == NULL);
     }
     /* A model blind to every coordinate outside basis 1 (read-in columns zeroed) does not move on
      * basis-1 sequences, whose redrawn coordinates are exactly those, but moves on the others. */
@@ -96,16 +109,16 @@ int main(void) {
     for (int o = 0; o < C; o++)
         for (int d = 0; d < D; d++)
             if (mask[d] == 0) m.p[ICL_P_WIN][(size_t)o * D + d] = 0;
-    CHECK(icl_offbasis_sensitivity(&m, &c, per, s1, &err) == 0);
+    CHECK(icl_offbasis_sensitivity(&m, &c, per, NULL, s1, &err) == 0);
     CHECK_MSG(s1[0] == 0, "a model blind outside basis 1 moved by %g on basis-1 sequences", s1[0]);
     for (int k = 1; k < nc; k++) CHECK_MSG(s1[k * NS] > 1e-6, "basis %d: sensitivity %g", k + 1, s1[k * NS]);
     /* only basis tasks with two or more bases */
     icl_train_config one = c;
     one.task.n_bases = 1;
-    CHECK(icl_offbasis_sensitivity(&m, &one, per, s1, &err) == -1);
+    CHECK(icl_offbasis_sensitivity(&m, &one, per, NULL, s1, &err) == -1);
     icl_train_config fam = c;
     fam.task.kind = ICL_TASK_FAMILIES;
-    CHECK(icl_offbasis_sensitivity(&m, &fam, per, s1, &err) == -1);
+    CHECK(icl_offbasis_sensitivity(&m, &fam, per, NULL, s1, &err) == -1);
 
     free(h1);
     free(h2);

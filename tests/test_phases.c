@@ -136,7 +136,7 @@ int main(void) {
     CHECK(icl_read_file(path, &html, &n, &err) == 0);
     CHECK(html && strstr(html, "Phases, beside the paper") && strstr(html, "the paper (Fig. 2, 7"));
     CHECK(html && strstr(html, "yes: first at step 3000, and at the last checkpoint"));
-    CHECK(html && strstr(html, "basis 1 +500, basis 2 +500 steps from the loss drop to the TD rise"));
+    CHECK(html && strstr(html, "TD rise minus loss drop (checkpoints at most 500 steps apart): basis 1 +500 steps, basis 2 +500 steps"));
     CHECK(html && strstr(html, "own mean cheaper than every other concept&#39;s for 2 of 2 concepts") != NULL);
     free(html);
 

@@ -4,6 +4,7 @@
  * by the task's E[y^2] as everywhere in iclab. */
 #ifndef ICL_CAUSAL_H
 #define ICL_CAUSAL_H
+#include "iclab/icl_estim.h"
 #include "iclab/icl_model.h"
 #include "iclab/icl_train.h"
 
@@ -21,11 +22,25 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
  * (mean over positions) on concept k. base (nc) is the unablated MSE. */
 int icl_head_ablation(icl_model *m, const icl_train_config *c, int per_concept, double *delta, double *base, icl_err *err);
 
+/* The reference estimators' predictions on the probe set of icl_algorithm_distance and on the
+ * redrawn set of icl_offbasis_sensitivity. They depend on the configuration (task and seed) and
+ * per_concept only, not on the model, so a caller testing many checkpoints of one run computes them
+ * once (Lasso on every prefix of every sequence is most of the work) and passes them in; NULL makes
+ * each call compute its own. moved[] stays NULL where off-basis sensitivity does not apply. */
+typedef struct icl_estimator_refs {
+    int per_concept;
+    float *probe[ICL_N_ESTIMATORS]; /* (nc * per_concept, K) */
+    float *moved[ICL_N_ESTIMATORS];
+} icl_estimator_refs;
+int icl_estimator_refs_init(icl_estimator_refs *refs, const icl_train_config *c, int per_concept, icl_err *err);
+void icl_estimator_refs_free(icl_estimator_refs *refs);
+
 /* Distance between the model's predictions and each reference estimator's, per concept:
  * dist[k*ICL_N_ESTIMATORS + e] = mean over sequences and positions of (model - estimator)^2 / y_scale,
  * on per_concept sequences of each concept. Positions where an estimator is undefined or
  * ill-conditioned (least squares at exactly as many points as unknowns) are skipped for it. */
-int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_concept, double *dist, icl_err *err);
+int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_concept, const icl_estimator_refs *refs, double *dist,
+                           icl_err *err);
 
 /* Off-basis sensitivity (basis tasks only): how much the predictions on concept-k sequences move when
  * the coordinates that belong to OTHER bases (and not to k's) are redrawn from N(0, 1) in every x of
@@ -36,6 +51,7 @@ int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_conc
  * positions of (pred - pred')^2 / y_scale, skipping, for least squares, the ill-conditioned position
  * (as icl_algorithm_distance). The redraw uses its own random stream of the run's seed, so the
  * result is reproducible. Errors for family tasks and for a single basis (nothing to redraw). */
-int icl_offbasis_sensitivity(icl_model *m, const icl_train_config *c, int per_concept, double *sens, icl_err *err);
+int icl_offbasis_sensitivity(icl_model *m, const icl_train_config *c, int per_concept, const icl_estimator_refs *refs, double *sens,
+                             icl_err *err);
 
 #endif

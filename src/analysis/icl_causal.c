@@ -145,41 +145,18 @@ static double concept_mean_sq(const float *a, const float *b, int k, int per_con
     return cnt ? s / cnt : NAN;
 }
 
-int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_concept, double *dist, icl_err *err) {
-    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points;
-    icl_batch probe = {0};
-    size_t n = (size_t)nc * per_concept * K;
-    float *pred = malloc(sizeof(float) * n), *est = malloc(sizeof(float) * n);
-    int r = (!pred || !est) ? icl_errf(err, "out of memory") : icl_probe_batch(c, per_concept, &probe, err);
-    double scale = icl_task_y_scale(&c->task);
-    if (!r) r = predict(m, &probe, c->batch, NULL, 0, pred, err);
-    for (int e = 0; e < ICL_N_ESTIMATORS && !r; e++) {
-        r = icl_estimate(&c->task, &probe, (icl_estimator)e, icl_estimator_default_param((icl_estimator)e), est, err);
-        for (int k = 0; k < nc && !r; k++)
-            dist[(size_t)k * ICL_N_ESTIMATORS + e] = concept_mean_sq(pred, est, k, per_concept, K, skip_position(c, e), scale);
-    }
-    icl_batch_free(&probe);
-    free(pred);
-    free(est);
-    return r ? -1 : 0;
-}
-
-int icl_offbasis_sensitivity(icl_model *m, const icl_train_config *c, int per_concept, double *sens, icl_err *err) {
+/* The off-basis probe set: a copy of probe with, in every concept-k sequence, the coordinates that
+ * belong to other bases (and not to k's) redrawn from N(0, 1), from the run's own stream. */
+static int offbasis_batch(const icl_train_config *c, int per_concept, const icl_batch *probe, icl_batch *moved, icl_err *err) {
     int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, D = c->task.dim;
-    if (c->task.kind != ICL_TASK_BASES) return icl_errf(err, "off-basis sensitivity needs a basis task");
-    if (nc < 2) return icl_errf(err, "off-basis sensitivity needs at least two bases");
-    icl_batch probe = {0}, moved = {0};
     size_t n = (size_t)nc * per_concept * K;
-    float *pred = malloc(sizeof(float) * n), *pred2 = malloc(sizeof(float) * n);
     float *own = malloc(sizeof(float) * D), *other = malloc(sizeof(float) * D), *mask = malloc(sizeof(float) * D);
-    int r = (!pred || !pred2 || !own || !other || !mask) ? icl_errf(err, "out of memory")
-                                                        : icl_probe_batch(c, per_concept, &probe, err);
-    if (!r) r = icl_batch_alloc(&moved, probe.B, &c->task, err);
+    int r = (!own || !other || !mask) ? icl_errf(err, "out of memory") : icl_batch_alloc(moved, probe->B, &c->task, err);
     if (!r) {
-        memcpy(moved.x, probe.x, sizeof(float) * n * D);
-        memcpy(moved.y, probe.y, sizeof(float) * n);
-        memcpy(moved.w, probe.w, sizeof(float) * (size_t)probe.B * D);
-        memcpy(moved.concept, probe.concept, sizeof(int) * probe.B);
+        memcpy(moved->x, probe->x, sizeof(float) * n * D);
+        memcpy(moved->y, probe->y, sizeof(float) * n);
+        memcpy(moved->w, probe->w, sizeof(float) * (size_t)probe->B * D);
+        memcpy(moved->concept, probe->concept, sizeof(int) * probe->B);
         icl_rng rng;
         icl_rng_seed_stream(&rng, c->seed, STREAM_OFFBASIS);
         for (int k = 0; k < nc; k++) {
@@ -193,26 +170,96 @@ int icl_offbasis_sensitivity(icl_model *m, const icl_train_config *c, int per_co
             for (int i = k * per_concept; i < (k + 1) * per_concept; i++)
                 for (int p = 0; p < K; p++)
                     for (int d = 0; d < D; d++)
-                        if (other[d] != 0 && own[d] == 0) moved.x[((size_t)i * K + p) * D + d] = (float)icl_rng_normal(&rng);
+                        if (other[d] != 0 && own[d] == 0) moved->x[((size_t)i * K + p) * D + d] = (float)icl_rng_normal(&rng);
         }
     }
-    double scale = icl_task_y_scale(&c->task);
-    for (int e = -1; e < ICL_N_ESTIMATORS && !r; e++) {
-        if (e < 0) r = predict(m, &probe, c->batch, NULL, 0, pred, err) || predict(m, &moved, c->batch, NULL, 0, pred2, err);
-        else {
-            double param = icl_estimator_default_param((icl_estimator)e);
-            r = icl_estimate(&c->task, &probe, (icl_estimator)e, param, pred, err) ||
-                icl_estimate(&c->task, &moved, (icl_estimator)e, param, pred2, err);
-        }
-        for (int k = 0; k < nc && !r; k++)
-            sens[(size_t)k * (1 + ICL_N_ESTIMATORS) + 1 + e] = concept_mean_sq(pred, pred2, k, per_concept, K, skip_position(c, e), scale);
-    }
-    icl_batch_free(&probe);
-    icl_batch_free(&moved);
-    free(pred);
-    free(pred2);
     free(own);
     free(other);
     free(mask);
+    return r ? -1 : 0;
+}
+
+static int offbasis_ok(const icl_train_config *c, icl_err *err) {
+    if (c->task.kind != ICL_TASK_BASES) return icl_errf(err, "off-basis sensitivity needs a basis task");
+    if (icl_task_n_concepts(&c->task) < 2) return icl_errf(err, "off-basis sensitivity needs at least two bases");
+    return 0;
+}
+
+void icl_estimator_refs_free(icl_estimator_refs *refs) {
+    for (int e = 0; e < ICL_N_ESTIMATORS; e++) free(refs->probe[e]), free(refs->moved[e]);
+    memset(refs, 0, sizeof *refs);
+}
+
+int icl_estimator_refs_init(icl_estimator_refs *refs, const icl_train_config *c, int per_concept, icl_err *err) {
+    memset(refs, 0, sizeof *refs);
+    refs->per_concept = per_concept;
+    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, with_moved = !offbasis_ok(c, NULL);
+    size_t n = (size_t)nc * per_concept * K;
+    icl_batch probe = {0}, moved = {0};
+    int r = icl_probe_batch(c, per_concept, &probe, err);
+    if (!r && with_moved) r = offbasis_batch(c, per_concept, &probe, &moved, err);
+    for (int e = 0; e < ICL_N_ESTIMATORS && !r; e++) {
+        double param = icl_estimator_default_param((icl_estimator)e);
+        refs->probe[e] = malloc(sizeof(float) * n);
+        if (with_moved) refs->moved[e] = malloc(sizeof(float) * n);
+        if (!refs->probe[e] || (with_moved && !refs->moved[e])) r = icl_errf(err, "out of memory");
+        if (!r) r = icl_estimate(&c->task, &probe, (icl_estimator)e, param, refs->probe[e], err);
+        if (!r && with_moved) r = icl_estimate(&c->task, &moved, (icl_estimator)e, param, refs->moved[e], err);
+    }
+    icl_batch_free(&probe);
+    icl_batch_free(&moved);
+    if (r) icl_estimator_refs_free(refs);
+    return r ? -1 : 0;
+}
+
+int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_concept, const icl_estimator_refs *refs, double *dist,
+                           icl_err *err) {
+    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points;
+    if (refs && refs->per_concept != per_concept) return icl_errf(err, "estimator references for %d sequences per concept, not %d",
+                                                                  refs->per_concept, per_concept);
+    icl_estimator_refs own = {0};
+    if (!refs && icl_estimator_refs_init(&own, c, per_concept, err)) return -1;
+    const icl_estimator_refs *use = refs ? refs : &own;
+    icl_batch probe = {0};
+    float *pred = malloc(sizeof(float) * (size_t)nc * per_concept * K);
+    int r = !pred ? icl_errf(err, "out of memory") : icl_probe_batch(c, per_concept, &probe, err);
+    double scale = icl_task_y_scale(&c->task);
+    if (!r) r = predict(m, &probe, c->batch, NULL, 0, pred, err);
+    for (int e = 0; e < ICL_N_ESTIMATORS && !r; e++)
+        for (int k = 0; k < nc; k++)
+            dist[(size_t)k * ICL_N_ESTIMATORS + e] = concept_mean_sq(pred, use->probe[e], k, per_concept, K, skip_position(c, e), scale);
+    icl_batch_free(&probe);
+    icl_estimator_refs_free(&own);
+    free(pred);
+    return r ? -1 : 0;
+}
+
+int icl_offbasis_sensitivity(icl_model *m, const icl_train_config *c, int per_concept, const icl_estimator_refs *refs, double *sens,
+                             icl_err *err) {
+    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points;
+    if (offbasis_ok(c, err)) return -1;
+    if (refs && (refs->per_concept != per_concept || !refs->moved[0]))
+        return icl_errf(err, "estimator references for %d sequences per concept, not %d", refs->per_concept, per_concept);
+    icl_estimator_refs own = {0};
+    if (!refs && icl_estimator_refs_init(&own, c, per_concept, err)) return -1;
+    const icl_estimator_refs *use = refs ? refs : &own;
+    icl_batch probe = {0}, moved = {0};
+    size_t n = (size_t)nc * per_concept * K;
+    float *pred = malloc(sizeof(float) * n), *pred2 = malloc(sizeof(float) * n);
+    int r = (!pred || !pred2) ? icl_errf(err, "out of memory") : icl_probe_batch(c, per_concept, &probe, err);
+    if (!r) r = offbasis_batch(c, per_concept, &probe, &moved, err);
+    if (!r) r = predict(m, &probe, c->batch, NULL, 0, pred, err) || predict(m, &moved, c->batch, NULL, 0, pred2, err);
+    double scale = icl_task_y_scale(&c->task);
+    for (int k = 0; k < nc && !r; k++) {
+        sens[(size_t)k * (1 + ICL_N_ESTIMATORS)] = concept_mean_sq(pred, pred2, k, per_concept, K, skip_position(c, -1), scale);
+        for (int e = 0; e < ICL_N_ESTIMATORS; e++)
+            sens[(size_t)k * (1 + ICL_N_ESTIMATORS) + 1 + e] =
+                concept_mean_sq(use->probe[e], use->moved[e], k, per_concept, K, skip_position(c, e), scale);
+    }
+    icl_batch_free(&probe);
+    icl_batch_free(&moved);
+    icl_estimator_refs_free(&own);
+    free(pred);
+    free(pred2);
     return r ? -1 : 0;
 }

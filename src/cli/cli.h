@@ -24,6 +24,11 @@ int cmd_train_lm(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+/* What iclab demo runs after training (cmd_demo.c): iclab decode at every checkpoint, iclab patch
+ * (every y token entering the last block, the algorithm comparison and the off-basis sensitivity at
+ * every checkpoint, head ablation at the last) and the report. c is the run's configuration. Returns 0 or 1 (message printed). */
+struct icl_train_config;
+int cli_analyse_run(const char *run, const struct icl_train_config *c);
 int cmd_decode(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
 int cmd_report(int argc, char **argv);

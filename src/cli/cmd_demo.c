@@ -1,6 +1,7 @@
 /* `iclab demo`: the project's main job on defaults. Trains the demo configuration (a few minutes on
- * a 2-core CPU) into runs/demo, decodes every checkpoint, runs the causal tests at the end of
- * training and writes the report. */
+ * a 2-core CPU) into runs/demo, decodes every checkpoint, runs the causal tests at every checkpoint
+ * and writes the report. --full does the same with the reproduce preset (the paper's phase (c)),
+ * --llm the LLM half. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 /* The corpus of the minilm preset (concept shares: docs/reproduction.md, "The mini-LM") and the
  * measured wall time of the whole LLM demo on 2 cores. */
 #define MINILM_CORPUS "--text-share 0.3 --share bitwise=3,XNOR=0,NOR=0.25,pos:Adverb=0,pos:Preposition=0.25"
+#define FULL_DEMO_TIME "about 50 minutes (not yet measured)"
 #define LLM_DEMO_TIME "11 minutes (11 min 19 s measured)"
 
 /* The LLM half (`iclab demo --llm`). The corpus of each preset: the concept shares make some
@@ -131,20 +133,55 @@ static int demo_llm(const char *out, const char *preset, int threads, const char
     return 0;
 }
 
+int cli_analyse_run(const char *out, const icl_train_config *c) {
+    icl_err err;
+    icl_decode_config dc;
+    icl_decode_config_default(&dc);
+    fprintf(stderr, "iclab: task decodability of every checkpoint x layer of %s\n", out);
+    if (icl_decode_run(out, &dc, NULL, 0, stderr, &err)) return cli_fail("decode", &err);
+    /* causal tests and the algorithm comparison at every checkpoint, so the report can show when the
+     * model switches algorithm */
+    fprintf(stderr, "iclab: patching, head ablation and algorithm comparison at every checkpoint of %s\n", out);
+    int64_t steps[4096];
+    int n = icl_ckpt_schedule(c, steps, 4096);
+    char *list = malloc((size_t)n * 24 + 1), *p = list;
+    if (!list) return 1;
+    *p = 0;
+    for (int i = 0; i < n; i++) p += sprintf(p, i ? ",%lld" : "%lld", (long long)steps[i]);
+    /* patch every y token entering the last block: where the concepts become decodable (one y token
+     * alone moves the prediction by less than 0.001, see docs/reproduction.md) */
+    char layer[16];
+    snprintf(layer, sizeof layer, "%d", c->n_layer - 1);
+    char *patch_argv[] = {"patch", (char *)out, "--per-concept", "100", "--at", "all-y", "--layer", layer, "--heads", "last", "--steps", list, NULL};
+    int pr = cmd_patch(12, patch_argv);
+    free(list);
+    if (pr) return 1;
+    if (icl_run_report(out, &err)) return cli_fail("report", &err);
+    return 0;
+}
+
 int cmd_demo(int argc, char **argv) {
     icl_err err;
     int llm = 0, llm_opts = 0;
     const char *shots = "1,4,10", *prompts = "100";
     const char *out = NULL, *preset = NULL;
-    int threads = 2;
+    int threads = 2, full = 0;
+    uint64_t seed = 0;
+    int steps = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
-            printf("usage: iclab demo [--out DIR] [--threads N] [--preset demo]\n"
+            printf("usage: iclab demo [--out DIR] [--threads N] [--seed N] [--steps N] [--preset demo|tiny]\n"
+                   "       iclab demo --full [--out DIR] [--threads N] [--seed N] [--steps N]\n"
                    "       iclab demo --llm [--out DIR] [--threads N] [--preset minilm|tiny] [--shots 1,4,10] [--prompts 100]\n\n"
                    "Trains the demo configuration (iclab train --preset demo) into DIR (default runs/demo,\n"
                    "replaced if it is an earlier iclab run), then runs iclab decode, iclab patch and iclab report\n"
                    "on it: open DIR/report.html. --preset tiny runs the same steps on the tiny preset in seconds\n"
                    "(the test suite's check of this path; its report shows nothing learnt).\n\n"
+                   "--full trains the reproduce preset instead (the paper's phase (c): every concept separates;\n"
+                   "%s on 2 cores), into DIR (default runs/demo-full), and does the same analysis; its\n"
+                   "report's \"Phases, beside the paper\" table says whether phase (c) was reached.\n"
+                   "--seed sets the training seed, --steps shortens (or lengthens) the training (a curriculum or\n"
+                   "warm-up longer than half of it is cut to half).\n\n"
                    "--llm is the paper's LLM half on iclab's own mini language model, into DIR (default\n"
                    "runs/demo-llm, replaced if it is an earlier demo --llm folder): iclab mkcorpus into DIR/corpus,\n"
                    "iclab train --task lm --preset minilm into DIR/lm, then for bitwise and pos iclab eval (ICL\n"
@@ -154,11 +191,15 @@ int cmd_demo(int argc, char **argv) {
                    "cores the whole demo takes about %s,\n"
                    "nearly all of it training (eval and patch: about a minute). Afterwards `iclab eval DIR/lm\n"
                    "--task bitwise` is the checkpoint study (about 5 minutes for both tasks). --preset tiny runs\n"
-                   "the same steps in seconds (the tests' check of the path; nothing is learnt).\n", LLM_DEMO_TIME);
+                   "the same steps in seconds (the tests' check of the path; nothing is learnt).\n", FULL_DEMO_TIME, LLM_DEMO_TIME);
             return 0;
         }
         if (!strcmp(argv[i], "--llm")) {
             llm = 1;
+            continue;
+        }
+        if (!strcmp(argv[i], "--full")) {
+            full = 1;
             continue;
         }
         char name[64];
@@ -171,48 +212,53 @@ int cmd_demo(int argc, char **argv) {
         else if (!strcmp(name, "preset")) preset = v;
         else if (!strcmp(name, "shots")) shots = v, llm_opts = 1;
         else if (!strcmp(name, "prompts")) prompts = v, llm_opts = 1;
-        else if (!strcmp(name, "threads")) {
+        else if (!strcmp(name, "seed")) {
+            char *end;
+            unsigned long long v64 = strtoull(v, &end, 10);
+            if (!*v || *end || *v == '-' || v64 == 0) {
+                icl_errf(&err, "--seed: '%s' is not a positive integer", v);
+                return cli_fail("demo", &err);
+            }
+            seed = v64;
+        } else if (!strcmp(name, "steps")) {
+            if (cli_parse_int(name, v, 1, 100000000, &steps, &err)) return cli_fail("demo", &err);
+        } else if (!strcmp(name, "threads")) {
             if (cli_parse_int(name, v, 1, 1024, &threads, &err)) return cli_fail("demo", &err);
         } else {
             icl_errf(&err, "unknown option --%s (see iclab demo --help)", name);
             return cli_fail("demo", &err);
         }
     }
+    if (llm && (full || seed || steps)) {
+        icl_errf(&err, "--full, --seed and --steps are not options of --llm");
+        return cli_fail("demo", &err);
+    }
     if (llm) return demo_llm(out ? out : "runs/demo-llm", preset ? preset : "minilm", threads, shots, prompts);
     if (llm_opts) {
         icl_errf(&err, "--shots and --prompts belong to --llm");
         return cli_fail("demo", &err);
     }
-    if (!out) out = "runs/demo";
+    if (full && preset) {
+        icl_errf(&err, "--full trains the reproduce preset; leave out --preset");
+        return cli_fail("demo", &err);
+    }
+    if (full) preset = "reproduce";
+    if (!out) out = full ? "runs/demo-full" : "runs/demo";
     if (!preset) preset = "demo";
     icl_train_config c;
     if (icl_train_config_preset(&c, preset, &err)) return cli_fail("demo", &err);
     c.threads = threads;
+    if (seed) c.seed = seed;
+    if (steps) {
+        c.steps = steps;
+        /* a short try keeps both parts of the schedule */
+        if (c.dense_steps > steps / 2) c.dense_steps = steps / 2;
+        if (c.warmup > steps / 2) c.warmup = steps / 2;
+    }
     icl_train_options opt = {.mode = ICL_RUN_OVERWRITE, .progress = stderr};
-    fprintf(stderr, "iclab demo: training the %s configuration into %s\n", preset, out);
+    fprintf(stderr, "iclab demo: training the %s configuration (seed %llu) into %s\n", preset, (unsigned long long)c.seed, out);
     if (icl_train(out, &c, &opt, &err)) return cli_fail("demo", &err);
-    icl_decode_config dc;
-    icl_decode_config_default(&dc);
-    fprintf(stderr, "iclab demo: task decodability of every checkpoint x layer\n");
-    if (icl_decode_run(out, &dc, NULL, 0, stderr, &err)) return cli_fail("demo", &err);
-    /* causal tests and the algorithm comparison at every checkpoint, so the report can show when the
-     * model switches algorithm */
-    fprintf(stderr, "iclab demo: patching, head ablation and algorithm comparison at every checkpoint\n");
-    int64_t steps[4096];
-    int n = icl_ckpt_schedule(&c, steps, 4096);
-    char *list = malloc((size_t)n * 24 + 1), *p = list;
-    if (!list) return 1;
-    *p = 0;
-    for (int i = 0; i < n; i++) p += sprintf(p, i ? ",%lld" : "%lld", (long long)steps[i]);
-    /* patch every y token entering the last block: where the concepts become decodable (one y token
-     * alone moves the prediction by less than 0.001, see docs/reproduction.md) */
-    char layer[16];
-    snprintf(layer, sizeof layer, "%d", c.n_layer - 1);
-    char *patch_argv[] = {"patch", (char *)out, "--per-concept", "100", "--at", "all-y", "--layer", layer, "--steps", list, NULL};
-    int pr = cmd_patch(10, patch_argv);
-    free(list);
-    if (pr) return 1;
-    if (icl_run_report(out, &err)) return cli_fail("demo", &err);
+    if (cli_analyse_run(out, &c)) return 1;
     printf("open %s/report.html (figures in %s/figures, data in the CSV files)\n", out, out);
     return 0;
 }

@@ -11,8 +11,8 @@
 #include "iclab/icl_estim.h"
 #include "iclab/icl_file.h"
 
-static int run_one(const char *run, int64_t step, int layer, int all_y, int per, icl_afile *fp, icl_afile *fh, icl_afile *fa,
-                   icl_afile *fo, icl_err *err) {
+static int run_one(const char *run, int64_t step, int layer, int all_y, int per, int heads, icl_estimator_refs *refs, icl_afile *fp,
+                   icl_afile *fh, icl_afile *fa, icl_afile *fo, icl_err *err) {
     char path[4400];
     icl_model m;
     icl_train_config c;
@@ -25,23 +25,25 @@ static int run_one(const char *run, int64_t step, int layer, int all_y, int per,
     double *hd = malloc(sizeof(double) * (size_t)L * H * nc), *dist = malloc(sizeof(double) * nc * ICL_N_ESTIMATORS);
     double *sens = malloc(sizeof(double) * nc * (1 + ICL_N_ESTIMATORS));
     int r = (!delta || !base || !hd || !dist || !sens) ? icl_errf(err, "out of memory") : 0;
+    /* the estimators' predictions do not depend on the checkpoint: computed at the first one */
+    if (!r && !refs->probe[0]) r = icl_estimator_refs_init(refs, &c, per, err);
     if (!r && layer >= L) r = icl_errf(err, "--layer %d out of range 0..%d for this run", layer, L - 1);
     if (!r) r = icl_patch_matrix(&m, &c, layer, all_y, per, delta, base, err);
     for (int s = 0; s < nc && !r; s++)
         for (int t = 0; t < nc; t++)
             icl_afile_printf(fp, err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g\n", step, layer, s, t, delta[s * nc + t], base[s]);
-    if (!r) r = icl_head_ablation(&m, &c, per, hd, base, err);
-    for (int l = 0; l < L && !r; l++)
+    if (!r && heads) r = icl_head_ablation(&m, &c, per, hd, base, err);
+    for (int l = 0; l < L && !r && heads; l++)
         for (int h = 0; h < H; h++)
             for (int k = 0; k < nc; k++)
                 icl_afile_printf(fh, err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g\n", step, l, h, k, hd[((size_t)l * H + h) * nc + k], base[k]);
-    if (!r) r = icl_algorithm_distance(&m, &c, per, dist, err);
+    if (!r) r = icl_algorithm_distance(&m, &c, per, refs, dist, err);
     for (int k = 0; k < nc && !r; k++)
         for (int e = 0; e < ICL_N_ESTIMATORS; e++)
             icl_afile_printf(fa, err, "%" PRId64 ",%d,%s,%.6g\n", step, k, icl_estimator_name((icl_estimator)e), dist[k * ICL_N_ESTIMATORS + e]);
     /* off-basis sensitivity only means something for two or more bases */
     if (!r && c.task.kind == ICL_TASK_BASES && nc > 1) {
-        r = icl_offbasis_sensitivity(&m, &c, per, sens, err);
+        r = icl_offbasis_sensitivity(&m, &c, per, refs, sens, err);
         for (int k = 0; k < nc && !r; k++)
             for (int e = -1; e < ICL_N_ESTIMATORS; e++)
                 icl_afile_printf(fo, err, "%" PRId64 ",%d,%s,%.6g\n", step, k, e < 0 ? "model" : icl_estimator_name((icl_estimator)e),
@@ -55,7 +57,7 @@ static int run_one(const char *run, int64_t step, int layer, int all_y, int per,
 int cmd_patch(int argc, char **argv) {
     icl_err err;
     const char *run = NULL;
-    int layer = -1, per = 100, all_y = 0;
+    int layer = -1, per = 100, all_y = 0, heads_all = 1;
     int64_t steps[4096];
     int n_steps = 0;
     /* A GGUF language model instead of a run folder: the token-task interventions. */
@@ -65,12 +67,13 @@ int cmd_patch(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
             printf("(iclab patch MODEL.gguf --layer L ...: interventions on a language model; see iclab patch MODEL.gguf --help)\n"
-                   "usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at last-y|all-y] [--per-concept 100]\n\n"
+                   "usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at last-y|all-y] [--per-concept 100] [--heads all|last]\n\n"
                    "For the listed checkpoints (default: the last), writes to RUN/causal/:\n"
                    "  patch.csv  mean-activation patching: replace the stream after L blocks (default L/2) at the y token\n"
                    "             of the last demonstration (--at all-y: at every demonstration's y token) of concept-s\n"
                    "             sequences by the mean of concept t there; change of the final prediction's MSE\n"
-                   "  heads.csv  zero one head at a time; change of the MSE per concept\n"
+                   "  heads.csv  zero one head at a time; change of the MSE per concept (--heads last: only at the last\n"
+                   "             listed checkpoint, the one the report draws; it costs a forward pass per head)\n"
                    "  algo.csv   distance of the model's predictions to each reference estimator, per concept\n"
                    "  offbasis.csv  how far the predictions (the model's and each estimator's) move when the coordinates of\n"
                    "             the other bases are redrawn: 0 for a learner that regresses on the sequence's own basis alone\n");
@@ -92,6 +95,9 @@ int cmd_patch(int argc, char **argv) {
         else if (!strcmp(name, "at")) {
             if (!strcmp(v, "all-y") || !strcmp(v, "last-y")) all_y = v[0] == 'a';
             else bad = icl_errf(&err, "--at '%s' is not last-y or all-y", v);
+        } else if (!strcmp(name, "heads")) {
+            if (!strcmp(v, "all") || !strcmp(v, "last")) heads_all = v[0] == 'a';
+            else bad = icl_errf(&err, "--heads '%s' is not all or last", v);
         } else if (!strcmp(name, "per-concept")) bad = cli_parse_int(name, v, 1, 100000, &per, &err);
         else if (!strcmp(name, "steps")) bad = cli_parse_steps(name, v, steps, 4096, &n_steps, &err);
         else bad = icl_errf(&err, "unknown option --%s (see iclab patch --help)", name);
@@ -134,10 +140,12 @@ int cmd_patch(int argc, char **argv) {
     icl_afile_printf(&fa, &err, "step,concept,estimator,distance\n");
     icl_afile_printf(&fo, &err, "step,concept,predictor,sensitivity\n");
     int r = 0;
+    icl_estimator_refs refs = {0};
     for (int i = 0; i < n_steps && !r; i++) {
         if (n_steps < 8 || i + 1 == n_steps || (i + 1) % 8 == 0) fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
-        r = run_one(run, steps[i], layer, all_y, per, &fp, &fh, &fa, &fo, &err);
+        r = run_one(run, steps[i], layer, all_y, per, heads_all || i + 1 == n_steps, &refs, &fp, &fh, &fa, &fo, &err);
     }
+    icl_estimator_refs_free(&refs);
     if (r) {
         icl_afile_abort(&fp);
         icl_afile_abort(&fh);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "cli.h"
 #include "iclab/icl_dist.h"
+#include "iclab/icl_runplot.h"
 #include "iclab/icl_sweep.h"
 
 static void sweep_usage(FILE *f) {
@@ -19,6 +20,9 @@ static void sweep_usage(FILE *f) {
             "  --seeds SPEC      seeds: a range 1-4, a list 1,5,9, or both (default: the base seed)\n"
             "  --set F=V1,V2     a swept field (a flag of iclab train such as lr, or its key train.lr); repeatable\n"
             "  --report-only     rewrite the report from the run folders as they are; train nothing\n"
+            "  --analyse         after training, decode and patch every finished run at every checkpoint and\n"
+            "                    write its report.html (what iclab demo does), so the sweep report gets its\n"
+            "                    phase table: when each concept's loss fell and TD rose, and phase (c)\n"
             "  --plateau-mse X   the report's plateau exit: held-out normalised MSE below X (default %g)\n"
             "  --quiet           no messages about the runs\n"
             "  --FLAG VALUE      any option of iclab train sets the base configuration (e.g. --steps 200)\n",
@@ -42,10 +46,28 @@ static int sweep_fail(const icl_err *err) {
     return 1;
 }
 
+/* --analyse: the runs of this rank that finished training and have not been decoded and patched up
+ * to their last step get cli_analyse_run (an analysed run is skipped when the sweep runs again). */
+static int analyse_runs(const char *out, const icl_sweep *s, int rank, int nranks, FILE *progress, icl_err *err) {
+    static icl_run_phases p; /* large: off the stack */
+    for (int i = rank; i < icl_sweep_n_runs(s); i += nranks) {
+        icl_train_config c;
+        char name[256], run[4400];
+        if (icl_sweep_run_config(s, i, &c, name, sizeof name, err)) return -1;
+        snprintf(run, sizeof run, "%s/runs/%s", out, name);
+        icl_err e;
+        if (icl_run_phases_read(run, &p, &e) || !(p.last_eval_step >= (double)c.steps)) continue; /* not trained to the end */
+        if (p.td_step == (double)c.steps && p.patch_step == (double)c.steps) continue;
+        if (progress) fprintf(progress, "sweep: analysing %s\n", name);
+        if (cli_analyse_run(run, &c)) return icl_errf(err, "the analysis of %s failed", name);
+    }
+    return 0;
+}
+
 static int sweep_main(int argc, char **argv) {
     icl_err err;
     const char *preset = "tiny", *out = NULL, *seeds = NULL;
-    int report_only = 0;
+    int report_only = 0, analyse = 0;
     double plateau_mse = ICL_SWEEP_PLATEAU_MSE;
     FILE *progress = stderr;
     for (int i = 1; i < argc; i++) {
@@ -73,6 +95,7 @@ static int sweep_main(int argc, char **argv) {
         }
         if (!strcmp(a, "--quiet")) { progress = NULL; continue; }
         if (!strcmp(a, "--report-only")) { report_only = 1; continue; }
+        if (!strcmp(a, "--analyse")) { analyse = 1; continue; }
         char name[64];
         const char *v = cli_flag_value(argc, argv, &i, name, sizeof name, &err);
         if (!v) return sweep_fail(&err);
@@ -132,6 +155,7 @@ static int sweep_main(int argc, char **argv) {
         fprintf(progress, "sweep %s: %d run%s on %d rank%s\n", out, n, n == 1 ? "" : "s", size, size == 1 ? "" : "s");
     int n_failed = 0, rc = 0;
     if (!report_only) rc = icl_sweep_train(out, &s, rank, size, progress, &n_failed, &err);
+    if (!rc && analyse && !report_only) rc = analyse_runs(out, &s, rank, size, progress, &err);
     /* every rank waits here for the others (the agreement is collective) before rank 0 reports */
     if (icl_dist_agree(rc, &err)) return sweep_fail(&err);
     double failed = n_failed;

@@ -145,7 +145,7 @@ void icl_train_config_default(icl_train_config *c) {
     c->log_every = 10;
 }
 
-const char *icl_train_presets(void) { return "paper, small, tiny, demo"; }
+const char *icl_train_presets(void) { return "paper, small, tiny, demo, reproduce"; }
 
 int icl_train_config_preset(icl_train_config *c, const char *name, icl_err *err) {
     icl_train_config_default(c);
@@ -194,6 +194,14 @@ int icl_train_config_preset(icl_train_config *c, const char *name, icl_err *err)
         c->task.n_bases = 4;
         c->task.rank = 2;
         c->task.n_points = 12;
+        return 0;
+    }
+    if (!strcmp(name, "reproduce")) { /* iclab demo --full: the demo's task and model, trained until every concept separates */
+        icl_train_config_preset(c, "demo", err);
+        c->steps = 120000;
+        c->eval_every = 500;
+        c->ckpt_every = 2500;
+        c->ckpt_log = 16;
         return 0;
     }
     return icl_errf(err, "unknown preset '%s' (known: %s)", name, icl_train_presets());

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "iclab/icl_plot.h"
 #include "iclab/icl_progress.h"
 #include "iclab/icl_report.h"
+#include "iclab/icl_runplot.h"
 
 /* TD has risen once the best layer's overall TD covers half the way from chance to 1. */
 #define TD_RISE_FRACTION 0.5
@@ -345,10 +347,11 @@ typedef struct run_info {
     double *td_layer; /* overall TD per layer at the last decoded step (n_layers) */
     int n_layers;
     double td_chance; /* TD's chance level (decode/td.csv) */
+    icl_run_phases *ph; /* the paper's phases (icl_run_phases_read); NULL when eval.csv is unreadable */
 } run_info;
 
 static void run_info_free(run_info *r) {
-    free(r->loss_x); free(r->loss_y); free(r->eval_x); free(r->eval_y); free(r->td_x); free(r->td_y); free(r->td_layer);
+    free(r->loss_x); free(r->loss_y); free(r->eval_x); free(r->eval_y); free(r->td_x); free(r->td_y); free(r->td_layer); free(r->ph);
 }
 
 /* Reads what a run folder holds now; missing files leave NaN/empty curves (a run not yet trained). */
@@ -405,6 +408,11 @@ static int read_run(const char *dir, const icl_sweep *s, int i, run_info *r, icl
             }
         icl_csv_free(&t);
     }
+    snprintf(path, sizeof path, "%s/eval.csv", rdir);
+    if (icl_path_exists(path) && (r->ph = malloc(sizeof *r->ph)) && icl_run_phases_read(rdir, r->ph, &e)) {
+        free(r->ph);
+        r->ph = NULL;
+    }
     /* decode/td.csv (iclab decode): overall TD (concept -1) per checkpoint and layer */
     snprintf(path, sizeof path, "%s/decode/td.csv", rdir);
     if (icl_path_exists(path) && !icl_csv_read(&t, path, &e)) {
@@ -451,6 +459,17 @@ static void fmt_step(char *buf, size_t n, int64_t s) {
     else snprintf(buf, n, "%" PRId64, s);
 }
 
+/* A run's phase-(c) columns: concepts separated (TD >= ICL_PHASE_TD at the last decoded checkpoint),
+ * whether phase (c) holds at the end (yes/no) and the first checkpoint where it held; empty when the
+ * run has not been decoded and patched. */
+static void phase_cells(const run_info *r, char sep[16], char pc[16], char *pcs, size_t n) {
+    sep[0] = pc[0] = pcs[0] = 0;
+    if (!r->ph || r->ph->phase_c < 0) return;
+    snprintf(sep, 16, "%d", r->ph->n_separated);
+    snprintf(pc, 16, "%s", r->ph->phase_c ? "yes" : "no");
+    if (isfinite(r->ph->phase_c_step)) snprintf(pcs, n, "%.0f", r->ph->phase_c_step);
+}
+
 static int write_tables(const char *dir, const icl_sweep *s, const run_info *runs, int n, icl_err *err) {
     char path[4200];
     icl_afile af;
@@ -458,7 +477,7 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
     if (icl_afile_open(&af, path, err)) return -1;
     icl_afile_printf(&af, err, "run");
     for (int a = 0; a < s->n_axes; a++) icl_afile_printf(&af, err, ",%s", s->field[a]->key);
-    icl_afile_printf(&af, err, ",seed,steps,steps_done,final_loss,final_loss_norm,final_eval_mse,plateau_exit_step,td_rise_step,wall_s,status\n");
+    icl_afile_printf(&af, err, ",seed,steps,steps_done,final_loss,final_loss_norm,final_eval_mse,plateau_exit_step,td_rise_step,concepts_separated,phase_c,phase_c_step,wall_s,status\n");
     for (int i = 0; i < n; i++) {
         const run_info *r = &runs[i];
         int si, vi[ICL_SWEEP_MAX_AXES];
@@ -472,8 +491,10 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
         fmt_step(pe, sizeof pe, r->plateau_exit);
         if (r->n_td) fmt_step(tr, sizeof tr, r->td_rise);
         else tr[0] = 0;
-        icl_afile_printf(&af, err, ",%" PRIu64 ",%" PRId64 ",%" PRId64 ",%s,%s,%s,%s,%s,%.3f,%s\n", r->seed, r->steps,
-                         r->done < 0 ? 0 : r->done, l, ln, m, pe, tr, r->wall, r->status);
+        char sep[16] = "", pc[16] = "", pcs[32] = "";
+        phase_cells(r, sep, pc, pcs, sizeof pcs);
+        icl_afile_printf(&af, err, ",%" PRIu64 ",%" PRId64 ",%" PRId64 ",%s,%s,%s,%s,%s,%s,%s,%s,%.3f,%s\n", r->seed, r->steps,
+                         r->done < 0 ? 0 : r->done, l, ln, m, pe, tr, sep, pc, pcs, r->wall, r->status);
     }
     if (icl_afile_commit(&af, err)) return -1;
 
@@ -497,11 +518,17 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
         if (isnan(r->final_mse)) snprintf(m, sizeof m, "null"); else snprintf(m, sizeof m, "%.6g", r->final_mse);
         if (r->plateau_exit < 0) snprintf(pe, sizeof pe, "null"); else snprintf(pe, sizeof pe, "%" PRId64, r->plateau_exit);
         if (r->td_rise < 0) snprintf(tr, sizeof tr, "null"); else snprintf(tr, sizeof tr, "%" PRId64, r->td_rise);
+        char sep[16], pc[16], pcs[32];
+        phase_cells(r, sep, pc, pcs, sizeof pcs);
+        if (!sep[0]) snprintf(sep, sizeof sep, "null");
+        if (pc[0]) snprintf(pc, sizeof pc, "%s", r->ph->phase_c ? "true" : "false"); else snprintf(pc, sizeof pc, "null");
+        if (!pcs[0]) snprintf(pcs, sizeof pcs, "null");
         icl_afile_printf(&af, err,
                          "}, \"seed\": %" PRIu64 ", \"steps\": %" PRId64 ", \"steps_done\": %" PRId64
                          ", \"final_loss\": %s, \"final_eval_mse\": %s, \"plateau_exit_step\": %s, \"td_rise_step\": %s"
+                         ", \"concepts_separated\": %s, \"phase_c\": %s, \"phase_c_step\": %s"
                          ", \"wall_s\": %.3f, \"status\": \"%s\"}%s\n",
-                         r->seed, r->steps, r->done < 0 ? 0 : r->done, l, m, pe, tr, r->wall, r->status, i + 1 < n ? "," : "");
+                         r->seed, r->steps, r->done < 0 ? 0 : r->done, l, m, pe, tr, sep, pc, pcs, r->wall, r->status, i + 1 < n ? "," : "");
     }
     icl_afile_printf(&af, err, "]}\n");
     return icl_afile_commit(&af, err);
@@ -535,6 +562,63 @@ static int point_figure(icl_report *rep, const icl_sweep *s, const run_info *run
     int r = any ? icl_report_figure(rep, f, title, 0, 0, err) : 0;
     icl_fig_free(f);
     return r;
+}
+
+/* "a 100, b never, ..." from one per-concept event column of a run's phases. */
+static void concept_list(char *buf, size_t n, const icl_run_phases *p, size_t offset, int signed_steps) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int k = 0; k < p->n_concepts && len < n; k++) {
+        double v = *(const double *)((const char *)&p->c[k] + offset);
+        if (isfinite(v)) len += (size_t)snprintf(buf + len, n - len, signed_steps ? "%s%s %+.0f" : "%s%s %.0f", k ? ", " : "", p->c[k].name, v);
+        else len += (size_t)snprintf(buf + len, n - len, "%s%s -", k ? ", " : "", p->c[k].name);
+    }
+}
+
+/* Per analysed run (decoded and patched, e.g. by iclab sweep --analyse): when it left the plateau,
+ * each concept's loss drop and TD rise, and whether it reached the paper's phase (c). */
+static void phase_section(icl_report *rep, const run_info *runs, int n) {
+    int n_an = 0, n_c = 0;
+    for (int i = 0; i < n; i++)
+        if (runs[i].ph && runs[i].ph->phase_c >= 0) n_an++, n_c += runs[i].ph->phase_c == 1;
+    icl_report_h2(rep, "Phases per run");
+    if (!n_an) {
+        icl_report_p(rep, "No run has been decoded and patched yet (iclab sweep --analyse, or iclab decode and iclab patch on a run).");
+        return;
+    }
+    icl_report_p(rep, "%d of %d analysed runs reach the paper's phase (c) at their last checkpoint: every concept's TD at its best "
+                      "layer >= %.2g, its MSE below ridge's and Lasso's, and its own mean cheaper to patch in than any other "
+                      "concept's (each run's report.html has the full table). Loss drop: the midpoint of a concept's fall "
+                      "(after a curriculum: searched from its end); TD halfway: from which checkpoint its TD at the run's "
+                      "best layer stays halfway from chance to its maximum; a dash: never.", n_c, n_an, ICL_PHASE_TD);
+    enum { NC = 9 };
+    static const char *hdr[NC] = {"run", "seed", "plateau left", "loss drop", "TD halfway", "TD rise - loss drop", "separated",
+                                  "phase (c)", "training, min"};
+    char *cells = calloc((size_t)n_an * NC, CELL);
+    const char **cp = calloc((size_t)n_an * NC + 1, sizeof *cp);
+    int row = 0;
+    for (int i = 0; cells && cp && i < n; i++) {
+        const icl_run_phases *p = runs[i].ph;
+        if (!p || p->phase_c < 0) continue;
+        char *c0 = cells + (size_t)row * NC * CELL;
+        snprintf(c0, CELL, "%s", runs[i].name);
+        snprintf(c0 + CELL, CELL, "%" PRIu64, runs[i].seed);
+        if (isfinite(p->plateau_step)) snprintf(c0 + 2 * CELL, CELL, "%.0f", p->plateau_step);
+        else snprintf(c0 + 2 * CELL, CELL, "never");
+        concept_list(c0 + 3 * CELL, CELL, p, offsetof(icl_phase_concept, drop_step), 0);
+        concept_list(c0 + 4 * CELL, CELL, p, offsetof(icl_phase_concept, td_half_step), 0);
+        concept_list(c0 + 5 * CELL, CELL, p, offsetof(icl_phase_concept, td_lag), 1);
+        snprintf(c0 + 6 * CELL, CELL, "%d of %d", p->n_separated, p->n_concepts);
+        if (p->phase_c) snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f", p->phase_c_step);
+        else if (isfinite(p->phase_c_step)) snprintf(c0 + 7 * CELL, CELL, "no (held at step %.0f)", p->phase_c_step);
+        else snprintf(c0 + 7 * CELL, CELL, "no");
+        snprintf(c0 + 8 * CELL, CELL, "%.1f", runs[i].wall / 60);
+        for (int k = 0; k < NC; k++) cp[(size_t)row * NC + k] = c0 + CELL * k;
+        row++;
+    }
+    if (cells && cp) icl_report_table(rep, NC, hdr, row, cp);
+    free(cells);
+    free(cp);
 }
 
 int icl_sweep_report(const char *dir, const icl_sweep *s, icl_err *err) {
@@ -637,6 +721,7 @@ int icl_sweep_report(const char *dir, const icl_sweep *s, icl_err *err) {
         }
         free(pc);
         free(pp);
+        phase_section(rep, runs, n);
         char path[4200];
         snprintf(path, sizeof path, "%s/report.html", dir);
         rc = icl_report_write(rep, path, err);

@@ -1071,9 +1071,19 @@ static void phase_section(icl_report *rep, const run_data *d) {
     free(cp);
 
     /* the paper's findings (paper.md §1.5, Figs. 2, 7, 8) beside this run's */
-    char drops[512] = "", lags[512] = "", patch[256], sep[160], phase[200];
+    char drops[512] = "", lags[640] = "", patch[256], sep[160], phase[200];
     double first = INFINITY, last = -INFINITY;
     int nd = 0;
+    if (d->td.n_rows) {
+        /* the resolution of the lags: the widest gap between decoded checkpoints */
+        double prev = NAN, gap = 0;
+        for (int r = 0; r < d->td.n_rows; r++) {
+            double st = col(&d->td, r, "step");
+            if (st != prev && isfinite(prev)) gap = fmax(gap, st - prev);
+            prev = st;
+        }
+        snprintf(lags, sizeof lags, "TD rise minus loss drop (checkpoints at most %.0f steps apart): ", gap);
+    } else snprintf(lags, sizeof lags, "not decoded");
     for (int k = 0; k < p->n_concepts; k++) {
         const icl_phase_concept *c = &p->c[k];
         size_t len = strlen(drops);
@@ -1083,26 +1093,16 @@ static void phase_section(icl_report *rep, const run_data *d) {
             last = fmax(last, c->drop_step);
             nd++;
         }
+        if (!d->td.n_rows) continue;
         len = strlen(lags);
-        if (isfinite(c->td_lag)) snprintf(lags + len, sizeof lags - len, "%s%s %+.0f", len ? ", " : "", c->name, c->td_lag);
-        else snprintf(lags + len, sizeof lags - len, "%s%s: %s", len ? ", " : "", c->name,
-                      !d->td.n_rows ? "not decoded" : isfinite(c->td_half_step) ? "no loss drop" : "TD never rose");
+        if (isfinite(c->td_lag)) snprintf(lags + len, sizeof lags - len, "%s%s %+.0f steps", k ? ", " : "", c->name, c->td_lag);
+        else snprintf(lags + len, sizeof lags - len, "%s%s: %s", k ? ", " : "", c->name,
+                      isfinite(c->td_half_step) ? "no loss drop" : "TD never rose");
     }
     if (nd) {
         size_t len = strlen(drops);
         snprintf(drops + len, sizeof drops - len, nd > 1 && last > first * 1.25 ? " (in stages)" : nd > 1 ? " (together)" : "");
     } else snprintf(drops, sizeof drops, "no concept's loss fell by 0.1 or more");
-    if (d->td.n_rows) {
-        size_t len = strlen(lags);
-        /* the resolution of the lags: the widest gap between decoded checkpoints */
-        double prev = NAN, gap = 0;
-        for (int r = 0; r < d->td.n_rows; r++) {
-            double st = col(&d->td, r, "step");
-            if (st != prev && isfinite(prev)) gap = fmax(gap, st - prev);
-            prev = st;
-        }
-        snprintf(lags + len, sizeof lags - len, " steps from the loss drop to the TD rise (checkpoints at most %.0f steps apart)", gap);
-    }
     if (isfinite(p->patch_step))
         snprintf(patch, sizeof patch, "own mean cheaper than every other concept's for %d of %d concepts (step %.0f)", p->n_self_cheaper,
                  p->n_concepts, p->patch_step);

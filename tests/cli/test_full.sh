@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The phase-(c) path end to end, in seconds: `iclab demo --full --steps N` trains the reproduce preset
+# (cut short), decodes and patches every checkpoint and writes a report with the phase table beside
+# the paper's; `iclab sweep --analyse` does the same per run and puts the phase columns in sweep.csv
+# and the per-run phase table in its report, skipping runs already analysed. Bad input: one-line
+# errors. Run from the repository root.
+set -u
+ICLAB=${ICLAB:-build/iclab}
+T=$(mktemp -d /tmp/iclab-test-full.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+source "$(dirname "$0")/lib.bash"
+
+D="$T/full"
+out=$($ICLAB demo --full --steps 120 --seed 2 --out "$D" --threads 2 2>"$T/full.err") && ok "iclab demo --full --steps 120 runs" || { bad "demo --full failed: $(tail -n 3 "$T/full.err")"; finish; exit; }
+echo "$out" | grep -q "open $D/report.html" && ok "demo --full names its report" || bad "demo --full output: $out"
+# the reproduce preset's task and model, the given seed and steps (the curriculum cut to half)
+cfg() { awk -F'[:,]' -v k="\"$1\"" '$1 ~ k {gsub(/ /, "", $2); print $2}' "$D/config.json"; }
+[ "$(cfg task.dim)" = 8 ] && [ "$(cfg task.n_bases)" = 4 ] && [ "$(cfg task.rank)" = 2 ] && [ "$(cfg model.n_layer)" = 4 ] \
+  && ok "the reproduce preset's task and model" || bad "config: dim $(cfg task.dim) bases $(cfg task.n_bases) rank $(cfg task.rank) layers $(cfg model.n_layer)"
+[ "$(cfg train.steps)" = 120 ] && [ "$(cfg train.seed)" = 2 ] && [ "$(cfg train.dense_steps)" = 60 ] \
+  && ok "--steps 120 --seed 2: 60 curriculum steps" || bad "steps $(cfg train.steps) seed $(cfg train.seed) dense $(cfg train.dense_steps)"
+for f in decode/td.csv causal/patch.csv report.html; do [ -s "$D/$f" ] || bad "demo --full lacks $f"; done
+grep -q 'Phases, beside the paper' "$D/report.html" && grep -q 'the paper (Fig. 2, 7' "$D/report.html" \
+  && ok "report has the phase table with the paper's column" || bad "report lacks the phase table"
+grep -q '>phase (c) reached<' "$D/report.html" && ok "report says whether phase (c) was reached" || bad "report lacks the phase (c) row"
+
+expect_fail "demo --full with --preset" "leave out --preset" $ICLAB demo --full --preset demo --out "$T/x"
+expect_fail "demo --full with --llm" "not options of --llm" $ICLAB demo --full --llm --out "$T/x"
+expect_fail "demo --seed 0" "is not a positive integer" $ICLAB demo --seed 0 --out "$T/x"
+expect_fail "demo --steps 0" "steps" $ICLAB demo --steps 0 --out "$T/x"
+$ICLAB demo --help | grep -q -- '--full' && ok "demo --help documents --full" || bad "demo --help lacks --full"
+$ICLAB train --help | grep -q 'reproduce' && ok "train --help lists the reproduce preset" || bad "train --help lacks the reproduce preset"
+
+# sweep --analyse: the phase columns and table, and a second run skips what is done
+S="$T/sweep"
+$ICLAB sweep --out "$S" --seeds 1-2 --steps 40 --analyse --threads 2 2>"$T/sweep.err" >/dev/null && ok "sweep --analyse runs" || bad "sweep --analyse failed: $(tail -n 3 "$T/sweep.err")"
+head -1 "$S/sweep.csv" | grep -q 'concepts_separated,phase_c,phase_c_step' && ok "sweep.csv has the phase columns" || bad "sweep.csv header: $(head -1 "$S/sweep.csv")"
+awk -F, 'NR > 1 && !($10 ~ /^[0-9]+$/ && ($11 == "yes" || $11 == "no")) {exit 1}' "$S/sweep.csv" \
+  && ok "every analysed run has its phase (c) verdict" || bad "phase columns: $(cat "$S/sweep.csv")"
+grep -q 'Phases per run' "$S/report.html" && grep -q 'analysed runs reach the paper' "$S/report.html" \
+  && ok "sweep report has the per-run phase table" || bad "sweep report lacks the phase table"
+[ "$(grep -c 'sweep: analysing' "$T/sweep.err")" = 2 ] && ok "both runs analysed" || bad "analysis messages: $(grep -c 'sweep: analysing' "$T/sweep.err")"
+$ICLAB sweep --out "$S" --seeds 1-2 --steps 40 --analyse --threads 2 2>"$T/sweep2.err" >/dev/null
+grep -q 'sweep: analysing' "$T/sweep2.err" && bad "a second sweep --analyse analysed again" || ok "a second sweep --analyse skips analysed runs"
+finish
