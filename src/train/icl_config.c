@@ -199,9 +199,9 @@ int icl_train_config_preset(icl_train_config *c, const char *name, icl_err *err)
     if (!strcmp(name, "reproduce")) { /* iclab demo --full: the demo's task and model, trained until every concept separates */
         icl_train_config_preset(c, "demo", err);
         c->steps = 120000;
-        c->eval_every = 500;
-        c->ckpt_every = 2500;
-        c->ckpt_log = 16;
+        c->eval_every = 1000;
+        c->ckpt_every = 5000;
+        c->ckpt_log = 8;
         return 0;
     }
     return icl_errf(err, "unknown preset '%s' (known: %s)", name, icl_train_presets());

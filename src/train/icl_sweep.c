@@ -388,6 +388,10 @@ static int read_run(const char *dir, const icl_sweep *s, int i, run_info *r, icl
             if (t.n_rows) {
                 r->final_loss = icl_csv_num(&t, t.n_rows - 1, cl);
                 r->final_loss_norm = icl_csv_num(&t, t.n_rows - 1, cn);
+                /* a run trained outside the sweep (iclab train into runs/NAME) has no status file: its
+                 * wall time is train.csv's elapsed time (that of its last session if it was resumed) */
+                int ce = icl_csv_col(&t, "elapsed_s");
+                if (r->wall == 0 && ce >= 0 && icl_csv_num(&t, t.n_rows - 1, ce) > 0) r->wall = icl_csv_num(&t, t.n_rows - 1, ce);
             }
         }
         icl_csv_free(&t);
