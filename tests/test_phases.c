@@ -146,6 +146,26 @@ int main(void) {
     CHECK(icl_run_phases_read(dir, &p, &err) == 0);
     CHECK(p.n_self_cheaper == 1 && p.phase_c == 0 && isnan(p.phase_c_step));
 
+    /* after a curriculum of 200 steps the search for a drop starts at step 400: concept 1's fall from
+     * 1.0 to 0.6 at step 300 (the settling) is not its drop, the fall to 0.25 at 1500 is */
+    {
+        char path[256];
+        snprintf(path, sizeof path, "%s/eval.csv", dir);
+        FILE *f = fopen(path, "w");
+        fprintf(f, "step,concept,name,mse\n");
+        for (int s = 0; s <= 3000; s += 100) {
+            double a = s >= 500 ? 0.2 : 1.0, b = s >= 1500 ? 0.25 : s >= 300 ? 0.6 : 1.0;
+            fprintf(f, "%d,0,basis 1,%g\n%d,1,basis 2,%g\n%d,-1,all,%g\n", s, a, s, b, s, 0.5 * (a + b));
+        }
+        fclose(f);
+        put("config.json", "{\n  \"train.dense_steps\": 200,\n  \"train.curriculum\": 1\n}\n");
+        CHECK(icl_run_phases_read(dir, &p, &err) == 0);
+        CHECK_MSG(p.c[0].drop_step == 500 && p.c[1].drop_step == 1500, "drops after a curriculum %g %g", p.c[0].drop_step, p.c[1].drop_step);
+        put("config.json", "{\n  \"train.dense_steps\": 0,\n  \"train.curriculum\": 0\n}\n");
+        CHECK(icl_run_phases_read(dir, &p, &err) == 0);
+        CHECK_MSG(p.c[1].drop_step == 300, "without a curriculum the first fall counts: %g", p.c[1].drop_step);
+    }
+
     /* no eval.csv: an error, not a crash */
     char ev[256];
     snprintf(ev, sizeof ev, "%s/eval.csv", dir);

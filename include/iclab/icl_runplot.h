@@ -28,9 +28,9 @@
 #define ICL_PHASE_MAX_CONCEPTS 64
 typedef struct icl_phase_concept {
     char name[48];
-    double drop_step;    /* its loss drop: the first evaluation after the curve's highest point (after a curriculum:
-                            searched from its end) at or below the midpoint of that maximum and the final MSE,
-                            if the curve fell by at least 0.1 */
+    double drop_step;    /* its loss drop: the first evaluation after the curve's highest point (after a curriculum of
+                            N steps: searched from step 2N, past the settling on the task) at or below the midpoint
+                            of that maximum and the final MSE, if the curve fell by at least 0.1 */
     double beat_step;    /* from here on its MSE stays below `agnostic` */
     double agnostic;     /* the best basis-agnostic estimator's MSE on it (estimators.csv) */
     double own_step;     /* from here on redrawing the other bases' coordinates moves its predictions less than

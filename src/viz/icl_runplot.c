@@ -94,8 +94,9 @@ static double centred_mean(const double *v, int n, int i) {
 
 /* Per concept: the first evaluation after the curve's maximum where the MSE is below the midpoint
  * of its maximum and its final value, if the curve fell by at least 0.1 overall. With a
- * curriculum only the evaluations from its end on count: the drops of interest are those on the
- * concepts' task, not the learning of basis-agnostic regression. */
+ * curriculum only the evaluations from twice its length on count: the drops of interest are those
+ * on the concepts' task, not the learning of basis-agnostic regression nor the settling after the
+ * switch to the task (which takes about as long again as the curriculum in the demo runs). */
 static void find_drops(run_data *d) {
     double *v = malloc(sizeof(double) * (d->eval.n_rows + 1)), *st = malloc(sizeof(double) * (d->eval.n_rows + 1));
     for (int k = 0; k < d->nc; k++) {
@@ -103,7 +104,7 @@ static void find_drops(run_data *d) {
         if (!v || !st) continue;
         int n = concept_series(d, k, st, v), top = -1;
         for (int i = 0; i < n; i++)
-            if (st[i] >= d->dense_steps && (top < 0 || v[i] > v[top])) top = i;
+            if (st[i] >= 2 * d->dense_steps && (top < 0 || v[i] > v[top])) top = i;
         if (top < 0 || !(v[top] - v[n - 1] >= 0.1)) continue;
         double mid = 0.5 * (v[top] + v[n - 1]);
         for (int i = top + 1; i < n && isnan(d->drop_step[k]); i++)
@@ -982,7 +983,7 @@ static void summary(icl_report *rep, const run_data *d) {
             lastd = fmax(lastd, d->drop_step[k]);
         }
     if (d->dense_steps > 0) /* after a curriculum the drops are the fall to the basis-agnostic level, not stages */
-        icl_report_p(rep, "The first %.0f steps were a curriculum on %s; the loss drops above are searched after it.", d->dense_steps,
+        icl_report_p(rep, "The first %.0f steps were a curriculum on %s; the loss drops above are searched from twice that step on.", d->dense_steps,
                      d->families_curriculum ? "a mixture of regression families (linear, quadratic, sparse, leaky-ReLU)" : "dense regression");
     else if (any && lastd > first * 1.25)
         icl_report_p(rep, "The concepts were learned in stages: the first loss drop at step %.0f, the last at step %.0f.", first, lastd);
@@ -1042,7 +1043,7 @@ static void phase_section(icl_report *rep, const run_data *d) {
                       "the steps between the two, and the three conditions of the paper's phase (c) (every concept "
                       "separated, decoded by its own algorithm): TD at its best layer >= %.2g, MSE below the best "
                       "basis-agnostic estimator, and its own mean cheaper to patch in than any other concept's.",
-                 d->dense_steps > 0 ? " after the curriculum" : "", d->td_layer, ICL_PHASE_TD);
+                 d->dense_steps > 0 ? " from twice the curriculum's length on" : "", d->td_layer, ICL_PHASE_TD);
     enum { NCOL = 10 };
     static const char *hdr[NCOL] = {"concept", "loss drop", "TD halfway", "TD rise - loss drop", "below ridge/Lasso from",
                                     "reads own basis from", "TD, best layer (last ckpt)", "MSE / agnostic (end)",
