@@ -190,10 +190,11 @@ void icl_estimator_refs_free(icl_estimator_refs *refs) {
     memset(refs, 0, sizeof *refs);
 }
 
-int icl_estimator_refs_init(icl_estimator_refs *refs, const icl_train_config *c, int per_concept, icl_err *err) {
+/* The references, on the redrawn set too when with_moved. */
+static int refs_init(icl_estimator_refs *refs, const icl_train_config *c, int per_concept, int with_moved, icl_err *err) {
     memset(refs, 0, sizeof *refs);
     refs->per_concept = per_concept;
-    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, with_moved = !offbasis_ok(c, NULL);
+    int nc = icl_task_n_concepts(&c->task), K = c->task.n_points;
     size_t n = (size_t)nc * per_concept * K;
     icl_batch probe = {0}, moved = {0};
     int r = icl_probe_batch(c, per_concept, &probe, err);
@@ -212,14 +213,29 @@ int icl_estimator_refs_init(icl_estimator_refs *refs, const icl_train_config *c,
     return r ? -1 : 0;
 }
 
+int icl_estimator_refs_init(icl_estimator_refs *refs, const icl_train_config *c, int per_concept, icl_err *err) {
+    return refs_init(refs, c, per_concept, !offbasis_ok(c, NULL), err);
+}
+
+/* The references a call uses: the caller's (checked to fit), or its own computed into *own (which the
+ * caller frees), with the redrawn set only when with_moved. NULL on error. */
+static const icl_estimator_refs *refs_for(const icl_estimator_refs *refs, icl_estimator_refs *own, const icl_train_config *c,
+                                          int per_concept, int with_moved, icl_err *err) {
+    memset(own, 0, sizeof *own);
+    if (!refs) return refs_init(own, c, per_concept, with_moved, err) ? NULL : own;
+    if (refs->per_concept != per_concept || (with_moved && !refs->moved[0])) {
+        icl_errf(err, "estimator references for %d sequences per concept, not %d", refs->per_concept, per_concept);
+        return NULL;
+    }
+    return refs;
+}
+
 int icl_algorithm_distance(icl_model *m, const icl_train_config *c, int per_concept, const icl_estimator_refs *refs, double *dist,
                            icl_err *err) {
     int nc = icl_task_n_concepts(&c->task), K = c->task.n_points;
-    if (refs && refs->per_concept != per_concept) return icl_errf(err, "estimator references for %d sequences per concept, not %d",
-                                                                  refs->per_concept, per_concept);
-    icl_estimator_refs own = {0};
-    if (!refs && icl_estimator_refs_init(&own, c, per_concept, err)) return -1;
-    const icl_estimator_refs *use = refs ? refs : &own;
+    icl_estimator_refs own;
+    const icl_estimator_refs *use = refs_for(refs, &own, c, per_concept, 0, err);
+    if (!use) return -1;
     icl_batch probe = {0};
     float *pred = malloc(sizeof(float) * (size_t)nc * per_concept * K);
     int r = !pred ? icl_errf(err, "out of memory") : icl_probe_batch(c, per_concept, &probe, err);
@@ -238,11 +254,9 @@ int icl_offbasis_sensitivity(icl_model *m, const icl_train_config *c, int per_co
                              icl_err *err) {
     int nc = icl_task_n_concepts(&c->task), K = c->task.n_points;
     if (offbasis_ok(c, err)) return -1;
-    if (refs && (refs->per_concept != per_concept || !refs->moved[0]))
-        return icl_errf(err, "estimator references for %d sequences per concept, not %d", refs->per_concept, per_concept);
-    icl_estimator_refs own = {0};
-    if (!refs && icl_estimator_refs_init(&own, c, per_concept, err)) return -1;
-    const icl_estimator_refs *use = refs ? refs : &own;
+    icl_estimator_refs own;
+    const icl_estimator_refs *use = refs_for(refs, &own, c, per_concept, 1, err);
+    if (!use) return -1;
     icl_batch probe = {0}, moved = {0};
     size_t n = (size_t)nc * per_concept * K;
     float *pred = malloc(sizeof(float) * n), *pred2 = malloc(sizeof(float) * n);

@@ -525,7 +525,7 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
         char sep[16], pc[16], pcs[32];
         phase_cells(r, sep, pc, pcs, sizeof pcs);
         if (!sep[0]) snprintf(sep, sizeof sep, "null");
-        if (pc[0]) snprintf(pc, sizeof pc, "%s", r->ph->phase_c ? "true" : "false"); else snprintf(pc, sizeof pc, "null");
+        snprintf(pc, sizeof pc, "%s", !pc[0] ? "null" : r->ph->phase_c ? "true" : "false");
         if (!pcs[0]) snprintf(pcs, sizeof pcs, "null");
         icl_afile_printf(&af, err,
                          "}, \"seed\": %" PRIu64 ", \"steps\": %" PRId64 ", \"steps_done\": %" PRId64
