@@ -11,11 +11,6 @@
 #include "iclab/icl_report.h"
 #include "icl_test.h"
 
-/* Fontconfig (which cairo uses for text) keeps its caches until the process ends, and
- * LeakSanitizer would report them; this hook is read only by sanitizer builds. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) { return "leak:libfontconfig.so\n"; }
-
 static char dir[1024];
 
 static const char *P(const char *name) {
