@@ -3,12 +3,22 @@
  * backward against finite differences. Shapes in comments: N = rows (B*T), C = channels.
  * Backward kernels ACCUMULATE (+=) into parameter gradients, and into input gradients where the
  * residual stream needs it (layernorm, attention); the linear and GELU input gradients are written
- * (=), which saves zeroing them. All kernels give the same bits for the same
- * thread count; reductions over rows are done per column so they do not depend on it at all. */
+ * (=), which saves zeroing them. Every kernel gives the same bits whatever the thread count:
+ * matrix products run as BLAS calls on fixed blocks (icl_sgemm_blocks) and reductions over rows
+ * are done per column. */
 #ifndef ICL_KERNELS_H
 #define ICL_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
+
+/* Row-major C (M,N) = alpha op(A) op(B) + beta C, op(X) = X^T where transX is non-zero, computed as
+ * one single-threaded sgemm per block of ICL_GEMM_BLOCK rows of C, the blocks spread over the
+ * OpenMP threads (threads <= 0: omp_get_max_threads()). BLAS kernels pick their code by the shape
+ * of the call, so an element's bits would otherwise depend on how the rows were cut between threads;
+ * with fixed blocks they depend only on M, N, K and the inputs. */
+#define ICL_GEMM_BLOCK 64
+void icl_sgemm_blocks(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc, int threads);
 
 /* out (N,OC) = inp (N,IC) @ w^T (w: (OC,IC), PyTorch Linear layout) + b (OC, may be NULL). */
 void icl_linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int IC, int OC);

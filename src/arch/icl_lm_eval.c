@@ -321,40 +321,88 @@ typedef struct attn_args {
     float *out, *probs;
 } attn_args;
 
-/* Prefill of many tokens: per head, scores (T, p0+T) = Q K^T and the output P V as two sgemm
- * calls, the masked part of the score tile computed and zeroed (cheap next to the rest of the
- * layer, and it keeps the products dense). */
-static void attention_gemm(const lm_run *r, int layer, const attn_args *a, int T, int p0) {
+/* Prefill of many tokens, per head: the scores (T, p0+T) by tiles of ATT_Q queries x ATT_K keys
+ * against the keys transposed ATT_K at a time, softmaxed in place, then each output row as the
+ * probability-weighted sum of the value rows, ATT_Q queries sharing each value row. Every score is
+ * one chain of products in dimension order and every output one chain in key order, so no bit
+ * depends on T, p0 or the thread count: a rewound and re-evaluated prefix gives the same cache as
+ * the first evaluation (a BLAS call's rounding depends on the call's shape). Only the tiles at or
+ * below the causal diagonal are computed. Returns -1 if a thread's key buffer could not be had. */
+enum { ATT_Q = 4, ATT_K = 16 };
+static int attention_tiles(const lm_run *r, int layer, const attn_args *a, int T, int p0) {
     const icl_lm_hparams *hp = &r->lm->hp;
-    int H = hp->n_head, hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, nk = p0 + T;
+    int H = hp->n_head, hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, nk = p0 + T, failed = 0;
     size_t qd = (size_t)H * hd;
     int window = hp->sliding_window > 0 && layer % 2 == 0 ? hp->sliding_window : 0;
-#pragma omp parallel for schedule(static) num_threads(r->n_threads)
-    for (int h = 0; h < H; h++) {
-        float *S = a->probs ? a->probs + (size_t)h * T * nk : r->score_tiles + (size_t)omp_get_thread_num() * r->tile_ld;
-        size_t koff = (size_t)(h / group) * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nk, hd, hp->q_scale, a->q + (size_t)h * hd,
-                    (int)a->ldq, a->k + koff, (int)a->ldkv, 0.0f, S, nk);
-        for (int t = 0; t < T; t++) {
-            float *s = S + (size_t)t * nk;
-            int p = p0 + t, j0 = window && p - window + 1 > 0 ? p - window + 1 : 0;
-            float inv = softmax_row(s, j0, p, hp->attn_softcap);
-            for (int j = 0; j < j0; j++) s[j] = 0;
-            for (int j = j0; j <= p; j++) s[j] *= inv;
-            for (int j = p + 1; j < nk; j++) s[j] = 0;
+#pragma omp parallel num_threads(r->n_threads)
+    {
+        float *kt = malloc(sizeof(float) * (size_t)hd * ATT_K); /* (hd, ATT_K) */
+        if (!kt) {
+#pragma omp atomic write
+            failed = 1;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, nk, 1.0f, S, nk, a->v + koff, (int)a->ldkv, 0.0f,
-                    a->out + (size_t)h * hd, (int)qd);
+#pragma omp for schedule(static)
+        for (int h = 0; h < H; h++) {
+            if (!kt) continue;
+            float *S = a->probs ? a->probs + (size_t)h * T * nk : r->score_tiles + (size_t)omp_get_thread_num() * r->tile_ld;
+            const float *q = a->q + (size_t)h * hd;
+            size_t koff = (size_t)(h / group) * hd;
+            for (int jb = 0; jb < nk; jb += ATT_K) {
+                int nj = nk - jb < ATT_K ? nk - jb : ATT_K;
+                for (int d = 0; d < hd; d++)
+                    for (int j = 0; j < ATT_K; j++) kt[d * ATT_K + j] = j < nj ? a->k[(size_t)(jb + j) * a->ldkv + koff + d] : 0;
+                /* queries before jb - p0 see none of these keys; tiles start at multiples of ATT_Q */
+                int t0 = jb - p0 > 0 ? (jb - p0) / ATT_Q * ATT_Q : 0;
+                for (int tb = t0; tb < T; tb += ATT_Q) {
+                    int nq = T - tb < ATT_Q ? T - tb : ATT_Q;
+                    float acc[ATT_Q][ATT_K] = {{0}};
+                    for (int d = 0; d < hd; d++)
+                        for (int i = 0; i < ATT_Q; i++) {
+                            float qi = i < nq ? q[(size_t)(tb + i) * a->ldq + d] : 0;
+                            for (int j = 0; j < ATT_K; j++) acc[i][j] += qi * kt[d * ATT_K + j];
+                        }
+                    for (int i = 0; i < nq; i++)
+                        for (int j = 0; j < nj; j++) S[(size_t)(tb + i) * nk + jb + j] = acc[i][j] * hp->q_scale;
+                }
+            }
+            for (int t = 0; t < T; t++) {
+                float *s = S + (size_t)t * nk;
+                int p = p0 + t, j0 = window && p - window + 1 > 0 ? p - window + 1 : 0;
+                float inv = softmax_row(s, j0, p, hp->attn_softcap);
+                for (int j = 0; j < j0; j++) s[j] = 0;
+                for (int j = j0; j <= p; j++) s[j] *= inv;
+                for (int j = p + 1; j < nk; j++) s[j] = 0;
+            }
+            for (int tb = 0; tb < T; tb += ATT_Q) {
+                int nq = T - tb < ATT_Q ? T - tb : ATT_Q, lo[ATT_Q], hi[ATT_Q], jlo = nk, jhi = 0;
+                for (int i = 0; i < nq; i++) {
+                    int p = p0 + tb + i;
+                    lo[i] = window && p - window + 1 > 0 ? p - window + 1 : 0;
+                    hi[i] = p;
+                    if (lo[i] < jlo) jlo = lo[i];
+                    if (hi[i] > jhi) jhi = hi[i];
+                    memset(a->out + (size_t)(tb + i) * qd + (size_t)h * hd, 0, sizeof(float) * (size_t)hd);
+                }
+                for (int j = jlo; j <= jhi; j++) {
+                    const float *v = a->v + (size_t)j * a->ldkv + koff;
+                    for (int i = 0; i < nq; i++) {
+                        if (j < lo[i] || j > hi[i]) continue;
+                        float wgt = S[(size_t)(tb + i) * nk + j], *o = a->out + (size_t)(tb + i) * qd + (size_t)h * hd;
+                        for (int e = 0; e < hd; e++) o[e] += wgt * v[e];
+                    }
+                }
+            }
+        }
+        free(kt);
     }
+    return failed ? -1 : 0;
 }
 
 /* out (T, qd) = softmax over the keys of (q k * q_scale, soft-capped, causal, windowed) times v.
- * Few tokens (generation) go query by query; many (prefill) through attention_gemm. */
-static void attention(const lm_run *r, int layer, const attn_args *a, int T, int p0) {
-    if (T >= 16) {
-        attention_gemm(r, layer, a, T, p0);
-        return;
-    }
+ * Few tokens (generation) go query by query; many (prefill) through attention_tiles. Returns -1 if
+ * out of memory. */
+static int attention(const lm_run *r, int layer, const attn_args *a, int T, int p0) {
+    if (T >= 16) return attention_tiles(r, layer, a, T, p0);
     const icl_lm_hparams *hp = &r->lm->hp;
     int H = hp->n_head, hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, nk = p0 + T;
     size_t qd = (size_t)H * hd;
@@ -381,6 +429,7 @@ static void attention(const lm_run *r, int layer, const attn_args *a, int T, int
                 for (int j = p + 1; j < nk; j++) s[j] = 0;
             }
         }
+    return 0;
 }
 
 int lm_embed(const icl_lm *lm, float *xs, float *scratch, const int32_t *tok, int T, int p0, icl_err *err) {
@@ -448,7 +497,7 @@ int lm_attn_block(const lm_run *r, int l, const lm_block_io *io, int S, int T, i
             a.v = io->v_cache;
             a.ldkv = kvd;
         }
-        attention(r, l, &a, T, p0);
+        if (attention(r, l, &a, T, p0)) return icl_errf(err, "attention: out of memory for the key buffers");
     }
     if (train_attn)
         icl_gqa_forward(io->att, io->probs, qkv, ldq, qkv + qd, qkv + qd + kvd, ldq, S, T, hp->n_head, hp->n_head_kv,

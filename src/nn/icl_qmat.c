@@ -5,6 +5,7 @@
  * many tokens (training batches) F32 products go to BLAS split by tokens. The SIMD
  * kernels are in icl_qmat_x86.c. */
 #include "iclab/icl_qmat.h"
+#include "iclab/icl_kernels.h"
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
@@ -243,23 +244,28 @@ static void mm_dots(const qmm *m, icl_simd p, int threads) {
     }
 }
 
-/* F32 weights: each thread runs single-threaded sgemm (OpenBLAS does not thread inside a parallel
- * region) straight from the (possibly mapped) weights, on its rows of W (by_tokens 0) or on its
- * share of the tokens times all of W (by_tokens 1: training batches). Shares are cut at
- * multiples of 16. */
+/* F32 weights, straight from the (possibly mapped) weights: fixed blocks of the tokens times all of
+ * W (by_tokens 1: training batches, icl_sgemm_blocks), or of W's rows times all the tokens
+ * (by_tokens 0), spread over the threads, each block one single-threaded sgemm (OpenBLAS does not
+ * thread inside a parallel region). The blocks do not move with the thread count, so neither do
+ * the bits. */
 static void mm_f32(const qmm *m, int threads, int by_tokens) {
     const float *w = (const float *)(const void *)m->w;
-#pragma omp parallel num_threads(threads)
-    {
-        int64_t lo, hi;
-        split_rows(by_tokens ? m->T : m->rows, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        int64_t t0 = by_tokens ? lo : 0, nt = by_tokens ? hi - lo : m->T;
-        int64_t r0 = by_tokens ? 0 : lo, nr = by_tokens ? m->rows : hi - lo;
-        if (hi > lo)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)nr, (int)m->cols, 1.0f,
-                        m->x + (size_t)t0 * (size_t)m->cols, (int)m->cols, w + (size_t)r0 * (size_t)m->cols,
-                        (int)m->cols, 0.0f, m->y + (size_t)t0 * (size_t)m->ldy + r0, (int)m->ldy);
+    if (by_tokens) {
+        icl_sgemm_blocks(0, 1, (int)m->T, (int)m->rows, (int)m->cols, 1.0f, m->x, (int)m->cols, w, (int)m->cols, 0.0f,
+                         m->y, (int)m->ldy, threads);
+        return;
     }
+    int64_t blocks = (m->rows + ICL_GEMM_BLOCK - 1) / ICL_GEMM_BLOCK;
+    int outer = omp_get_max_threads();
+    omp_set_num_threads(1); /* a lone thread's sgemm single-threaded too (see icl_sgemm_blocks) */
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t blk = 0; blk < blocks; blk++) {
+        int64_t r0 = blk * ICL_GEMM_BLOCK, nr = m->rows - r0 < ICL_GEMM_BLOCK ? m->rows - r0 : ICL_GEMM_BLOCK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m->T, (int)nr, (int)m->cols, 1.0f, m->x, (int)m->cols,
+                    w + (size_t)r0 * (size_t)m->cols, (int)m->cols, 0.0f, m->y + r0, (int)m->ldy);
+    }
+    omp_set_num_threads(outer);
 }
 
 /* Many tokens: each thread unpacks its rows, a tile of at most TILE_BYTES at a time, into its own
