@@ -40,8 +40,9 @@ int icl_decode_position(const icl_train_config *c, int demo);
 int icl_capture_layers(icl_model *m, const icl_batch *b, int pos, int chunk, float *reps, icl_err *err);
 
 /* Decodes the checkpoints of run_dir with the given steps (all when steps == NULL): writes
- * run_dir/decode/td.csv and td.jsonl (step, layer, concept, name, td, chance, probe_acc; concept -1
- * is the overall value; NaN/null where no probe ran), decode/labels.npy, the representations if
+ * run_dir/decode/td.csv and td.jsonl (step, layer, concept, name, td, chance, probe_acc, token; concept
+ * -1 is the overall value; NaN/null where no probe ran; token is where the states were read, "y:K"
+ * for the y-token of demonstration K, or the --at spec), decode/labels.npy, the representations if
  * asked (reps_step_N.npy), and pca_step_N.npy / umap_step_N.npy (L+1, N, 2) at n_embed checkpoints. */
 int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64_t *steps, int n_steps, FILE *progress,
                    icl_err *err);

@@ -288,6 +288,11 @@ int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64
         free(steps);
         return icl_errf(err, "demonstration %d is out of range 1..%d", dc->demo, c.task.n_points);
     }
+    /* every row names the token it was read at, so a report can say which (the default is the
+     * y-token of the last demonstration, the paper's choice) */
+    char token[40];
+    if (dc->at[0]) snprintf(token, sizeof token, "%s", dc->at);
+    else snprintf(token, sizeof token, "y:%d", dc->demo > 0 ? dc->demo : c.task.n_points);
     if (nc < 2) {
         free(steps);
         return icl_errf(err, "decodability needs at least two concepts (the run has %d)", nc);
@@ -313,7 +318,7 @@ int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64
     snprintf(path, sizeof path, "%s/td.csv", dir);
     if (!r) r = icl_afile_open(&af, path, err);
     if (r) goto done;
-    icl_afile_printf(&af, err, "step,layer,concept,name,td,chance,probe_acc\n");
+    icl_afile_printf(&af, err, "step,layer,concept,name,td,chance,probe_acc,token\n");
     icl_afile jl;
     snprintf(path, sizeof path, "%s/td.jsonl", dir);
     if (icl_afile_open(&jl, path, err)) {
@@ -354,15 +359,15 @@ int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64
                 if (k < nc) icl_task_concept_name(&c.task, k, name, sizeof name);
                 else snprintf(name, sizeof name, "all");
                 double td = k < nc ? per[(size_t)l * nc + k] : overall[l];
-                icl_afile_printf(&af, err, "%" PRId64 ",%d,%d,%s,%.6g,%.6g,%.6g\n", steps[i], l, k < nc ? k : -1, name, td,
-                                 stats.chance_uniform, acc[k]);
+                icl_afile_printf(&af, err, "%" PRId64 ",%d,%d,%s,%.6g,%.6g,%.6g,%s\n", steps[i], l, k < nc ? k : -1, name, td,
+                                 stats.chance_uniform, acc[k], token);
                 char pv[32]; /* JSON has no NaN */
                 if (isnan(acc[k])) snprintf(pv, sizeof pv, "null");
                 else snprintf(pv, sizeof pv, "%.6g", acc[k]);
                 icl_afile_printf(&jl, err,
                                  "{\"step\": %" PRId64 ", \"layer\": %d, \"concept\": %d, \"name\": \"%s\", \"td\": %.6g, "
-                                 "\"chance\": %.6g, \"probe_acc\": %s}\n",
-                                 steps[i], l, k < nc ? k : -1, name, td, stats.chance_uniform, pv);
+                                 "\"chance\": %.6g, \"probe_acc\": %s, \"token\": \"%s\"}\n",
+                                 steps[i], l, k < nc ? k : -1, name, td, stats.chance_uniform, pv, token);
             }
         }
         if (!r && embed[i]) r = embed_layers(dir, steps[i], reps, L + 1, N, C, c.seed, err);

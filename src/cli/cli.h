@@ -26,9 +26,10 @@ int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 /* What iclab demo runs after training (cmd_demo.c): iclab decode at every checkpoint, iclab patch
  * (every y token entering the last block, the algorithm comparison and the off-basis sensitivity at
- * every checkpoint, head ablation at the last) and the report. c is the run's configuration. Returns 0 or 1 (message printed). */
+ * every checkpoint, head ablation at the last) and the report. c is the run's configuration; TD is
+ * read at the y-token of demonstration `demo` (0 = the last, the paper's choice). Returns 0 or 1 (message printed). */
 struct icl_train_config;
-int cli_analyse_run(const char *run, const struct icl_train_config *c);
+int cli_analyse_run(const char *run, const struct icl_train_config *c, int demo);
 int cmd_decode(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
 int cmd_report(int argc, char **argv);

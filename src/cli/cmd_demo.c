@@ -133,10 +133,11 @@ static int demo_llm(const char *out, const char *preset, int threads, const char
     return 0;
 }
 
-int cli_analyse_run(const char *out, const icl_train_config *c) {
+int cli_analyse_run(const char *out, const icl_train_config *c, int demo) {
     icl_err err;
     icl_decode_config dc;
     icl_decode_config_default(&dc);
+    dc.demo = demo;
     fprintf(stderr, "iclab: task decodability of every checkpoint x layer of %s\n", out);
     if (icl_decode_run(out, &dc, NULL, 0, stderr, &err)) return cli_fail("decode", &err);
     /* causal tests and the algorithm comparison at every checkpoint, so the report can show when the
@@ -167,11 +168,11 @@ int cmd_demo(int argc, char **argv) {
     const char *out = NULL, *preset = NULL;
     int threads = 2, full = 0;
     uint64_t seed = 0;
-    int steps = 0;
+    int steps = 0, demo = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
-            printf("usage: iclab demo [--out DIR] [--threads N] [--seed N] [--steps N] [--preset demo|tiny]\n"
-                   "       iclab demo --full [--out DIR] [--threads N] [--seed N] [--steps N]\n"
+            printf("usage: iclab demo [--out DIR] [--threads N] [--seed N] [--steps N] [--demo K] [--preset demo|tiny]\n"
+                   "       iclab demo --full [--out DIR] [--threads N] [--seed N] [--steps N] [--demo K]\n"
                    "       iclab demo --llm [--out DIR] [--threads N] [--preset minilm|tiny] [--shots 1,4,10] [--prompts 100]\n\n"
                    "Trains the demo configuration (iclab train --preset demo) into DIR (default runs/demo,\n"
                    "replaced if it is an earlier iclab run), then runs iclab decode, iclab patch and iclab report\n"
@@ -182,7 +183,8 @@ int cmd_demo(int argc, char **argv) {
                    "(default runs/demo-full) and does the same analysis; its report's \"Phases, beside the\n"
                    "paper\" table says whether phase (c) was reached (docs/reproduction.md: not for every seed).\n"
                    "--seed sets the training seed, --steps shortens (or lengthens) the training (a curriculum or\n"
-                   "warm-up longer than half of it is cut to half).\n\n"
+                   "warm-up longer than half of it is cut to half), --demo K reads TD at the y-token of\n"
+                   "demonstration K instead of the last (the paper's choice).\n\n"
                    "--llm is the paper's LLM half on iclab's own mini language model, into DIR (default\n"
                    "runs/demo-llm, replaced if it is an earlier demo --llm folder): iclab mkcorpus into DIR/corpus,\n"
                    "iclab train --task lm --preset minilm into DIR/lm, then for bitwise and pos iclab eval (ICL\n"
@@ -225,13 +227,15 @@ int cmd_demo(int argc, char **argv) {
             if (cli_parse_int(name, v, 1, 100000000, &steps, &err)) return cli_fail("demo", &err);
         } else if (!strcmp(name, "threads")) {
             if (cli_parse_int(name, v, 1, 1024, &threads, &err)) return cli_fail("demo", &err);
+        } else if (!strcmp(name, "demo")) {
+            if (cli_parse_int(name, v, 1, 100000, &demo, &err)) return cli_fail("demo", &err);
         } else {
             icl_errf(&err, "unknown option --%s (see iclab demo --help)", name);
             return cli_fail("demo", &err);
         }
     }
-    if (llm && (full || seed || steps)) {
-        icl_errf(&err, "--full, --seed and --steps are not options of --llm");
+    if (llm && (full || seed || steps || demo)) {
+        icl_errf(&err, "--full, --seed, --steps and --demo are not options of --llm");
         return cli_fail("demo", &err);
     }
     if (llm) return demo_llm(out ? out : "runs/demo-llm", preset ? preset : "minilm", threads, shots, prompts);
@@ -250,6 +254,10 @@ int cmd_demo(int argc, char **argv) {
     if (icl_train_config_preset(&c, preset, &err)) return cli_fail("demo", &err);
     c.threads = threads;
     if (seed) c.seed = seed;
+    if (demo > c.task.n_points) {
+        icl_errf(&err, "--demo %d: the %s preset's sequences have %d demonstrations", demo, preset, c.task.n_points);
+        return cli_fail("demo", &err);
+    }
     if (steps) {
         c.steps = steps;
         /* a short try keeps both parts of the schedule */
@@ -259,7 +267,7 @@ int cmd_demo(int argc, char **argv) {
     icl_train_options opt = {.mode = ICL_RUN_OVERWRITE, .progress = stderr};
     fprintf(stderr, "iclab demo: training the %s configuration (seed %llu) into %s\n", preset, (unsigned long long)c.seed, out);
     if (icl_train(out, &c, &opt, &err)) return cli_fail("demo", &err);
-    if (cli_analyse_run(out, &c)) return 1;
+    if (cli_analyse_run(out, &c, demo)) return 1;
     printf("open %s/report.html (figures in %s/figures, data in the CSV files)\n", out, out);
     return 0;
 }

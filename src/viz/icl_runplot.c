@@ -35,6 +35,8 @@ typedef struct run_data {
     double switch_step;              /* from when on the model is closer to the oracle than to Lasso (NaN if never) */
     double own_step[MAX_CONCEPTS];   /* from when on its predictions depend on the other bases' coordinates less than
                                         ridge's and Lasso's do (offbasis.csv; NaN if never, or if always) */
+    char td_where[96];               /* where decode read the states, for captions ("the y-token of demonstration 8 of 12") */
+    char cap_td[512], cap_umap[512];
 } run_data;
 
 static double col(const icl_csv *t, int r, const char *name) { return icl_csv_num(t, r, icl_csv_col(t, name)); }
@@ -293,6 +295,18 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
         snprintf(d->config, sizeof d->config, "%s", cfg);
         free(cfg);
     }
+    /* decode/td.csv's token column (absent in folders decoded before it existed: the last y-token) */
+    int tc = icl_csv_col(&d->td, "token"), demo = 0, npts = (int)config_num(d, "task.n_points");
+    const char *tok = d->td.n_rows && tc >= 0 ? icl_csv_str(&d->td, 0, tc) : "";
+    if (!tok[0] || (sscanf(tok, "y:%d", &demo) == 1 && demo == npts))
+        snprintf(d->td_where, sizeof d->td_where, "the y-token of the last demonstration");
+    else if (sscanf(tok, "y:%d", &demo) == 1)
+        snprintf(d->td_where, sizeof d->td_where, "the y-token of demonstration %d of %d", demo, npts);
+    else snprintf(d->td_where, sizeof d->td_where, "token %s", tok);
+    snprintf(d->cap_td, sizeof d->cap_td, "Task decodability (leave-one-out 10-NN on the representation at %s) per concept "
+             "over training at the layer where it ends highest, with the same events marked as in the MSE figure.", d->td_where);
+    snprintf(d->cap_umap, sizeof d->cap_umap, "UMAP (n_neighbors 15, min_dist 0.1) of the probe set's representations at %s, "
+             "at every layer and log-spaced checkpoints, coloured by concept (the paper's Fig. 11).", d->td_where);
     d->dense_steps = config_num(d, "train.dense_steps");
     d->families_curriculum = config_num(d, "train.curriculum") == 1;
     d->logx = !(d->dense_steps > 0);
@@ -891,15 +905,13 @@ static int build_figs(const run_data *d, const char *run, named_fig *out) {
                            "curriculum, each concept's loss drop (runs without one), the step from which it reads only its "
                            "own basis and the step from which it stays below ridge and Lasso; horizontal lines are the reference "
                            "estimators averaged over positions.", fig_mse_by_concept(d), 0, 0},
-        {"td_over_training", "Task decodability (leave-one-out 10-NN on the y-token representation) per concept over training at "
-                             "the layer where it ends highest, with the same events marked as in the MSE figure.", fig_td_over_training(d), 0, 0},
+        {"td_over_training", d->cap_td, fig_td_over_training(d), 0, 0},
         {"td_heatmap", "Overall task decodability for every layer and checkpoint.", fig_td_heatmap(d), 1000, 480},
         {"algorithm", "Mean squared distance between the model's predictions and each reference estimator's over training "
                       "(mean over concepts): the model's algorithm moves from the basis-agnostic estimators toward least "
                       "squares on the true basis. Vertical lines: when it stays closer to the oracle than to Lasso, and when "
                       "each concept's decodability rose.", fig_algorithm(d), 0, 0},
-        {"umap", "UMAP (n_neighbors 15, min_dist 0.1) of the probe set's y-token representations at every layer, at "
-                 "log-spaced checkpoints, coloured by concept (the paper's Fig. 11).", fig_embeddings(d, run, "umap"), 0, 0},
+        {"umap", d->cap_umap, fig_embeddings(d, run, "umap"), 0, 0},
         {"pca", "The same representations projected on their first two principal components.", fig_embeddings(d, run, "pca"), 0, 0},
         {"mse_by_position", "MSE by the number of in-context examples, early, midway and at the end of training, against the "
                             "reference estimators (dashed).", fig_mse_by_position(d), 1400, 460},
@@ -1042,8 +1054,8 @@ static void phase_section(icl_report *rep, const run_data *d) {
                       "its final MSE), the checkpoint from which its TD at layer %d stays halfway from chance to its maximum, "
                       "the steps between the two, and the three conditions of the paper's phase (c) (every concept "
                       "separated, decoded by its own algorithm): TD at its best layer >= %.2g, MSE below the best "
-                      "basis-agnostic estimator, and its own mean cheaper to patch in than any other concept's.",
-                 d->dense_steps > 0 ? " from twice the curriculum's length on" : "", d->td_layer, ICL_PHASE_TD);
+                      "basis-agnostic estimator, and its own mean cheaper to patch in than any other concept's. TD is read at %s.",
+                 d->dense_steps > 0 ? " from twice the curriculum's length on" : "", d->td_layer, ICL_PHASE_TD, d->td_where);
     enum { NCOL = 10 };
     static const char *hdr[NCOL] = {"concept", "loss drop", "TD halfway", "TD rise - loss drop", "below ridge/Lasso from",
                                     "reads own basis from", "TD, best layer (last ckpt)", "MSE / agnostic (end)",

@@ -15,7 +15,7 @@ rows=$(($(wc -l < "$td") - 1))
 [ "$rows" -eq $((6 * 3 * 5)) ] && ok "td.csv has $rows rows" || bad "td.csv has $rows rows, expected 90"
 awk -F, 'NR > 1 && ($5 < 0 || $5 > 1) {bad=1} END {exit bad}' "$td" && ok "TD values in [0,1]" || bad "TD out of range"
 [ -s "$T/run/decode/labels.npy" ] && [ -s "$T/run/decode/reps_step_000000060.npy" ] && ok "representations saved" || bad "no .npy files"
-[ "$(head -1 "$td")" = "step,layer,concept,name,td,chance,probe_acc" ] && ok "td.csv header" || bad "td.csv header: $(head -1 "$td")"
+[ "$(head -1 "$td")" = "step,layer,concept,name,td,chance,probe_acc,token" ] && ok "td.csv header" || bad "td.csv header: $(head -1 "$td")"
 awk -F, 'NR > 1 && $7 != "nan" && ($7 < 0 || $7 > 1) {bad=1} END {exit bad}' "$td" && ok "probe accuracies in [0,1]" || bad "probe accuracy out of range"
 [ "$(wc -l < "$T/run/decode/td.jsonl")" -eq 90 ] && ! grep -q -i nan "$T/run/decode/td.jsonl" && ok "td.jsonl: 90 rows, valid numbers" || bad "td.jsonl malformed"
 [ "$(ls "$T/run/decode" | grep -c '^umap_step_')" -eq 3 ] && [ "$(ls "$T/run/decode" | grep -c '^pca_step_')" -eq 3 ] && ok "embeddings at 3 checkpoints" || bad "embeddings missing"

@@ -22,6 +22,15 @@ cfg() { awk -F'[:,]' -v k="\"$1\"" '$1 ~ k {gsub(/ /, "", $2); print $2}' "$D/co
 for f in decode/td.csv causal/patch.csv report.html; do [ -s "$D/$f" ] || bad "demo --full lacks $f"; done
 grep -q 'Phases, beside the paper' "$D/report.html" && grep -q 'the paper (Fig. 2, 7' "$D/report.html" \
   && ok "report has the phase table with the paper's column" || bad "report lacks the phase table"
+# TD is read at the last demonstration's y-token by default; --demo K moves it to demonstration K
+awk -F, 'NR > 1 && $8 != "y:12" {bad = 1} END {exit bad || NR < 2}' "$D/decode/td.csv" \
+  && ok "td.csv: every row read at y:12 (the last of 12 demonstrations)" || bad "td.csv token column: $(sed -n 2p "$D/decode/td.csv")"
+grep -q 'y-token of the last demonstration' "$D/report.html" && ok "the report says where TD is read" || bad "report lacks where TD is read"
+$ICLAB demo --full --steps 40 --seed 2 --demo 8 --out "$T/d8" --threads 2 >/dev/null 2>&1 \
+  && awk -F, 'NR > 1 && $8 != "y:8" {bad = 1} END {exit bad || NR < 2}' "$T/d8/decode/td.csv" \
+  && grep -q 'demonstration 8 of 12' "$T/d8/report.html" \
+  && ok "--demo 8: td.csv and the report read TD at y:8" || bad "--demo 8 not honoured"
+expect_fail "demo --demo 13" "have 12 demonstrations" $ICLAB demo --full --steps 40 --demo 13 --out "$T/x"
 grep -q '>phase (c) reached<' "$D/report.html" && ok "report says whether phase (c) was reached" || bad "report lacks the phase (c) row"
 
 expect_fail "demo --full with --preset" "leave out --preset" $ICLAB demo --full --preset demo --out "$T/x"
