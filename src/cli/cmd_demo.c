@@ -181,7 +181,7 @@ int cmd_demo(int argc, char **argv) {
                    "--full trains the reproduce preset instead (the demo's model and task for 120,000 steps, aiming\n"
                    "at the paper's phase (c), every concept separated; %s on 2 cores) into DIR\n"
                    "(default runs/demo-full) and does the same analysis; its report's \"Phases, beside the\n"
-                   "paper\" table says whether phase (c) was reached (docs/reproduction.md: not for every seed).\n"
+                   "paper\" table says whether phase (c) was reached (docs/reproduction.md: no run has reached it yet).\n"
                    "--seed sets the training seed, --steps shortens (or lengthens) the training (a curriculum or\n"
                    "warm-up longer than half of it is cut to half), --demo K reads TD at the y-token of\n"
                    "demonstration K instead of the last (the paper's choice).\n\n"
