@@ -16,6 +16,15 @@ static int all_finite(const double *x, int n) {
 }
 
 int main(void) {
+    /* the paper's layer 5 of 12 and the same relative depth elsewhere, never the embedding or past
+     * the last block's input */
+    CHECK(icl_patch_paper_layer(12) == 5);
+    CHECK(icl_patch_paper_layer(8) == 3);
+    CHECK(icl_patch_paper_layer(4) == 2);
+    CHECK(icl_patch_paper_layer(6) == 3);
+    CHECK(icl_patch_paper_layer(2) == 1);
+    CHECK(icl_patch_paper_layer(1) == 0);
+    CHECK(icl_patch_paper_layer(24) == 10);
     icl_train_config c;
     icl_err err;
     CHECK(icl_train_config_preset(&c, "tiny", &err) == 0);

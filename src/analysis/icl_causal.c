@@ -40,6 +40,12 @@ static int predict(icl_model *m, const icl_batch *b, int chunk, const icl_hook *
 
 static double sq(double x) { return x * x; }
 
+int icl_patch_paper_layer(int n_layer) {
+    if (n_layer <= 1) return 0;
+    int l = (5 * n_layer + 6) / 12; /* round half up */
+    return l < 1 ? 1 : l > n_layer - 1 ? n_layer - 1 : l;
+}
+
 int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int per_concept, double *delta,
                      double *base, icl_err *err) {
     int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, C = m->cfg.n_embd;

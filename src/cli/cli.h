@@ -25,7 +25,7 @@ int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 /* What iclab demo runs after training (cmd_demo.c): iclab decode at every checkpoint, iclab patch
- * (every y token entering the last block, the algorithm comparison and the off-basis sensitivity at
+ * (every y token after icl_patch_paper_layer blocks, the algorithm comparison and the off-basis sensitivity at
  * every checkpoint, head ablation at the last) and the report. c is the run's configuration; TD is
  * read at the y-token of demonstration `demo` (0 = the last, the paper's choice). Returns 0 or 1 (message printed). */
 struct icl_train_config;

@@ -149,10 +149,10 @@ int cli_analyse_run(const char *out, const icl_train_config *c, int demo) {
     if (!list) return 1;
     *p = 0;
     for (int i = 0; i < n; i++) p += sprintf(p, i ? ",%lld" : "%lld", (long long)steps[i]);
-    /* patch every y token entering the last block: where the concepts become decodable (one y token
-     * alone moves the prediction by less than 0.001, see docs/reproduction.md) */
+    /* patch every y token (one y token alone moves the prediction by less than 0.001, see
+     * docs/reproduction.md) at the paper's relative depth, the same layer for every run */
     char layer[16];
-    snprintf(layer, sizeof layer, "%d", c->n_layer - 1);
+    snprintf(layer, sizeof layer, "%d", icl_patch_paper_layer(c->n_layer));
     char *patch_argv[] = {"patch", (char *)out, "--per-concept", "100", "--at", "all-y", "--layer", layer, "--heads", "last", "--steps", list, NULL};
     int pr = cmd_patch(12, patch_argv);
     free(list);

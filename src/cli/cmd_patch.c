@@ -20,7 +20,7 @@ static int run_one(const char *run, int64_t step, int layer, int all_y, int per,
     icl_ckpt_path(run, step, path, sizeof path);
     if (icl_ckpt_load(path, &m, &c, &st, err)) return -1;
     int nc = icl_task_n_concepts(&c.task), L = c.n_layer, H = c.n_head;
-    if (layer < 0) layer = L / 2;
+    if (layer < 0) layer = icl_patch_paper_layer(L);
     double *delta = malloc(sizeof(double) * nc * nc), *base = malloc(sizeof(double) * nc);
     double *hd = malloc(sizeof(double) * (size_t)L * H * nc), *dist = malloc(sizeof(double) * nc * ICL_N_ESTIMATORS);
     double *sens = malloc(sizeof(double) * nc * (1 + ICL_N_ESTIMATORS));
@@ -69,9 +69,10 @@ int cmd_patch(int argc, char **argv) {
             printf("(iclab patch MODEL.gguf --layer L ...: interventions on a language model; see iclab patch MODEL.gguf --help)\n"
                    "usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at last-y|all-y] [--per-concept 100] [--heads all|last]\n\n"
                    "For the listed checkpoints (default: the last), writes to RUN/causal/:\n"
-                   "  patch.csv  mean-activation patching: replace the stream after L blocks (default L/2) at the y token\n"
-                   "             of the last demonstration (--at all-y: at every demonstration's y token) of concept-s\n"
-                   "             sequences by the mean of concept t there; change of the final prediction's MSE\n"
+                   "  patch.csv  mean-activation patching: replace the stream after L blocks at the y token of the last\n"
+                   "             demonstration (--at all-y: at every demonstration's y token) of concept-s\n"
+                   "             sequences by the mean of concept t there; change of the final prediction's MSE. L\n"
+                   "             defaults to the paper's depth (after 5 of 12 blocks): round(5 n_layer / 12), so 2 of 4, 3 of 8\n"
                    "  heads.csv  zero one head at a time; change of the MSE per concept (--heads last: only at the last\n"
                    "             listed checkpoint, the one the report draws; it costs a forward pass per head)\n"
                    "  algo.csv   distance of the model's predictions to each reference estimator, per concept\n"
