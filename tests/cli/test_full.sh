@@ -15,10 +15,12 @@ out=$($ICLAB demo --full --steps 120 --seed 2 --out "$D" --threads 2 2>"$T/full.
 echo "$out" | grep -q "open $D/report.html" && ok "demo --full names its report" || bad "demo --full output: $out"
 # the reproduce preset's task and model, the given seed and steps (the curriculum cut to half)
 cfg() { awk -F'[:,]' -v k="\"$1\"" '$1 ~ k {gsub(/ /, "", $2); print $2}' "$D/config.json"; }
-[ "$(cfg task.dim)" = 8 ] && [ "$(cfg task.n_bases)" = 4 ] && [ "$(cfg task.rank)" = 2 ] && [ "$(cfg model.n_layer)" = 4 ] \
-  && ok "the reproduce preset's task and model" || bad "config: dim $(cfg task.dim) bases $(cfg task.n_bases) rank $(cfg task.rank) layers $(cfg model.n_layer)"
+[ "$(cfg task.dim)" = 8 ] && [ "$(cfg task.n_bases)" = 4 ] && [ "$(cfg task.rank)" = 2 ] && [ "$(cfg model.n_layer)" = 8 ] \
+  && [ "$(cfg train.grad_clip)" = 1 ] && ok "the reproduce preset's task and model" \
+  || bad "config: dim $(cfg task.dim) bases $(cfg task.n_bases) rank $(cfg task.rank) layers $(cfg model.n_layer) clip $(cfg train.grad_clip)"
 [ "$(cfg train.steps)" = 120 ] && [ "$(cfg train.seed)" = 2 ] && [ "$(cfg train.dense_steps)" = 60 ] \
-  && ok "--steps 120 --seed 2: 60 curriculum steps" || bad "steps $(cfg train.steps) seed $(cfg train.seed) dense $(cfg train.dense_steps)"
+  && [ "$(cfg train.warmup)" = 60 ] && ok "--steps 120 --seed 2: 60 curriculum and warm-up steps" \
+  || bad "steps $(cfg train.steps) seed $(cfg train.seed) dense $(cfg train.dense_steps) warmup $(cfg train.warmup)"
 for f in decode/td.csv causal/patch.csv report.html; do [ -s "$D/$f" ] || bad "demo --full lacks $f"; done
 grep -q 'Phases, beside the paper' "$D/report.html" && grep -q 'the paper (Fig. 2, 7' "$D/report.html" \
   && ok "report has the phase table with the paper's column" || bad "report lacks the phase table"
