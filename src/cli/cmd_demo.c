@@ -17,7 +17,7 @@
 /* The corpus of the minilm preset (concept shares: docs/reproduction.md, "The mini-LM") and the
  * measured wall time of the whole LLM demo on 2 cores. */
 #define MINILM_CORPUS "--text-share 0.3 --share bitwise=3,XNOR=0,NOR=0.25,pos:Adverb=0,pos:Preposition=0.25"
-#define FULL_DEMO_TIME "about 45 minutes of training (estimated from 44 steps/s, not timed end to end)"
+#define FULL_DEMO_TIME "about an hour of training (estimated from 21 steps/s, not timed end to end)"
 #define LLM_DEMO_TIME "11 minutes (11 min 19 s measured)"
 
 /* The LLM half (`iclab demo --llm`). The corpus of each preset: the concept shares make some
@@ -178,10 +178,10 @@ int cmd_demo(int argc, char **argv) {
                    "replaced if it is an earlier iclab run), then runs iclab decode, iclab patch and iclab report\n"
                    "on it: open DIR/report.html. --preset tiny runs the same steps on the tiny preset in seconds\n"
                    "(the test suite's check of this path; its report shows nothing learnt).\n\n"
-                   "--full trains the reproduce preset instead (the demo's model and task for 120,000 steps, aiming\n"
+                   "--full trains the reproduce preset instead (the demo's task, 8 blocks, 75,000 steps, aiming\n"
                    "at the paper's phase (c), every concept separated; %s on 2 cores) into DIR\n"
                    "(default runs/demo-full) and does the same analysis; its report's \"Phases, beside the\n"
-                   "paper\" table says whether phase (c) was reached (docs/reproduction.md: no run has reached it yet).\n"
+                   "paper\" table says whether phase (c) was reached (docs/reproduction.md: one run has, no seed sweep yet).\n"
                    "--seed sets the training seed, --steps shortens (or lengthens) the training (a curriculum or\n"
                    "warm-up longer than half of it is cut to half), --demo K reads TD at the y-token of\n"
                    "demonstration K instead of the last (the paper's choice).\n\n"
