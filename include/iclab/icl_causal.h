@@ -22,7 +22,7 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
  * stream after 5 of its 12 blocks (§1.4, where the concepts first separate clearly), so here after
  * round(5 n_layer / 12) blocks, at least 1 and at most n_layer - 1 (0 for a one-block model):
  * 4 blocks -> 2, 8 -> 3, 12 -> 5. The default of iclab patch and the layer the run analysis
- * (iclab demo, iclab sweep --analyse) patches at, fixed in advance rather than chosen per run. */
+ * (iclab demo, iclab sweep --analyse) patches at: one rule for every run, not a layer picked per run. */
 int icl_patch_paper_layer(int n_layer);
 
 /* Zeroes one head's output (all positions) at a time: delta[(l*H + h)*nc + k] = change of the MSE
