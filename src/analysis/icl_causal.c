@@ -41,9 +41,8 @@ static int predict(icl_model *m, const icl_batch *b, int chunk, const icl_hook *
 static double sq(double x) { return x * x; }
 
 int icl_patch_paper_layer(int n_layer) {
-    if (n_layer <= 1) return 0;
-    int l = (5 * n_layer + 6) / 12; /* round half up */
-    return l < 1 ? 1 : l > n_layer - 1 ? n_layer - 1 : l;
+    /* round half up; for n_layer >= 2 this is already within 1..n_layer-1 */
+    return n_layer <= 1 ? 0 : (5 * n_layer + 6) / 12;
 }
 
 int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int per_concept, double *delta,
