@@ -20,6 +20,7 @@ ICLAB=${ICLAB:-build/iclab}
 LLAMA_BENCH=${LLAMA_BENCH:-../peer/llama.cpp/build/bin/llama-bench}
 VOCAB=${VOCAB:-build/vocab/ggml-vocab-llama-spm.gguf}
 [ -x "$ICLAB" ] || make -j2 >/dev/null
+. bench/blas_core.sh
 [ -f "$VOCAB" ] || make "$VOCAB" >/dev/null
 [ -x "$LLAMA_BENCH" ] || { echo "no llama-bench at $LLAMA_BENCH (set LLAMA_BENCH)"; exit 1; }
 DIR=${BENCH_DIR:-/tmp/iclab-eval-bench}; mkdir -p "$DIR"

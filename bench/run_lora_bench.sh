@@ -26,6 +26,7 @@ BENCH=$BUILD/bench/bench_lora
 # peer's best configuration.
 PEER_ENV=${PEER_ENV-OPENBLAS_NUM_THREADS=1}
 make -j2 "$BENCH" >/dev/null
+make -j2 "$BUILD/iclab" >/dev/null; ICLAB=$BUILD/iclab . bench/blas_core.sh
 MODEL=${MODEL:-runs/demo-llm/lm/model.gguf}
 if [ ! -f "$MODEL" ]; then
   make -j2 "$BUILD/iclab" >/dev/null

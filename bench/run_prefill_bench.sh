@@ -18,6 +18,7 @@ LLAMA_BENCH=${LLAMA_BENCH:-../peer/llama.cpp/build/bin/llama-bench}
 VOCAB=${VOCAB:-../shared/data/vocab/ggml-vocab-llama-spm.gguf}
 [ -f "$VOCAB" ] || VOCAB=build/vocab/ggml-vocab-llama-spm.gguf
 [ -x "$ICLAB" ] || make -j2 >/dev/null
+. bench/blas_core.sh
 [ -x "$LLAMA_BENCH" ] || { echo "no llama-bench at $LLAMA_BENCH (set LLAMA_BENCH)"; exit 1; }
 DIR=${BENCH_DIR:-/tmp/iclab-prefill-bench}; mkdir -p "$DIR"
 # each program runs with its own OpenMP defaults (iclab sets GOMP_SPINCOUNT itself; see docs/performance.md)

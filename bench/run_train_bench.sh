@@ -15,6 +15,7 @@ ICLAB=${ICLAB:-build/iclab}
 # peer's best configuration.
 PEER_ENV=${PEER_ENV-OPENBLAS_NUM_THREADS=1}
 [ -x "$ICLAB" ] || make -j2 >/dev/null
+. bench/blas_core.sh
 configs=("paper:--layers 12 --width 256 --heads 8 --batch 128 --points 20 --dim 16 --threads 2 --steps 5"
          "small:--layers 4 --width 64 --heads 4 --batch 64 --points 20 --dim 16 --threads 2 --steps 200")
 rate() { sed -n 's/.*steps_per_s=\([0-9.]*\).*/\1/p'; }

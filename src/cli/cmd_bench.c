@@ -1,6 +1,7 @@
 /* `iclab bench`: times training steps (data generation, forward, backward, Adam) on given shapes,
  * the same work per step as `iclab train`, without evaluation or checkpoints; prints a line in the
  * PyTorch peer's format so the two can be compared side by side (bench/run_train_bench.sh). */
+#include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,13 @@ int cmd_bench(int argc, char **argv) {
         if (!strcmp(argv[i], "--help")) {
             printf("usage: iclab bench [--layers 12] [--width 256] [--heads 8] [--batch 128] [--points 20] [--dim 16]\n"
                    "                   [--steps 20] [--threads 2] [--warmup 3] [--bf16]\n"
-                   "  --bf16  the blocks' matrix products in bf16 with fp32 accumulation (AMX tiles)\n");
+                   "       iclab bench --blas-core\n"
+                   "  --bf16       the blocks' matrix products in bf16 with fp32 accumulation (AMX tiles)\n"
+                   "  --blas-core  print the OpenBLAS kernel set iclab runs on (for OPENBLAS_CORETYPE) and exit\n");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--blas-core")) {
+            printf("%s\n", openblas_get_corename());
             return 0;
         }
         if (!strcmp(argv[i], "--bf16")) {

@@ -1,7 +1,9 @@
 /* The iclab command: dispatches to subcommands. Only this layer prints and exits. */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include "cli.h"
 
@@ -87,17 +89,49 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
 
+/* The OpenBLAS core to ask for when the one it chose underuses this CPU, else NULL. OpenBLAS picks its
+ * kernels by CPU model, and a model it does not know falls back to a generic one: Debian 12's 0.3.21
+ * takes this project's Xeons ("Intel(R) Xeon(R) Processor", AVX-512) for a Prescott and runs SSE3
+ * kernels, which made the reproduce preset's training 2.2x slower (docs/performance.md). */
+static const char *blas_core_upgrade(void) {
+    static const char *const generic[] = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom",
+                                          "sandybridge", "unknown"};
+    const char *core = openblas_get_corename();
+    int weak = 0;
+    for (size_t i = 0; core && i < sizeof generic / sizeof generic[0]; i++) weak |= !strcasecmp(core, generic[i]);
+    if (!weak) return NULL;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+    return NULL;
+}
+
 int main(int argc, char **argv) {
-    /* Idle OpenMP threads should spin only briefly: on this project's (virtual, 2-core) machines
-     * libgomp's default spinning made small runs up to 17x slower (the tiny preset's training loop:
-     * 4.3 s vs 0.43 s), while sleeping at once cost about 10% on the small benchmark model; a spin
-     * count of 10,000 gets most of both (docs/performance.md). The runtime reads its settings before
-     * main, so set them and start again; explicit settings are respected. */
-    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT") && !getenv("ICLAB_REEXEC")) {
-        setenv("GOMP_SPINCOUNT", "10000", 1);
-        setenv("ICLAB_REEXEC", "1", 1);
-        execv("/proc/self/exe", argv);
-        /* exec failed: carry on with the default settings */
+    /* Runtime settings that OpenMP and OpenBLAS read before main: set them and start again
+     * (explicit settings are respected).
+     * - Idle OpenMP threads should spin only briefly: on this project's (virtual, 2-core) machines
+     *   libgomp's default spinning made small runs up to 17x slower (the tiny preset's training loop:
+     *   4.3 s vs 0.43 s), while sleeping at once cost about 10% on the small benchmark model; a spin
+     *   count of 10,000 gets most of both (docs/performance.md).
+     * - OpenBLAS's kernels for the CPU's vector units, when it fell back to generic ones. */
+    if (!getenv("ICLAB_REEXEC")) {
+        int again = 0;
+        if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
+            setenv("GOMP_SPINCOUNT", "10000", 1);
+            again = 1;
+        }
+        const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : blas_core_upgrade();
+        if (core) {
+            setenv("OPENBLAS_CORETYPE", core, 1);
+            again = 1;
+        }
+        if (again) {
+            setenv("ICLAB_REEXEC", "1", 1);
+            execv("/proc/self/exe", argv);
+            /* exec failed: carry on with the settings we started with */
+        }
     }
     if (argc < 2) {
         usage(stderr);
