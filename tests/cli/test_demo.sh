@@ -55,6 +55,13 @@ echo "$line" | grep -qE '^params=[0-9]+ steps_per_s=[0-9.]+ tokens_per_s=[0-9]+ 
   && ok "bench prints params, steps/s, tokens/s, GFLOP/s and loss" || bad "bench line: $line"
 echo "$line" | awk '{for (i = 1; i <= NF; i++) {split($i, kv, "="); if (!(kv[2] + 0 > 0)) exit 1}}' \
   && ok "bench numbers are positive" || bad "bench printed a zero or non-number: $line"
+# OpenBLAS's kernels: never its generic SSE3 fallback on a CPU with AVX2, and a set the user names is kept
+core=$($ICLAB bench --blas-core)
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+  [ -n "$core" ] && [ "$core" != Prescott ] && ok "OpenBLAS runs its $core kernels on this AVX2 CPU" || bad "OpenBLAS kernels: '$core'"
+fi
+[ "$(OPENBLAS_CORETYPE=Haswell $ICLAB bench --blas-core)" = Haswell ] && ok "an explicit OPENBLAS_CORETYPE is kept" \
+  || bad "OPENBLAS_CORETYPE=Haswell was not kept"
 expect_fail "bench: zero layers" "layers must be" $ICLAB bench --layers 0 --steps 1
 expect_fail "bench: heads do not divide the width" "divide the width" $ICLAB bench --heads 3 --width 16 --steps 1
 expect_fail "bench: zero steps" "at least 1" $ICLAB bench --steps 0
