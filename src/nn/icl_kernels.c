@@ -303,19 +303,29 @@ void icl_geglu_backward_ref(float *dgate, float *dup, const float *dout, const f
 
 /* ---------------------------------------------------------------- attention */
 
+/* 16 floats as one vector (GCC/Clang vector extensions): one AVX-512 register, or two AVX ones. The
+ * loops below were written lane by lane, and GCC left some of them scalar (16 vmulss/vaddss per
+ * row in weighted_rows_acc); as vectors they compile to vector code everywhere. Each lane does the
+ * same multiply and add in the same order as before (no contraction into FMA in ISO C mode), so
+ * the results are the same bits. */
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+static inline f32x16 load16(const float *p) {
+    f32x16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void store16(float *p, f32x16 v) { memcpy(p, &v, sizeof v); }
+
 /* out[i] += sum_r w[r] * rows[r*stride + i] for i < hs: accumulates 16 channels at a time in
  * registers instead of re-reading and re-writing out for every row. */
 static inline void weighted_rows_acc(float *restrict out, const float *restrict w, const float *restrict rows,
                                      size_t stride, int nrows, int hs) {
     int i0 = 0;
     for (; i0 + 16 <= hs; i0 += 16) {
-        float acc[16] = {0};
-        for (int r = 0; r < nrows; r++) {
-            const float *row = rows + r * stride + i0;
-            float wr = w[r];
-            for (int j = 0; j < 16; j++) acc[j] += wr * row[j];
-        }
-        for (int j = 0; j < 16; j++) out[i0 + j] += acc[j];
+        f32x16 acc = {0};
+        for (int r = 0; r < nrows; r++) acc += w[r] * load16(rows + r * stride + i0);
+        store16(out + i0, load16(out + i0) + acc);
     }
     for (int i = i0; i < hs; i++) {
         float acc = 0;
@@ -327,10 +337,9 @@ static inline void weighted_rows_acc(float *restrict out, const float *restrict 
 /* Sum and maximum with 16 fixed lanes: vectorised without reassociating (-ffast-math), and in an
  * order that does not depend on anything but n. */
 static inline float lanes_sum(const float *x, int n) {
-    float acc[16] = {0};
+    f32x16 acc = {0};
     int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    for (; i + 16 <= n; i += 16) acc += load16(x + i);
     float s = 0;
     for (; i < n; i++) s += x[i];
     for (int j = 0; j < 16; j++) s += acc[j];
@@ -338,10 +347,9 @@ static inline float lanes_sum(const float *x, int n) {
 }
 
 static inline float lanes_dot(const float *a, const float *b, int n) {
-    float acc[16] = {0};
+    f32x16 acc = {0};
     int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
+    for (; i + 16 <= n; i += 16) acc += load16(a + i) * load16(b + i);
     float s = 0;
     for (; i < n; i++) s += a[i] * b[i];
     for (int j = 0; j < 16; j++) s += acc[j];
@@ -349,11 +357,13 @@ static inline float lanes_dot(const float *a, const float *b, int n) {
 }
 
 static inline float lanes_max(const float *x, int n) {
-    float acc[16];
-    for (int j = 0; j < 16; j++) acc[j] = x[0];
+    f32x16 acc = x[0] - (f32x16){0}; /* x[0] in every lane */
     int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    for (; i + 16 <= n; i += 16) {
+        f32x16 v = load16(x + i);
+        i32x16 gt = v > acc; /* all ones where v wins, as the scalar v > acc ? v : acc */
+        acc = (f32x16)(((i32x16)v & gt) | ((i32x16)acc & ~gt));
+    }
     float m = x[0];
     for (; i < n; i++) m = x[i] > m ? x[i] : m;
     for (int j = 0; j < 16; j++) m = acc[j] > m ? acc[j] : m;
@@ -374,13 +384,9 @@ static void gather_transposed(float *dst, const float *rows, size_t stride, int 
 static inline void scores16(float *restrict s, const float *restrict q, const float *restrict kt, int Tp, int n, int hs,
                             float scale) {
     for (int j0 = 0; j0 < n; j0 += 16) {
-        float acc[16] = {0};
-        for (int i = 0; i < hs; i++) {
-            float qi = q[i];
-            const float *k = kt + (size_t)i * Tp + j0;
-            for (int j = 0; j < 16; j++) acc[j] += qi * k[j];
-        }
-        for (int j = 0; j < 16; j++) s[j0 + j] = acc[j] * scale;
+        f32x16 acc = {0};
+        for (int i = 0; i < hs; i++) acc += q[i] * load16(kt + (size_t)i * Tp + j0);
+        store16(s + j0, acc * scale);
     }
 }
 
