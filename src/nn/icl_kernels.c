@@ -334,6 +334,13 @@ static inline void weighted_rows_acc(float *restrict out, const float *restrict 
     }
 }
 
+/* y[i] += a * x[i] for i < n, 16 at a time (GCC keeps the plain loop scalar when n is not known). */
+static inline void axpy16(float *restrict y, float a, const float *restrict x, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) store16(y + i, load16(y + i) + a * load16(x + i));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
 /* Sum and maximum with 16 fixed lanes: vectorised without reassociating (-ffast-math), and in an
  * order that does not depend on anything but n. */
 static inline float lanes_sum(const float *x, int n) {
@@ -474,7 +481,7 @@ void icl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                 for (int t2 = 0; t2 <= t; t2++) {
                     float *dv = dbase + t2 * C3 + 2 * C + h * hs;
                     float p = arow[t2];
-                    for (int i = 0; i < hs; i++) dv[i] += p * dy[i];
+                    axpy16(dv, p, dy, hs);
                 }
                 /* through softmax and q k^T */
                 const float *q = base + t * C3 + h * hs;
@@ -482,7 +489,7 @@ void icl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                 for (int t2 = 0; t2 <= t; t2++) dpre[t2] = arow[t2] * (datt[t2] - dot) * scale;
                 for (int t2 = 0; t2 <= t; t2++) {
                     float *dk = dbase + t2 * C3 + C + h * hs, g = dpre[t2];
-                    for (int i = 0; i < hs; i++) dk[i] += g * q[i];
+                    axpy16(dk, g, q, hs);
                 }
                 weighted_rows_acc(dq, dpre, base + C + h * hs, C3, t + 1, hs);
             }
@@ -820,7 +827,7 @@ void icl_gqa_backward(float *dq, float *dk, float *dv, const float *dout, const 
                         float dot = lanes_dot(arow, datt, t + 1);
                         for (int t2 = 0; t2 <= t; t2++) {
                             float *dvr = dvb + t2 * ldkv, p = arow[t2];
-                            for (int i = 0; i < hd; i++) dvr[i] += p * dy[i];
+                            axpy16(dvr, p, dy, hd);
                         }
                         /* through softmax and q k^T */
                         const float *qr = q + ((size_t)b * T + t) * ldq + (size_t)h * hd;
@@ -828,7 +835,7 @@ void icl_gqa_backward(float *dq, float *dk, float *dv, const float *dout, const 
                         for (int t2 = 0; t2 <= t; t2++) dpre[t2] = arow[t2] * (datt[t2] - dot) * scale;
                         for (int t2 = 0; t2 <= t; t2++) {
                             float *dkr = dkb + t2 * ldkv, gr = dpre[t2];
-                            for (int i = 0; i < hd; i++) dkr[i] += gr * qr[i];
+                            axpy16(dkr, gr, qr, hd);
                         }
                         weighted_rows_acc(dqr, dpre, kb, ldkv, t + 1, hd);
                     }
