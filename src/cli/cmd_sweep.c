@@ -167,7 +167,7 @@ static int sweep_main(int argc, char **argv) {
     if (icl_dist_sum_f64(&failed, 1, &err)) return sweep_fail(&err);
     if (rank == 0) {
         if (icl_sweep_report(out, &s, &err)) return sweep_fail(&err);
-        if (progress) fprintf(progress, "wrote %s/sweep.csv, sweep.json and report.html\n", out);
+        if (progress) fprintf(progress, "wrote %s/sweep.csv, sweep.json, sweep_concepts.csv and report.html\n", out);
     }
     if (failed > 0) {
         icl_errf(&err, "%d of %d runs failed (see %s/sweep.csv and status/)", (int)failed, n, out);

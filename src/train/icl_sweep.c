@@ -253,6 +253,17 @@ static double read_status(const char *dir, const char *name, char *status, size_
     return isfinite(wall) && wall > 0 ? wall : 0;
 }
 
+/* Writes a CSV field: s as it is, or quoted (quotes doubled) when it holds a comma, quote or newline. */
+static void csv_str(icl_afile *af, icl_err *err, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        icl_afile_printf(af, err, "%s", s);
+        return;
+    }
+    icl_afile_printf(af, err, "\"");
+    for (; *s; s++) icl_afile_printf(af, err, *s == '"' ? "\"\"" : "%c", *s);
+    icl_afile_printf(af, err, "\"");
+}
+
 /* Writes a JSON string literal of s (quotes and control characters escaped). */
 static void json_str(icl_afile *af, icl_err *err, const char *s) {
     icl_afile_printf(af, err, "\"");
@@ -535,6 +546,35 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
                          r->seed, r->steps, r->done < 0 ? 0 : r->done, l, m, pe, tr, sep, pc, pcs, r->wall, r->status, i + 1 < n ? "," : "");
     }
     icl_afile_printf(&af, err, "]}\n");
+    if (icl_afile_commit(&af, err)) return -1;
+
+    /* per concept of each analysed run, long format: the events behind the report's phase table */
+    snprintf(path, sizeof path, "%s/sweep_concepts.csv", dir);
+    if (icl_afile_open(&af, path, err)) return -1;
+    icl_afile_printf(&af, err, "run,seed,concept,name,drop_step,td_half_step,td_lag,beat_agnostic_step,agnostic_mse,"
+                               "final_mse,td_best,td_best_layer,self_patch,cross_patch\n");
+    for (int i = 0; i < n; i++) {
+        const icl_run_phases *p = runs[i].ph;
+        if (!p) continue;
+        for (int c = 0; c < p->n_concepts; c++) {
+            const icl_phase_concept *pc = &p->c[c];
+            double v[] = {pc->drop_step, pc->td_half_step, pc->td_lag, pc->beat_step, pc->agnostic, pc->final_mse,
+                          pc->td_best};
+            const char *f[] = {"%.0f", "%.0f", "%.0f", "%.0f", "%.6g", "%.6g", "%.4g"};
+            icl_afile_printf(&af, err, "%s,%" PRIu64 ",%d,", runs[i].name, runs[i].seed, c);
+            csv_str(&af, err, pc->name);
+            for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+                char cell[32];
+                fmt_num(cell, sizeof cell, v[k], f[k]);
+                icl_afile_printf(&af, err, ",%s", cell);
+            }
+            char lay[16] = "", sp[32], cp[32];
+            if (isfinite(pc->td_best)) snprintf(lay, sizeof lay, "%d", pc->td_best_layer);
+            fmt_num(sp, sizeof sp, pc->self_patch, "%.6g");
+            fmt_num(cp, sizeof cp, pc->cross_patch, "%.6g");
+            icl_afile_printf(&af, err, ",%s,%s,%s\n", lay, sp, cp);
+        }
+    }
     return icl_afile_commit(&af, err);
 }
 

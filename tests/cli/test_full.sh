@@ -48,6 +48,14 @@ $ICLAB sweep --out "$S" --seeds 1-2 --steps 40 --analyse --threads 2 2>"$T/sweep
 head -1 "$S/sweep.csv" | grep -q 'concepts_separated,phase_c,phase_c_step' && ok "sweep.csv has the phase columns" || bad "sweep.csv header: $(head -1 "$S/sweep.csv")"
 awk -F, 'NR > 1 && !($10 ~ /^[0-9]+$/ && ($11 == "yes" || $11 == "no")) {exit 1}' "$S/sweep.csv" \
   && ok "every analysed run has its phase (c) verdict" || bad "phase columns: $(cat "$S/sweep.csv")"
+# sweep_concepts.csv: a row per concept of each run, its events as whole steps or empty, TD in [0, 1]
+nc=$(awk -F, 'NR > 1 && $1 == "seed=1"' "$S/sweep_concepts.csv" | wc -l)
+[ "$nc" -ge 2 ] && [ "$(awk -F, 'NR > 1 && $1 == "seed=2"' "$S/sweep_concepts.csv" | wc -l)" = "$nc" ] \
+  && head -1 "$S/sweep_concepts.csv" | grep -q '^run,seed,concept,name,drop_step,td_half_step,td_lag,' \
+  && ok "sweep_concepts.csv: $nc concepts for each of the 2 runs" || bad "sweep_concepts.csv: $(cat "$S/sweep_concepts.csv")"
+awk -F, 'NR > 1 && (!($5 == "" || $5 ~ /^[0-9]+$/) || !($6 == "" || $6 ~ /^[0-9]+$/) || !($11 >= 0 && $11 <= 1 && $11 != "") || $12 !~ /^[0-9]+$/) {exit 1}' \
+  "$S/sweep_concepts.csv" && ok "sweep_concepts.csv: steps whole or empty, best TD in [0, 1] with its layer" \
+  || bad "sweep_concepts.csv cells: $(cat "$S/sweep_concepts.csv")"
 grep -q 'Phases per run' "$S/report.html" && grep -q 'analysed runs reach the paper' "$S/report.html" \
   && ok "sweep report has the per-run phase table" || bad "sweep report lacks the phase table"
 [ "$(grep -c 'sweep: analysing' "$T/sweep.err")" = 2 ] && ok "both runs analysed" || bad "analysis messages: $(grep -c 'sweep: analysing' "$T/sweep.err")"
