@@ -379,10 +379,6 @@ static int read_run(const char *dir, const icl_sweep *s, int i, run_info *r, icl
     snprintf(rdir, sizeof rdir, "%s/runs/%s", dir, r->name);
     r->done = done_steps(rdir);
     r->wall = read_status(dir, r->name, st, sizeof st);
-    if (r->done >= r->steps) snprintf(r->status, sizeof r->status, "complete");
-    else if (!strcmp(st, "failed")) snprintf(r->status, sizeof r->status, "failed");
-    else if (r->done >= 0 || icl_path_exists(rdir)) snprintf(r->status, sizeof r->status, "incomplete");
-    else snprintf(r->status, sizeof r->status, "missing");
     icl_csv t;
     icl_err e;
     snprintf(path, sizeof path, "%s/train.csv", rdir);
@@ -407,6 +403,13 @@ static int read_run(const char *dir, const icl_sweep *s, int i, run_info *r, icl
         }
         icl_csv_free(&t);
     }
+    /* a run copied without its checkpoints (docs/data keeps only the CSV files): train.csv's last step */
+    snprintf(path, sizeof path, "%s/checkpoints", rdir);
+    if (r->done < 0 && r->n_loss && !icl_path_exists(path)) r->done = (int64_t)r->loss_x[r->n_loss - 1];
+    if (r->done >= r->steps) snprintf(r->status, sizeof r->status, "complete");
+    else if (!strcmp(st, "failed")) snprintf(r->status, sizeof r->status, "failed");
+    else if (r->done >= 0 || icl_path_exists(rdir)) snprintf(r->status, sizeof r->status, "incomplete");
+    else snprintf(r->status, sizeof r->status, "missing");
     snprintf(path, sizeof path, "%s/eval.csv", rdir);
     if (icl_path_exists(path) && !icl_csv_read(&t, path, &e)) {
         int cs = icl_csv_col(&t, "step"), cc = icl_csv_col(&t, "concept"), cm = icl_csv_col(&t, "mse");

@@ -61,4 +61,10 @@ grep -q 'Phases per run' "$S/report.html" && grep -q 'analysed runs reach the pa
 [ "$(grep -c 'sweep: analysing' "$T/sweep.err")" = 2 ] && ok "both runs analysed" || bad "analysis messages: $(grep -c 'sweep: analysing' "$T/sweep.err")"
 $ICLAB sweep --out "$S" --seeds 1-2 --steps 40 --analyse --threads 2 2>"$T/sweep2.err" >/dev/null
 grep -q 'sweep: analysing' "$T/sweep2.err" && bad "a second sweep --analyse analysed again" || ok "a second sweep --analyse skips analysed runs"
+# a sweep copied without its checkpoints (as docs/data keeps one) reports the same tables
+mkdir -p "$T/copy" && cp -r "$S/grid.txt" "$S/status" "$S/runs" "$T/copy/" && rm -rf "$T"/copy/runs/*/checkpoints
+$ICLAB sweep --out "$T/copy" --seeds 1-2 --steps 40 --report-only >/dev/null 2>&1 \
+  && cmp -s "$S/sweep_concepts.csv" "$T/copy/sweep_concepts.csv" && [ "$(grep -c ',complete$' "$T/copy/sweep.csv")" = 2 ] \
+  && ok "a copy without checkpoints: the same per-concept table, both runs complete" \
+  || bad "copy without checkpoints: $(cat "$T/copy/sweep.csv")"
 finish
