@@ -92,7 +92,7 @@ static void usage(FILE *f) {
 /* The OpenBLAS core to ask for when the one it chose underuses this CPU, else NULL. OpenBLAS picks its
  * kernels by CPU model, and a model it does not know falls back to a generic one: Debian 12's 0.3.21
  * takes this project's Xeons ("Intel(R) Xeon(R) Processor", AVX-512) for a Prescott and runs SSE3
- * kernels, which made the reproduce preset's training 2.2x slower (docs/performance.md). */
+ * kernels, which made the reproduce preset's training 2.1x slower (docs/performance.md). */
 static const char *blas_core_upgrade(void) {
     static const char *const generic[] = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom",
                                           "sandybridge", "unknown"};

@@ -260,7 +260,7 @@ static void csv_str(icl_afile *af, icl_err *err, const char *s) {
         return;
     }
     icl_afile_printf(af, err, "\"");
-    for (; *s; s++) icl_afile_printf(af, err, *s == '"' ? "\"\"" : "%c", *s);
+    for (; *s; s++) icl_afile_printf(af, err, "%s%c", *s == '"' ? "\"" : "", *s); /* a quote doubled */
     icl_afile_printf(af, err, "\"");
 }
 
