@@ -19,8 +19,8 @@ BENCH=$BUILD/bench/bench_lmtrain
 # the peer 1.3-4x slower than with one BLAS thread (docs/performance.md). We compare against the
 # peer's best configuration.
 PEER_ENV=${PEER_ENV-OPENBLAS_NUM_THREADS=1}
-make -j2 "$BENCH" >/dev/null
-make -j2 "$BUILD/iclab" >/dev/null; ICLAB=$BUILD/iclab . bench/blas_core.sh
+make -j2 "$BENCH" "$BUILD/iclab" >/dev/null
+ICLAB=$BUILD/iclab . bench/blas_core.sh
 args="--layers 4 --width 128 --heads 4 --kv-heads 2 --ctx 1024 --batch 2 --vocab 4096 --threads 2 --warmup 3 --steps $STEPS"
 rate() { sed -n 's/.*steps_per_s=\([0-9.]*\).*/\1/p'; }
 # On a shared machine (WAIT_IDLE=1): before each run, wait (at most 3 minutes) until the CPUs

@@ -25,11 +25,10 @@ BENCH=$BUILD/bench/bench_lora
 # the peer 1.3-4x slower than with one BLAS thread (docs/performance.md). We compare against the
 # peer's best configuration.
 PEER_ENV=${PEER_ENV-OPENBLAS_NUM_THREADS=1}
-make -j2 "$BENCH" >/dev/null
-make -j2 "$BUILD/iclab" >/dev/null; ICLAB=$BUILD/iclab . bench/blas_core.sh
+make -j2 "$BENCH" "$BUILD/iclab" >/dev/null
+ICLAB=$BUILD/iclab . bench/blas_core.sh
 MODEL=${MODEL:-runs/demo-llm/lm/model.gguf}
 if [ ! -f "$MODEL" ]; then
-  make -j2 "$BUILD/iclab" >/dev/null
   # the mini-LM's shapes and vocabulary size: a 4096-token BPE trained by mkcorpus on 2 MB of its
   # corpus (needs data/brown: make data), or else llama-spm's 32000 tokens (a 8x larger head)
   MODEL=/tmp/iclab-lora-bench-minilm.gguf
