@@ -19,6 +19,8 @@ typedef struct icl_decode_config {
     int save_reps;    /* write decode/reps_step_N.npy (L+1, N, C) */
     int probe;        /* also a held-out linear probe per layer (multinomial logistic regression, half the points) */
     int n_embed;      /* 2-D PCA and UMAP embeddings of every layer at this many log-spaced checkpoints */
+    char table[32];   /* the TD table's file name in decode/, without .csv/.jsonl: "td" (the default, what
+                       * reports read as the run's TD); another name keeps a second reading beside it */
 } icl_decode_config;
 
 void icl_decode_config_default(icl_decode_config *d);
@@ -40,7 +42,7 @@ int icl_decode_position(const icl_train_config *c, int demo);
 int icl_capture_layers(icl_model *m, const icl_batch *b, int pos, int chunk, float *reps, icl_err *err);
 
 /* Decodes the checkpoints of run_dir with the given steps (all when steps == NULL): writes
- * run_dir/decode/td.csv and td.jsonl (step, layer, concept, name, td, chance, probe_acc, token; concept
+ * run_dir/decode/td.csv and td.jsonl (or dc->table's name; step, layer, concept, name, td, chance, probe_acc, token; concept
  * -1 is the overall value; NaN/null where no probe ran; token is where the states were read, "y:K"
  * for the y-token of demonstration K, or the --at spec), decode/labels.npy, the representations if
  * asked (reps_step_N.npy), and pca_step_N.npy / umap_step_N.npy (L+1, N, 2) at n_embed checkpoints. */

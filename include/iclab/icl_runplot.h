@@ -40,6 +40,8 @@ typedef struct icl_phase_concept {
     double final_mse;    /* at the last evaluation (mean of the last 3) */
     double td_best;      /* at the last decoded checkpoint: its TD at its best layer */
     int td_best_layer;
+    double td_best_last; /* the same read at the sequence's last token (decode/td_last.csv, written when td.csv
+                            reads another token); NaN without that file */
     double self_patch;   /* at the last patched checkpoint: MSE change with its own mean */
     double cross_patch;  /* and the smallest change with another concept's mean */
 } icl_phase_concept;

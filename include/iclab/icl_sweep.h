@@ -7,7 +7,8 @@
  *   SWEEP/status/NAME.json    {"status": ..., "wall_s": ...} of the rank that trained it
  *   SWEEP/sweep.csv, .json    one row per run: swept values, seed, steps, final losses, wall time, status
  *   SWEEP/sweep_concepts.csv  one row per concept of each run: its loss drop, TD halfway, TD lag,
- *                             MSE against the basis-agnostic level, best TD, self/cross patching
+ *                             MSE against the basis-agnostic level, best TD (and at the last
+ *                             token when td.csv reads another), self/cross patching
  *   SWEEP/report.html         loss curves per configuration with the seeds overlaid, the plateau
  *                             table, and TD curves where `iclab decode` has been run on the runs
  * See docs/sweep.md. */

@@ -1,6 +1,7 @@
 /* Concept decodability over checkpoints and layers (see icl_decode.h). */
 #include "iclab/icl_decode.h"
 #include <dirent.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@ void icl_decode_config_default(icl_decode_config *d) {
     d->probe = 1;
     d->n_embed = 3;
     d->at[0] = 0;
+    snprintf(d->table, sizeof d->table, "td");
 }
 
 int icl_probe_per_class(const float *X, const int *labels, int N, int d, int nc, uint64_t seed, double *acc, icl_err *err) {
@@ -248,6 +250,10 @@ static int list_steps(const char *run_dir, int64_t **steps, int *n, icl_err *err
 
 int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64_t *want, int n_want, FILE *progress,
                    icl_err *err) {
+    /* a file name inside decode/, never a path */
+    int table_ok = dc->table[0] != 0;
+    for (const char *t = dc->table; *t; t++) table_ok &= isalnum((unsigned char)*t) || *t == '_' || *t == '-';
+    if (!table_ok) return icl_errf(err, "the TD table's name '%s' must be letters, digits, '_' or '-'", dc->table);
     int64_t *all = NULL;
     int n_all = 0;
     if (list_steps(run_dir, &all, &n_all, err)) return -1;
@@ -315,12 +321,12 @@ int icl_decode_run(const char *run_dir, const icl_decode_config *dc, const int64
         snprintf(path, sizeof path, "%s/labels.npy", dir);
         r = icl_npy_write_i32(path, labels, 1, shape, err);
     }
-    snprintf(path, sizeof path, "%s/td.csv", dir);
+    snprintf(path, sizeof path, "%s/%s.csv", dir, dc->table);
     if (!r) r = icl_afile_open(&af, path, err);
     if (r) goto done;
     icl_afile_printf(&af, err, "step,layer,concept,name,td,chance,probe_acc,token\n");
     icl_afile jl;
-    snprintf(path, sizeof path, "%s/td.jsonl", dir);
+    snprintf(path, sizeof path, "%s/%s.jsonl", dir, dc->table);
     if (icl_afile_open(&jl, path, err)) {
         icl_afile_abort(&af);
         r = -1;

@@ -27,9 +27,15 @@ int cmd_demo(int argc, char **argv);
 /* What iclab demo runs after training (cmd_demo.c): iclab decode at every checkpoint, iclab patch
  * (every y token after icl_patch_paper_layer blocks, the algorithm comparison and the off-basis sensitivity at
  * every checkpoint, head ablation at the last) and the report. c is the run's configuration; TD is
- * read at the y-token of demonstration `demo` (0 = the last, the paper's choice). Returns 0 or 1 (message printed). */
+ * read at the y-token of demonstration `demo` (0 = the last, the paper's choice); when that is not the
+ * last token, TD at the last token goes beside it into decode/td_last.csv. Returns 0 or 1 (message printed). */
 struct icl_train_config;
 int cli_analyse_run(const char *run, const struct icl_train_config *c, int demo);
+
+/* The demonstration whose y-token the analysis of a preset's runs reads by default (0 = the last):
+ * for the reproduce preset, the last y-token a prediction reads (demonstration K - 1; the last y-token
+ * feeds no prediction, docs/reproduction.md), for the others the paper's last. */
+int cli_analysis_demo(const char *preset, const struct icl_train_config *c);
 int cmd_decode(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
 int cmd_report(int argc, char **argv);

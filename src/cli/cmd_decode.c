@@ -16,14 +16,17 @@ int cmd_decode(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
             printf("usage: iclab decode RUN [--steps S1,S2,...] [--per-concept 100] [--demo K] [--k 10]\n"
-                   "                        [--at x:K|y:K|last] [--metric euclidean|cosine] [--embed 3] [--no-probe] [--no-reps]\n\n"
+                   "                        [--at x:K|y:K|last] [--metric euclidean|cosine] [--embed 3] [--no-probe] [--no-reps]\n"
+                   "                        [--table td]\n\n"
                    "For every checkpoint (or the listed steps) and every layer (0 = embedding, l = after block l),\n"
                    "captures the residual stream of a fixed probe set (per-concept sequences of each concept) at the\n"
                    "y-token of demonstration K (default: the last; --at picks another token) and measures leave-one-out\n"
                    "kNN task decodability.\n"
                    "Also fits a held-out linear probe per layer, and embeds every layer in 2-D (PCA, UMAP with\n"
                    "n_neighbors 15, min_dist 0.1) at --embed log-spaced checkpoints. Writes RUN/decode/td.csv and\n"
-                   "td.jsonl, labels.npy, reps_step_N.npy (layers x points x width), pca_/umap_step_N.npy.\n");
+                   "td.jsonl, labels.npy, reps_step_N.npy (layers x points x width), pca_/umap_step_N.npy.\n"
+                   "--table NAME writes the TD table as decode/NAME.csv and .jsonl instead, to keep a second reading\n"
+                   "(another token) beside td.csv, which reports read as the run's TD.\n");
             return 0;
         }
         if (strncmp(a, "--", 2)) {
@@ -54,6 +57,10 @@ int cmd_decode(int argc, char **argv) {
             if (strlen(v) >= sizeof dc.at) bad = icl_errf(&err, "--at: '%s' is too long", v);
             else snprintf(dc.at, sizeof dc.at, "%s", v);
         }
+        else if (!strcmp(name, "table")) {
+            if (strlen(v) >= sizeof dc.table) bad = icl_errf(&err, "--table: '%s' is too long", v);
+            else snprintf(dc.table, sizeof dc.table, "%s", v);
+        }
         else if (!strcmp(name, "metric")) bad = icl_metric_parse(v, &dc.metric, &err);
         else if (!strcmp(name, "steps")) {
             have_steps = 1;
@@ -66,6 +73,6 @@ int cmd_decode(int argc, char **argv) {
         return cli_fail("decode", &err);
     }
     if (icl_decode_run(run, &dc, have_steps ? steps : NULL, n_steps, stderr, &err)) return cli_fail("decode", &err);
-    printf("wrote %s/decode/td.csv\n", run);
+    printf("wrote %s/decode/%s.csv\n", run, dc.table);
     return 0;
 }

@@ -17,7 +17,7 @@
 /* The corpus of the minilm preset (concept shares: docs/reproduction.md, "The mini-LM") and the
  * measured wall time of the whole LLM demo on 2 cores. */
 #define MINILM_CORPUS "--text-share 0.3 --share bitwise=3,XNOR=0,NOR=0.25,pos:Adverb=0,pos:Preposition=0.25"
-#define FULL_DEMO_TIME "about an hour of training (estimated from 21 steps/s, not timed end to end)"
+#define FULL_DEMO_TIME "about 65 minutes of training (estimated from 19.3 steps/s, not timed end to end)"
 #define LLM_DEMO_TIME "11 minutes (11 min 19 s measured)"
 
 /* The LLM half (`iclab demo --llm`). The corpus of each preset: the concept shares make some
@@ -140,6 +140,21 @@ int cli_analyse_run(const char *out, const icl_train_config *c, int demo) {
     dc.demo = demo;
     fprintf(stderr, "iclab: task decodability of every checkpoint x layer of %s\n", out);
     if (icl_decode_run(out, &dc, NULL, 0, stderr, &err)) return cli_fail("decode", &err);
+    if (demo > 0 && demo < c->task.n_points) {
+        /* the last token beside, so the report shows what the paper's reading position gives */
+        fprintf(stderr, "iclab: task decodability at the last token too (decode/td_last.csv)\n");
+        dc.demo = 0;
+        dc.save_reps = dc.probe = dc.n_embed = 0;
+        snprintf(dc.table, sizeof dc.table, "td_last");
+        if (icl_decode_run(out, &dc, NULL, 0, stderr, &err)) return cli_fail("decode", &err);
+    } else {
+        /* a table from an earlier analysis of this folder would be read as this one's */
+        char path[4200];
+        snprintf(path, sizeof path, "%s/decode/td_last.csv", out);
+        remove(path);
+        snprintf(path, sizeof path, "%s/decode/td_last.jsonl", out);
+        remove(path);
+    }
     /* causal tests and the algorithm comparison at every checkpoint, so the report can show when the
      * model switches algorithm */
     fprintf(stderr, "iclab: patching and algorithm comparison at every checkpoint of %s (head ablation at the last)\n", out);
@@ -161,6 +176,10 @@ int cli_analyse_run(const char *out, const icl_train_config *c, int demo) {
     return 0;
 }
 
+int cli_analysis_demo(const char *preset, const icl_train_config *c) {
+    return !strcmp(preset, "reproduce") && c->task.n_points > 1 ? c->task.n_points - 1 : 0;
+}
+
 int cmd_demo(int argc, char **argv) {
     icl_err err;
     int llm = 0, llm_opts = 0;
@@ -178,13 +197,17 @@ int cmd_demo(int argc, char **argv) {
                    "replaced if it is an earlier iclab run), then runs iclab decode, iclab patch and iclab report\n"
                    "on it: open DIR/report.html. --preset tiny runs the same steps on the tiny preset in seconds\n"
                    "(the test suite's check of this path; its report shows nothing learnt).\n\n"
-                   "--full trains the reproduce preset instead (the demo's task, 8 blocks, 75,000 steps, aiming\n"
-                   "at the paper's phase (c), every concept separated; %s on 2 cores) into DIR\n"
+                   "--full trains the reproduce preset instead (the demo's task in pair tokens, 8 blocks, 75,000\n"
+                   "steps, aiming at the paper's phase (c), every concept separated; %s on\n"
+                   "2 cores) into DIR\n"
                    "(default runs/demo-full) and does the same analysis; its report's \"Phases, beside the\n"
-                   "paper\" table says whether phase (c) was reached (docs/reproduction.md: one run has, no seed sweep yet).\n"
+                   "paper\" table says whether phase (c) was reached (docs/reproduction.md: not yet in 2\n"
+                   "fresh seeds of 5; patching is the condition that fails).\n"
                    "--seed sets the training seed, --steps shortens (or lengthens) the training (a curriculum or\n"
                    "warm-up longer than half of it is cut to half), --demo K reads TD at the y-token of\n"
-                   "demonstration K instead of the last (the paper's choice).\n\n"
+                   "demonstration K instead of the last (the paper's choice). --full reads it by default at\n"
+                   "demonstration K - 1, the last y-token a prediction reads (the last one feeds none), and TD at\n"
+                   "the last token goes beside it (decode/td_last.csv, the report's phase table).\n\n"
                    "--llm is the paper's LLM half on iclab's own mini language model, into DIR (default\n"
                    "runs/demo-llm, replaced if it is an earlier demo --llm folder): iclab mkcorpus into DIR/corpus,\n"
                    "iclab train --task lm --preset minilm into DIR/lm, then for bitwise and pos iclab eval (ICL\n"
@@ -254,6 +277,7 @@ int cmd_demo(int argc, char **argv) {
     if (icl_train_config_preset(&c, preset, &err)) return cli_fail("demo", &err);
     c.threads = threads;
     if (seed) c.seed = seed;
+    if (!demo) demo = cli_analysis_demo(preset, &c);
     if (demo > c.task.n_points) {
         icl_errf(&err, "--demo %d: the %s preset's sequences have %d demonstrations", demo, preset, c.task.n_points);
         return cli_fail("demo", &err);

@@ -23,7 +23,8 @@ static void sweep_usage(FILE *f) {
             "  --analyse         after training, decode and patch every finished run at every checkpoint and\n"
             "                    write its report.html (what iclab demo does), so the sweep report gets its\n"
             "                    phase table: when each concept's loss fell and TD rose, and phase (c)\n"
-            "  --demo K          with --analyse: TD at the y-token of demonstration K (default: the last)\n"
+            "  --demo K          with --analyse: TD at the y-token of demonstration K (default: the last;\n"
+            "                    for --preset reproduce, K - 1 as iclab demo --full, the last token beside it)\n"
             "  --plateau-mse X   the report's plateau exit: held-out normalised MSE below X (default %g)\n"
             "  --quiet           no messages about the runs\n"
             "  --FLAG VALUE      any option of iclab train sets the base configuration (e.g. --steps 200)\n",
@@ -48,8 +49,10 @@ static int sweep_fail(const icl_err *err) {
 }
 
 /* --analyse: the runs of this rank that finished training and have not been decoded and patched up
- * to their last step get cli_analyse_run (an analysed run is skipped when the sweep runs again). */
-static int analyse_runs(const char *out, const icl_sweep *s, int demo, int rank, int nranks, FILE *progress, icl_err *err) {
+ * to their last step get cli_analyse_run (an analysed run is skipped when the sweep runs again), at
+ * demonstration `demo` (0: the preset's default for each run, cli_analysis_demo). */
+static int analyse_runs(const char *out, const icl_sweep *s, const char *preset, int demo, int rank, int nranks, FILE *progress,
+                        icl_err *err) {
     static icl_run_phases p; /* large: off the stack */
     for (int i = rank; i < icl_sweep_n_runs(s); i += nranks) {
         icl_train_config c;
@@ -60,7 +63,7 @@ static int analyse_runs(const char *out, const icl_sweep *s, int demo, int rank,
         if (icl_run_phases_read(run, &p, &e) || !(p.last_eval_step >= (double)c.steps)) continue; /* not trained to the end */
         if (p.td_step == (double)c.steps && p.patch_step == (double)c.steps) continue;
         if (progress) fprintf(progress, "sweep: analysing %s\n", name);
-        if (cli_analyse_run(run, &c, demo)) return icl_errf(err, "the analysis of %s failed", name);
+        if (cli_analyse_run(run, &c, demo ? demo : cli_analysis_demo(preset, &c))) return icl_errf(err, "the analysis of %s failed", name);
     }
     return 0;
 }
@@ -160,7 +163,7 @@ static int sweep_main(int argc, char **argv) {
         fprintf(progress, "sweep %s: %d run%s on %d rank%s\n", out, n, n == 1 ? "" : "s", size, size == 1 ? "" : "s");
     int n_failed = 0, rc = 0;
     if (!report_only) rc = icl_sweep_train(out, &s, rank, size, progress, &n_failed, &err);
-    if (!rc && analyse && !report_only) rc = analyse_runs(out, &s, demo, rank, size, progress, &err);
+    if (!rc && analyse && !report_only) rc = analyse_runs(out, &s, preset, demo, rank, size, progress, &err);
     /* every rank waits here for the others (the agreement is collective) before rank 0 reports */
     if (icl_dist_agree(rc, &err)) return sweep_fail(&err);
     double failed = n_failed;

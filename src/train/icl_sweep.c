@@ -555,7 +555,7 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
     snprintf(path, sizeof path, "%s/sweep_concepts.csv", dir);
     if (icl_afile_open(&af, path, err)) return -1;
     icl_afile_printf(&af, err, "run,seed,concept,name,drop_step,td_half_step,td_lag,beat_agnostic_step,agnostic_mse,"
-                               "final_mse,td_best,td_best_layer,self_patch,cross_patch\n");
+                               "final_mse,td_best,td_best_layer,self_patch,cross_patch,td_best_last\n");
     for (int i = 0; i < n; i++) {
         const icl_run_phases *p = runs[i].ph;
         if (!p) continue;
@@ -571,11 +571,12 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
                 fmt_num(cell, sizeof cell, v[k], f[k]);
                 icl_afile_printf(&af, err, ",%s", cell);
             }
-            char lay[16] = "", sp[32], cp[32];
+            char lay[16] = "", sp[32], cp[32], tl[32];
             if (isfinite(pc->td_best)) snprintf(lay, sizeof lay, "%d", pc->td_best_layer);
             fmt_num(sp, sizeof sp, pc->self_patch, "%.6g");
             fmt_num(cp, sizeof cp, pc->cross_patch, "%.6g");
-            icl_afile_printf(&af, err, ",%s,%s,%s\n", lay, sp, cp);
+            fmt_num(tl, sizeof tl, pc->td_best_last, "%.4g");
+            icl_afile_printf(&af, err, ",%s,%s,%s,%s\n", lay, sp, cp, tl);
         }
     }
     return icl_afile_commit(&af, err);

@@ -17,6 +17,7 @@
 /* Everything read from a run folder; tables that are absent have n_rows == 0. */
 typedef struct run_data {
     icl_csv eval, pos, est, train, td, patch, heads, algo, offbasis;
+    icl_csv td_last; /* decode/td_last.csv: TD at the last token, kept beside td.csv when that reads another */
     char config[8192];
     int nc;                          /* concepts */
     char names[MAX_CONCEPTS][48];    /* concept names from eval.csv */
@@ -277,6 +278,7 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
     read_optional(&d->est, run, "estimators.csv");
     read_optional(&d->train, run, "train.csv");
     read_optional(&d->td, run, "decode/td.csv");
+    read_optional(&d->td_last, run, "decode/td_last.csv");
     read_optional(&d->patch, run, "causal/patch.csv");
     read_optional(&d->heads, run, "causal/heads.csv");
     read_optional(&d->algo, run, "causal/algo.csv");
@@ -319,20 +321,20 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
 }
 
 static void free_run(run_data *d) {
-    icl_csv *all[] = {&d->eval, &d->pos, &d->est, &d->train, &d->td, &d->patch, &d->heads, &d->algo, &d->offbasis};
+    icl_csv *all[] = {&d->eval, &d->pos, &d->est, &d->train, &d->td, &d->td_last, &d->patch, &d->heads, &d->algo, &d->offbasis};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) icl_csv_free(all[i]);
 }
 
 /* ---------------------------------------------------------------- the paper's phases */
 
-/* A concept's TD at its best layer at checkpoint `step` (decode/td.csv); NaN if not decoded there. */
-static double td_best_at(const run_data *d, int concept, double step, int *layer) {
+/* A concept's TD at its best layer at checkpoint `step` of a TD table (decode/td.csv); NaN if not decoded there. */
+static double td_best_at(const icl_csv *td, int concept, double step, int *layer) {
     double best = NAN;
     *layer = -1;
-    for (int r = 0; r < d->td.n_rows; r++)
-        if (col(&d->td, r, "step") == step && (int)col(&d->td, r, "concept") == concept && !(col(&d->td, r, "td") <= best)) {
-            best = col(&d->td, r, "td");
-            *layer = (int)col(&d->td, r, "layer");
+    for (int r = 0; r < td->n_rows; r++)
+        if (col(td, r, "step") == step && (int)col(td, r, "concept") == concept && !(col(td, r, "td") <= best)) {
+            best = col(td, r, "td");
+            *layer = (int)col(td, r, "layer");
         }
     return best;
 }
@@ -356,7 +358,7 @@ static int phase_c_at(const run_data *d, double step) {
         int layer;
         double self, cross;
         patch_at(d, k, step, &self, &cross);
-        if (!(td_best_at(d, k, step, &layer) >= ICL_PHASE_TD) || !(mse_near(d, k, step) < d->agnostic[k]) || !(self < cross)) return 0;
+        if (!(td_best_at(&d->td, k, step, &layer) >= ICL_PHASE_TD) || !(mse_near(d, k, step) < d->agnostic[k]) || !(self < cross)) return 0;
     }
     return d->nc > 0;
 }
@@ -398,8 +400,10 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
         c->td_half_step = d->td.n_rows ? d->td_step[k] : NAN;
         c->td_lag = c->td_half_step - c->drop_step;
         c->final_mse = mse_near(d, k, p->last_eval_step);
-        c->td_best = d->td.n_rows ? td_best_at(d, k, p->td_step, &c->td_best_layer) : NAN;
+        c->td_best = d->td.n_rows ? td_best_at(&d->td, k, p->td_step, &c->td_best_layer) : NAN;
         if (!d->td.n_rows) c->td_best_layer = -1;
+        int last_layer;
+        c->td_best_last = d->td_last.n_rows ? td_best_at(&d->td_last, k, p->td_step, &last_layer) : NAN;
         patch_at(d, k, p->patch_step, &c->self_patch, &c->cross_patch);
         p->n_separated += c->td_best >= ICL_PHASE_TD;
         p->n_below_agnostic += c->final_mse < c->agnostic;
@@ -1054,8 +1058,10 @@ static void phase_section(icl_report *rep, const run_data *d) {
                       "its final MSE), the checkpoint from which its TD at layer %d stays halfway from chance to its maximum, "
                       "the steps between the two, and the three conditions of the paper's phase (c) (every concept "
                       "separated, decoded by its own algorithm): TD at its best layer >= %.2g, MSE below the best "
-                      "basis-agnostic estimator, and its own mean cheaper to patch in than any other concept's. TD is read at %s.",
-                 d->dense_steps > 0 ? " from twice the curriculum's length on" : "", d->td_layer, ICL_PHASE_TD, d->td_where);
+                      "basis-agnostic estimator, and its own mean cheaper to patch in than any other concept's. TD is read at %s%s.",
+                 d->dense_steps > 0 ? " from twice the curriculum's length on" : "", d->td_layer, ICL_PHASE_TD, d->td_where,
+                 d->td_last.n_rows ? "; the TD column also gives it at the sequence's last token (decode/td_last.csv), the "
+                                     "y-token of the last demonstration, which no prediction reads under the causal mask" : "");
     enum { NCOL = 10 };
     static const char *hdr[NCOL] = {"concept", "loss drop", "TD halfway", "TD rise - loss drop", "below ridge/Lasso from",
                                     "reads own basis from", "TD, best layer (last ckpt)", "MSE / agnostic (end)",
@@ -1073,6 +1079,10 @@ static void phase_section(icl_report *rep, const run_data *d) {
         fmt_step_cell(row[4], 96, c->beat_step);
         if (d->offbasis.n_rows) fmt_step_cell(row[5], 96, c->own_step);
         if (isfinite(c->td_best)) snprintf(row[6], 96, "%.2f (layer %d)", c->td_best, c->td_best_layer);
+        if (isfinite(c->td_best_last)) {
+            size_t len = strlen(row[6]);
+            snprintf(row[6] + len, 96 - len, "; last token %.2f", c->td_best_last);
+        }
         snprintf(row[7], 96, "%.3f / %.3f", c->final_mse, c->agnostic);
         if (isfinite(c->self_patch)) snprintf(row[8], 96, "%+.3f / %+.3f", c->self_patch, c->cross_patch);
         snprintf(row[9], 96, "%s%s%s", c->td_best >= ICL_PHASE_TD ? "separated " : "",

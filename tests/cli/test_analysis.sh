@@ -19,6 +19,12 @@ awk -F, 'NR > 1 && ($5 < 0 || $5 > 1) {bad=1} END {exit bad}' "$td" && ok "TD va
 awk -F, 'NR > 1 && $7 != "nan" && ($7 < 0 || $7 > 1) {bad=1} END {exit bad}' "$td" && ok "probe accuracies in [0,1]" || bad "probe accuracy out of range"
 [ "$(wc -l < "$T/run/decode/td.jsonl")" -eq 90 ] && ! grep -q -i nan "$T/run/decode/td.jsonl" && ok "td.jsonl: 90 rows, valid numbers" || bad "td.jsonl malformed"
 [ "$(ls "$T/run/decode" | grep -c '^umap_step_')" -eq 3 ] && [ "$(ls "$T/run/decode" | grep -c '^pca_step_')" -eq 3 ] && ok "embeddings at 3 checkpoints" || bad "embeddings missing"
+# --table: a second reading beside td.csv, which stays as it was
+cp "$td" "$T/td_before.csv"
+$ICLAB decode "$T/run" --per-concept 20 --demo 5 --table td_y5 --no-reps --no-probe --embed 0 >/dev/null 2>&1 \
+  && [ "$(wc -l < "$T/run/decode/td_y5.csv")" = "$(wc -l < "$td")" ] && [ -s "$T/run/decode/td_y5.jsonl" ] \
+  && awk -F, 'NR > 1 && $8 != "y:5" {bad = 1} END {exit bad}' "$T/run/decode/td_y5.csv" && cmp -s "$td" "$T/td_before.csv" \
+  && ok "decode --table td_y5: TD at y:5 beside an unchanged td.csv" || bad "decode --table: $(head -2 "$T/run/decode/td_y5.csv" 2>&1)"
 $ICLAB patch "$T/run" --per-concept 10 --layer 1 --steps 15,30,60 >/dev/null 2>&1 || bad "patch failed"
 for f in patch heads algo offbasis; do [ -s "$T/run/causal/$f.csv" ] && ok "causal/$f.csv written" || bad "no causal/$f.csv"; done
 [ "$(($(wc -l < "$T/run/causal/patch.csv") - 1))" -eq 48 ] && ok "4x4 patching matrix at 3 checkpoints" || bad "patching matrix has the wrong size"
@@ -86,6 +92,7 @@ expect_fail "decode of a missing folder" "no checkpoints folder" $ICLAB decode "
 expect_fail "demonstration out of range" "out of range" $ICLAB decode "$T/run" --demo 99
 expect_fail "unknown checkpoint step" "no checkpoint at step 7" $ICLAB decode "$T/run" --steps 7
 expect_fail "bad metric" "." $ICLAB decode "$T/run" --metric manhattan
+expect_fail "a table name that is a path" "letters, digits" $ICLAB decode "$T/run" --table ../td
 expect_fail "patch layer out of range" "out of range" $ICLAB patch "$T/run" --layer 9
 expect_fail "patch at an unknown token set" "not last-y or all-y" $ICLAB patch "$T/run" --at x
 expect_fail "report of a missing run" "cannot open" $ICLAB report "$T/missing"

@@ -16,22 +16,31 @@ echo "$out" | grep -q "open $D/report.html" && ok "demo --full names its report"
 # the reproduce preset's task and model, the given seed and steps (the curriculum cut to half)
 cfg() { awk -F'[:,]' -v k="\"$1\"" '$1 ~ k {gsub(/ /, "", $2); print $2}' "$D/config.json"; }
 [ "$(cfg task.dim)" = 8 ] && [ "$(cfg task.n_bases)" = 4 ] && [ "$(cfg task.rank)" = 2 ] && [ "$(cfg model.n_layer)" = 8 ] \
-  && [ "$(cfg train.grad_clip)" = 1 ] && ok "the reproduce preset's task and model" \
-  || bad "config: dim $(cfg task.dim) bases $(cfg task.n_bases) rank $(cfg task.rank) layers $(cfg model.n_layer) clip $(cfg train.grad_clip)"
+  && [ "$(cfg train.grad_clip)" = 1 ] && [ "$(cfg task.tokens)" = 1 ] && ok "the reproduce preset's task (pair tokens) and model" \
+  || bad "config: dim $(cfg task.dim) bases $(cfg task.n_bases) rank $(cfg task.rank) layers $(cfg model.n_layer) clip $(cfg train.grad_clip) tokens $(cfg task.tokens)"
 [ "$(cfg train.steps)" = 120 ] && [ "$(cfg train.seed)" = 2 ] && [ "$(cfg train.dense_steps)" = 60 ] \
   && [ "$(cfg train.warmup)" = 60 ] && ok "--steps 120 --seed 2: 60 curriculum and warm-up steps" \
   || bad "steps $(cfg train.steps) seed $(cfg train.seed) dense $(cfg train.dense_steps) warmup $(cfg train.warmup)"
 for f in decode/td.csv causal/patch.csv report.html; do [ -s "$D/$f" ] || bad "demo --full lacks $f"; done
 grep -q 'Phases, beside the paper' "$D/report.html" && grep -q 'the paper (Fig. 2, 7' "$D/report.html" \
   && ok "report has the phase table with the paper's column" || bad "report lacks the phase table"
-# TD is read at the last demonstration's y-token by default; --demo K moves it to demonstration K
-awk -F, 'NR > 1 && $8 != "y:12" {bad = 1} END {exit bad || NR < 2}' "$D/decode/td.csv" \
-  && ok "td.csv: every row read at y:12 (the last of 12 demonstrations)" || bad "td.csv token column: $(sed -n 2p "$D/decode/td.csv")"
-grep -q 'y-token of the last demonstration' "$D/report.html" && ok "the report says where TD is read" || bad "report lacks where TD is read"
+# --full reads TD at the last y-token a prediction reads (demonstration 11 of 12) and keeps the last
+# token's beside it in td_last.csv (same checkpoints and layers); --demo K moves the first to demonstration K
+tokens_are() { awk -F, -v t="$2" 'NR > 1 && $8 != t {bad = 1} END {exit bad || NR < 2}' "$1"; }
+tokens_are "$D/decode/td.csv" y:11 && ok "td.csv: every row read at y:11" || bad "td.csv token column: $(sed -n 2p "$D/decode/td.csv")"
+tokens_are "$D/decode/td_last.csv" y:12 && [ "$(wc -l < "$D/decode/td_last.csv")" = "$(wc -l < "$D/decode/td.csv")" ] \
+  && ok "td_last.csv: the same rows read at y:12" || bad "td_last.csv: $(head -2 "$D/decode/td_last.csv" 2>&1)"
+grep -q 'y-token of demonstration 11 of 12' "$D/report.html" && grep -q 'decode/td_last.csv' "$D/report.html" \
+  && grep -q '; last token [0-9.]*<' "$D/report.html" \
+  && ok "the report says where TD is read and gives the last token's beside it" || bad "report lacks where TD is read"
 $ICLAB demo --full --steps 40 --seed 2 --demo 8 --out "$T/d8" --threads 2 >/dev/null 2>&1 \
-  && awk -F, 'NR > 1 && $8 != "y:8" {bad = 1} END {exit bad || NR < 2}' "$T/d8/decode/td.csv" \
+  && tokens_are "$T/d8/decode/td.csv" y:8 && tokens_are "$T/d8/decode/td_last.csv" y:12 \
   && grep -q 'demonstration 8 of 12' "$T/d8/report.html" \
-  && ok "--demo 8: td.csv and the report read TD at y:8" || bad "--demo 8 not honoured"
+  && ok "--demo 8: td.csv and the report read TD at y:8, td_last.csv at y:12" || bad "--demo 8 not honoured"
+$ICLAB demo --full --steps 40 --seed 2 --demo 12 --out "$T/d12" --threads 2 >/dev/null 2>&1 \
+  && tokens_are "$T/d12/decode/td.csv" y:12 && [ ! -e "$T/d12/decode/td_last.csv" ] \
+  && grep -q 'y-token of the last demonstration' "$T/d12/report.html" \
+  && ok "--demo 12: TD at the last token, no second table" || bad "--demo 12 not honoured"
 expect_fail "demo --demo 13" "have 12 demonstrations" $ICLAB demo --full --steps 40 --demo 13 --out "$T/x"
 grep -q '>phase (c) reached<' "$D/report.html" && ok "report says whether phase (c) was reached" || bad "report lacks the phase (c) row"
 
@@ -56,6 +65,8 @@ nc=$(awk -F, 'NR > 1 && $1 == "seed=1"' "$S/sweep_concepts.csv" | wc -l)
 awk -F, 'NR > 1 && (!($5 == "" || $5 ~ /^[0-9]+$/) || !($6 == "" || $6 ~ /^[0-9]+$/) || !($11 >= 0 && $11 <= 1 && $11 != "") || $12 !~ /^[0-9]+$/) {exit 1}' \
   "$S/sweep_concepts.csv" && ok "sweep_concepts.csv: steps whole or empty, best TD in [0, 1] with its layer" \
   || bad "sweep_concepts.csv cells: $(cat "$S/sweep_concepts.csv")"
+awk -F, 'NR == 1 && $15 != "td_best_last" {exit 1} NR > 1 && $15 != "" {exit 1}' "$S/sweep_concepts.csv" \
+  && ok "sweep_concepts.csv: td_best_last empty where TD was read at the last token" || bad "td_best_last: $(cat "$S/sweep_concepts.csv")"
 grep -q 'Phases per run' "$S/report.html" && grep -q 'analysed runs reach the paper' "$S/report.html" \
   && ok "sweep report has the per-run phase table" || bad "sweep report lacks the phase table"
 [ "$(grep -c 'sweep: analysing' "$T/sweep.err")" = 2 ] && ok "both runs analysed" || bad "analysis messages: $(grep -c 'sweep: analysing' "$T/sweep.err")"
@@ -67,4 +78,10 @@ $ICLAB sweep --out "$T/copy" --seeds 1-2 --steps 40 --report-only >/dev/null 2>&
   && cmp -s "$S/sweep_concepts.csv" "$T/copy/sweep_concepts.csv" && [ "$(grep -c ',complete$' "$T/copy/sweep.csv")" = 2 ] \
   && ok "a copy without checkpoints: the same per-concept table, both runs complete" \
   || bad "copy without checkpoints: $(cat "$T/copy/sweep.csv")"
+# the reproduce preset's sweep analyses as demo --full does: y:11, the last token beside
+R="$T/rsweep"
+$ICLAB sweep --preset reproduce --out "$R" --seeds 3 --steps 30 --dense-steps 10 --warmup 10 --analyse --threads 2 >/dev/null 2>"$T/rsweep.err" \
+  && tokens_are "$R/runs/seed=3/decode/td.csv" y:11 && tokens_are "$R/runs/seed=3/decode/td_last.csv" y:12 \
+  && awk -F, 'NR > 1 && !($15 >= 0 && $15 <= 1 && $15 != "") {exit 1} END {exit NR < 5}' "$R/sweep_concepts.csv" \
+  && ok "sweep --preset reproduce --analyse: TD at y:11, td_best_last in [0, 1]" || bad "reproduce sweep: $(tail -n 3 "$T/rsweep.err"; cat "$R/sweep_concepts.csv")"
 finish
