@@ -640,8 +640,8 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
                       "(after a curriculum: searched from its end); TD halfway: from which checkpoint its TD at the run's "
                       "best layer stays halfway from chance to its maximum; a dash: never.", n_c, n_an, ICL_PHASE_TD);
     enum { NC = 9 };
-    static const char *hdr[NC] = {"run", "seed", "plateau left", "loss drop", "TD halfway", "TD rise - loss drop", "separated",
-                                  "phase (c)", "training, min"};
+    static const char *hdr[NC] = {"run", "seed", "plateau left", "loss drop", "TD halfway", "TD rise - loss drop",
+                                  "at the end: separated / below agnostic / own mean cheapest", "phase (c)", "training, min"};
     char *cells = calloc((size_t)n_an * NC, CELL);
     const char **cp = calloc((size_t)n_an * NC + 1, sizeof *cp);
     int row = 0;
@@ -656,7 +656,8 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
         concept_list(c0 + 3 * CELL, CELL, p, offsetof(icl_phase_concept, drop_step), 0);
         concept_list(c0 + 4 * CELL, CELL, p, offsetof(icl_phase_concept, td_half_step), 0);
         concept_list(c0 + 5 * CELL, CELL, p, offsetof(icl_phase_concept, td_lag), 1);
-        snprintf(c0 + 6 * CELL, CELL, "%d of %d", p->n_separated, p->n_concepts);
+        /* each phase-(c) condition's count, so a "no" shows which condition failed */
+        snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d of %d", p->n_separated, p->n_below_agnostic, p->n_self_cheaper, p->n_concepts);
         if (p->phase_c) snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f", p->phase_c_step);
         else if (isfinite(p->phase_c_step)) snprintf(c0 + 7 * CELL, CELL, "no (held at step %.0f)", p->phase_c_step);
         else snprintf(c0 + 7 * CELL, CELL, "no");
