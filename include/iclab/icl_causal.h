@@ -14,8 +14,11 @@
  * demonstration's y token (all_y = 1), of each concept-s sequence is replaced by the mean over
  * concept-t sequences (a separate set) of that same vector at that same token; delta[s*nc+t] is
  * the change of the MSE of the final prediction. base[s] is the unpatched MSE. per_concept
- * sequences each. */
-int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int per_concept, double *delta,
+ * sequences each. With shift = 1 the vector is not replaced but moved by the difference of the two
+ * means (h + mean_t - mean_s): the sequence keeps its own data and only its concept direction
+ * changes, so delta[s*nc+s] is exactly 0 and a cross-patch measures how much the prediction depends
+ * on that direction. */
+int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int shift, int per_concept, double *delta,
                      double *base, icl_err *err);
 
 /* The paper's patching layer carried over to a model of n_layer blocks: the paper patches the

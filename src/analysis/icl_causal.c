@@ -45,7 +45,7 @@ int icl_patch_paper_layer(int n_layer) {
     return n_layer <= 1 ? 0 : (5 * n_layer + 6) / 12;
 }
 
-int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int per_concept, double *delta,
+int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int shift, int per_concept, double *delta,
                      double *base, icl_err *err) {
     int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, C = m->cfg.n_embd;
     if (layer < 0 || layer >= m->cfg.n_layer) return icl_errf(err, "layer %d out of range 0..%d", layer, m->cfg.n_layer - 1);
@@ -59,7 +59,8 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
     size_t w = (size_t)np * C; /* floats per sequence */
     float *means = calloc((size_t)nc * w, sizeof(float)), *cap = malloc(sizeof(float) * (size_t)N * w);
     float *pred = malloc(sizeof(float) * (size_t)N * K);
-    int r = (!ys || !means || !cap || !pred) ? icl_errf(err, "out of memory") : 0;
+    float *own = shift ? malloc(sizeof(float) * (size_t)N * w) : NULL; /* each probe sequence's own stream */
+    int r = (!ys || !means || !cap || !pred || (shift && !own)) ? icl_errf(err, "out of memory") : 0;
     if (!r) r = icl_probe_batch(c, per_concept, &probe, err) || icl_probe_batch(&mc, per_concept, &meanset, err);
     double scale = icl_task_y_scale(&c->task);
     if (!r) { /* per-concept, per-position means of the stream entering `layer`, on the mean set */
@@ -68,15 +69,25 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
         for (int i = 0; i < N && !r; i++)
             for (size_t j = 0; j < w; j++) means[(size_t)meanset.concept[i] * w + j] += cap[(size_t)i * w + j] / per_concept;
     }
-    if (!r) r = predict(m, &probe, c->batch, NULL, 0, pred, err);
+    if (!r) {
+        icl_hook h = {.site = ICL_SITE_RESID_PRE, .layer = layer, .positions = ys, .n_positions = np, .action = ICL_HOOK_CAPTURE, .out = own};
+        r = predict(m, &probe, c->batch, &h, shift, pred, err);
+    }
     for (int s = 0; s < nc && !r; s++) {
         base[s] = 0;
         for (int i = s * per_concept; i < (s + 1) * per_concept; i++) base[s] += sq(pred[(size_t)i * K + K - 1] - probe.y[(size_t)i * K + K - 1]) / scale;
         base[s] /= per_concept;
     }
     for (int t = 0; t < nc && !r; t++) {
-        /* every sequence gets concept t's mean at each patched token (reusing cap as the vectors) */
-        for (int i = 0; i < N; i++) memcpy(cap + (size_t)i * w, means + (size_t)t * w, sizeof(float) * w);
+        /* every sequence gets concept t's mean at each patched token (reusing cap as the vectors), or
+         * with shift its own stream moved by t's mean minus its concept's: exactly itself when t is it */
+        for (int i = 0; i < N; i++) {
+            float *v = cap + (size_t)i * w;
+            const float *mt = means + (size_t)t * w, *ms = means + (size_t)probe.concept[i] * w, *o = own + (size_t)i * w;
+            if (shift)
+                for (size_t j = 0; j < w; j++) v[j] = o[j] + (mt[j] - ms[j]);
+            else memcpy(v, mt, sizeof(float) * w);
+        }
         icl_hook h = {.site = ICL_SITE_RESID_PRE, .layer = layer, .positions = ys, .n_positions = np, .action = ICL_HOOK_REPLACE,
                       .vec = cap, .per_sequence = 1};
         r = predict(m, &probe, c->batch, &h, 1, pred, err);
@@ -92,6 +103,7 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
     free(means);
     free(cap);
     free(pred);
+    free(own);
     return r ? -1 : 0;
 }
 

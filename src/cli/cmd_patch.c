@@ -11,8 +11,9 @@
 #include "iclab/icl_estim.h"
 #include "iclab/icl_file.h"
 
-static int run_one(const char *run, int64_t step, int layer, int all_y, int per, int heads, icl_estimator_refs *refs, icl_afile *fp,
-                   icl_afile *fh, icl_afile *fa, icl_afile *fo, icl_err *err) {
+/* One checkpoint: the patching matrix into fp; with shift, only that (the other tables are NULL). */
+static int run_one(const char *run, int64_t step, int layer, int all_y, int shift, int per, int heads, icl_estimator_refs *refs,
+                   icl_afile *fp, icl_afile *fh, icl_afile *fa, icl_afile *fo, icl_err *err) {
     char path[4400];
     icl_model m;
     icl_train_config c;
@@ -26,12 +27,13 @@ static int run_one(const char *run, int64_t step, int layer, int all_y, int per,
     double *sens = malloc(sizeof(double) * nc * (1 + ICL_N_ESTIMATORS));
     int r = (!delta || !base || !hd || !dist || !sens) ? icl_errf(err, "out of memory") : 0;
     /* the estimators' predictions do not depend on the checkpoint: computed at the first one */
-    if (!r && !refs->probe[0]) r = icl_estimator_refs_init(refs, &c, per, err);
+    if (!r && !shift && !refs->probe[0]) r = icl_estimator_refs_init(refs, &c, per, err);
     if (!r && layer >= L) r = icl_errf(err, "--layer %d out of range 0..%d for this run", layer, L - 1);
-    if (!r) r = icl_patch_matrix(&m, &c, layer, all_y, per, delta, base, err);
+    if (!r) r = icl_patch_matrix(&m, &c, layer, all_y, shift, per, delta, base, err);
     for (int s = 0; s < nc && !r; s++)
         for (int t = 0; t < nc; t++)
             icl_afile_printf(fp, err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g\n", step, layer, s, t, delta[s * nc + t], base[s]);
+    if (shift) goto done;
     if (!r && heads) r = icl_head_ablation(&m, &c, per, hd, base, err);
     for (int l = 0; l < L && !r && heads; l++)
         for (int h = 0; h < H; h++)
@@ -49,6 +51,7 @@ static int run_one(const char *run, int64_t step, int layer, int all_y, int per,
                 icl_afile_printf(fo, err, "%" PRId64 ",%d,%s,%.6g\n", step, k, e < 0 ? "model" : icl_estimator_name((icl_estimator)e),
                                  sens[k * (1 + ICL_N_ESTIMATORS) + 1 + e]);
     }
+done:
     free(delta); free(base); free(hd); free(dist); free(sens);
     icl_model_free(&m);
     return r;
@@ -57,7 +60,7 @@ static int run_one(const char *run, int64_t step, int layer, int all_y, int per,
 int cmd_patch(int argc, char **argv) {
     icl_err err;
     const char *run = NULL;
-    int layer = -1, per = 100, all_y = 0, heads_all = 1;
+    int layer = -1, per = 100, all_y = 0, heads_all = 1, shift = 0;
     int64_t steps[4096];
     int n_steps = 0;
     /* A GGUF language model instead of a run folder: the token-task interventions. */
@@ -67,7 +70,8 @@ int cmd_patch(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
             printf("(iclab patch MODEL.gguf --layer L ...: interventions on a language model; see iclab patch MODEL.gguf --help)\n"
-                   "usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at last-y|all-y] [--per-concept 100] [--heads all|last]\n\n"
+                   "usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at last-y|all-y] [--per-concept 100] [--heads all|last]\n"
+                   "       iclab patch RUN --shift [--steps ...] [--layer L] [--at last-y|all-y] [--per-concept 100]\n\n"
                    "For the listed checkpoints (default: the last), writes to RUN/causal/:\n"
                    "  patch.csv  mean-activation patching: replace the stream after L blocks at the y token of the last\n"
                    "             demonstration (--at all-y: at every demonstration's y token) of concept-s\n"
@@ -77,8 +81,15 @@ int cmd_patch(int argc, char **argv) {
                    "             listed checkpoint, the one the report draws; it costs a forward pass per head)\n"
                    "  algo.csv   distance of the model's predictions to each reference estimator, per concept\n"
                    "  offbasis.csv  how far the predictions (the model's and each estimator's) move when the coordinates of\n"
-                   "             the other bases are redrawn: 0 for a learner that regresses on the sequence's own basis alone\n");
+                   "             the other bases are redrawn: 0 for a learner that regresses on the sequence's own basis alone\n"
+                   "--shift writes only causal/patch_shift.csv (the same columns): instead of replacing the stream, it\n"
+                   "moves it by mean_t - mean_s, keeping the sequence's own data, so a self-patch changes nothing and a\n"
+                   "cross-patch moves only the concept direction (the other tables are left as they are).\n");
             return 0;
+        }
+        if (!strcmp(a, "--shift")) {
+            shift = 1;
+            continue;
         }
         if (strncmp(a, "--", 2)) {
             if (run) {
@@ -116,6 +127,20 @@ int cmd_patch(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/causal", run);
     icl_afile fp, fh, fa, fo;
     if (icl_mkdirs(dir, &err)) return cli_fail("patch", &err);
+    if (shift) {
+        snprintf(path, sizeof path, "%s/patch_shift.csv", dir);
+        if (icl_afile_open(&fp, path, &err)) return cli_fail("patch", &err);
+        icl_afile_printf(&fp, &err, "step,layer,source,target,delta_mse,base_mse\n");
+        int r = 0;
+        for (int i = 0; i < n_steps && !r; i++) {
+            if (n_steps < 8 || i + 1 == n_steps || (i + 1) % 8 == 0) fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
+            r = run_one(run, steps[i], layer, all_y, 1, per, 0, NULL, &fp, NULL, NULL, NULL, &err);
+        }
+        if (r) icl_afile_abort(&fp);
+        if (r || icl_afile_commit(&fp, &err)) return cli_fail("patch", &err);
+        printf("wrote %s/patch_shift.csv\n", dir);
+        return 0;
+    }
     snprintf(path, sizeof path, "%s/patch.csv", dir);
     if (icl_afile_open(&fp, path, &err)) return cli_fail("patch", &err);
     snprintf(path, sizeof path, "%s/heads.csv", dir);
@@ -144,7 +169,7 @@ int cmd_patch(int argc, char **argv) {
     icl_estimator_refs refs = {0};
     for (int i = 0; i < n_steps && !r; i++) {
         if (n_steps < 8 || i + 1 == n_steps || (i + 1) % 8 == 0) fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
-        r = run_one(run, steps[i], layer, all_y, per, heads_all || i + 1 == n_steps, &refs, &fp, &fh, &fa, &fo, &err);
+        r = run_one(run, steps[i], layer, all_y, 0, per, heads_all || i + 1 == n_steps, &refs, &fp, &fh, &fa, &fo, &err);
     }
     icl_estimator_refs_free(&refs);
     if (r) {

@@ -27,6 +27,13 @@ $ICLAB decode "$T/run" --per-concept 20 --demo 5 --table td_y5 --no-reps --no-pr
   && ok "decode --table td_y5: TD at y:5 beside an unchanged td.csv" || bad "decode --table: $(head -2 "$T/run/decode/td_y5.csv" 2>&1)"
 $ICLAB patch "$T/run" --per-concept 10 --layer 1 --steps 15,30,60 >/dev/null 2>&1 || bad "patch failed"
 for f in patch heads algo offbasis; do [ -s "$T/run/causal/$f.csv" ] && ok "causal/$f.csv written" || bad "no causal/$f.csv"; done
+# --shift: only patch_shift.csv, self-shifts exactly 0, the other tables untouched
+cp "$T/run/causal/patch.csv" "$T/patch_before.csv"
+$ICLAB patch "$T/run" --shift --per-concept 10 --layer 1 --at all-y --steps 30,60 >/dev/null 2>&1 \
+  && [ "$(($(wc -l < "$T/run/causal/patch_shift.csv") - 1))" -eq 32 ] && cmp -s "$T/run/causal/patch.csv" "$T/patch_before.csv" \
+  && awk -F, 'NR > 1 && $3 == $4 && $5 != 0 {bad = 1} NR > 1 && $3 != $4 && $5 != 0 {moved = 1} END {exit bad || !moved}' "$T/run/causal/patch_shift.csv" \
+  && ok "patch --shift: 4x4 at 2 checkpoints, self-shifts 0, cross-shifts move, patch.csv unchanged" \
+  || bad "patch --shift: $(head -5 "$T/run/causal/patch_shift.csv" 2>&1)"
 [ "$(($(wc -l < "$T/run/causal/patch.csv") - 1))" -eq 48 ] && ok "4x4 patching matrix at 3 checkpoints" || bad "patching matrix has the wrong size"
 grep -qi nan "$T/run/causal/patch.csv" "$T/run/causal/heads.csv" && bad "NaN in the causal results" || ok "causal results are finite"
 # off-basis sensitivity: 4 concepts x 6 predictors x 3 checkpoints; the oracle never moves, the model does
