@@ -81,12 +81,15 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
     for (int t = 0; t < nc && !r; t++) {
         /* every sequence gets concept t's mean at each patched token (reusing cap as the vectors), or
          * with shift its own stream moved by t's mean minus its concept's: exactly itself when t is it */
+        const float *mt = means + (size_t)t * w;
         for (int i = 0; i < N; i++) {
             float *v = cap + (size_t)i * w;
-            const float *mt = means + (size_t)t * w, *ms = means + (size_t)probe.concept[i] * w, *o = own + (size_t)i * w;
-            if (shift)
-                for (size_t j = 0; j < w; j++) v[j] = o[j] + (mt[j] - ms[j]);
-            else memcpy(v, mt, sizeof(float) * w);
+            if (!shift) {
+                memcpy(v, mt, sizeof(float) * w);
+                continue;
+            }
+            const float *ms = means + (size_t)probe.concept[i] * w, *o = own + (size_t)i * w;
+            for (size_t j = 0; j < w; j++) v[j] = o[j] + (mt[j] - ms[j]);
         }
         icl_hook h = {.site = ICL_SITE_RESID_PRE, .layer = layer, .positions = ys, .n_positions = np, .action = ICL_HOOK_REPLACE,
                       .vec = cap, .per_sequence = 1};

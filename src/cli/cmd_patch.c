@@ -11,48 +11,66 @@
 #include "iclab/icl_estim.h"
 #include "iclab/icl_file.h"
 
-/* One checkpoint: the patching matrix into fp; with shift, only that (the other tables are NULL). */
+/* The tables iclab patch writes into RUN/causal (--shift: only its own first one). */
+enum { T_PATCH, T_HEADS, T_ALGO, T_OFFBASIS, N_TABLES };
+static const char *const table_file[N_TABLES] = {"patch.csv", "heads.csv", "algo.csv", "offbasis.csv"};
+static const char *const table_header[N_TABLES] = {"step,layer,source,target,delta_mse,base_mse\n",
+                                                   "step,layer,head,concept,delta_mse,base_mse\n",
+                                                   "step,concept,estimator,distance\n", "step,concept,predictor,sensitivity\n"};
+
+/* A checkpoint's head ablation, algorithm distances and off-basis sensitivity into t[T_HEADS..]. */
+static int other_tables(icl_model *m, const icl_train_config *c, int64_t step, int per, int heads, icl_estimator_refs *refs,
+                        icl_afile *t, icl_err *err) {
+    int nc = icl_task_n_concepts(&c->task), L = c->n_layer, H = c->n_head;
+    double *base = malloc(sizeof(double) * nc), *hd = malloc(sizeof(double) * (size_t)L * H * nc);
+    double *dist = malloc(sizeof(double) * nc * ICL_N_ESTIMATORS), *sens = malloc(sizeof(double) * nc * (1 + ICL_N_ESTIMATORS));
+    int r = (!base || !hd || !dist || !sens) ? icl_errf(err, "out of memory") : 0;
+    /* the estimators' predictions do not depend on the checkpoint: computed at the first one */
+    if (!r && !refs->probe[0]) r = icl_estimator_refs_init(refs, c, per, err);
+    if (!r && heads) r = icl_head_ablation(m, c, per, hd, base, err);
+    for (int l = 0; l < L && !r && heads; l++)
+        for (int h = 0; h < H; h++)
+            for (int k = 0; k < nc; k++)
+                icl_afile_printf(&t[T_HEADS], err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g\n", step, l, h, k, hd[((size_t)l * H + h) * nc + k],
+                                 base[k]);
+    if (!r) r = icl_algorithm_distance(m, c, per, refs, dist, err);
+    for (int k = 0; k < nc && !r; k++)
+        for (int e = 0; e < ICL_N_ESTIMATORS; e++)
+            icl_afile_printf(&t[T_ALGO], err, "%" PRId64 ",%d,%s,%.6g\n", step, k, icl_estimator_name((icl_estimator)e),
+                             dist[k * ICL_N_ESTIMATORS + e]);
+    /* off-basis sensitivity only means something for two or more bases */
+    if (!r && c->task.kind == ICL_TASK_BASES && nc > 1) {
+        r = icl_offbasis_sensitivity(m, c, per, refs, sens, err);
+        for (int k = 0; k < nc && !r; k++)
+            for (int e = -1; e < ICL_N_ESTIMATORS; e++)
+                icl_afile_printf(&t[T_OFFBASIS], err, "%" PRId64 ",%d,%s,%.6g\n", step, k,
+                                 e < 0 ? "model" : icl_estimator_name((icl_estimator)e), sens[k * (1 + ICL_N_ESTIMATORS) + 1 + e]);
+    }
+    free(base); free(hd); free(dist); free(sens);
+    return r;
+}
+
+/* One checkpoint: the patching matrix into t[T_PATCH], and without shift the other tables. */
 static int run_one(const char *run, int64_t step, int layer, int all_y, int shift, int per, int heads, icl_estimator_refs *refs,
-                   icl_afile *fp, icl_afile *fh, icl_afile *fa, icl_afile *fo, icl_err *err) {
+                   icl_afile *t, icl_err *err) {
     char path[4400];
     icl_model m;
     icl_train_config c;
     icl_ckpt_state st;
     icl_ckpt_path(run, step, path, sizeof path);
     if (icl_ckpt_load(path, &m, &c, &st, err)) return -1;
-    int nc = icl_task_n_concepts(&c.task), L = c.n_layer, H = c.n_head;
+    int nc = icl_task_n_concepts(&c.task), L = c.n_layer;
     if (layer < 0) layer = icl_patch_paper_layer(L);
     double *delta = malloc(sizeof(double) * nc * nc), *base = malloc(sizeof(double) * nc);
-    double *hd = malloc(sizeof(double) * (size_t)L * H * nc), *dist = malloc(sizeof(double) * nc * ICL_N_ESTIMATORS);
-    double *sens = malloc(sizeof(double) * nc * (1 + ICL_N_ESTIMATORS));
-    int r = (!delta || !base || !hd || !dist || !sens) ? icl_errf(err, "out of memory") : 0;
-    /* the estimators' predictions do not depend on the checkpoint: computed at the first one */
-    if (!r && !shift && !refs->probe[0]) r = icl_estimator_refs_init(refs, &c, per, err);
+    int r = (!delta || !base) ? icl_errf(err, "out of memory") : 0;
     if (!r && layer >= L) r = icl_errf(err, "--layer %d out of range 0..%d for this run", layer, L - 1);
     if (!r) r = icl_patch_matrix(&m, &c, layer, all_y, shift, per, delta, base, err);
     for (int s = 0; s < nc && !r; s++)
-        for (int t = 0; t < nc; t++)
-            icl_afile_printf(fp, err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g\n", step, layer, s, t, delta[s * nc + t], base[s]);
-    if (shift) goto done;
-    if (!r && heads) r = icl_head_ablation(&m, &c, per, hd, base, err);
-    for (int l = 0; l < L && !r && heads; l++)
-        for (int h = 0; h < H; h++)
-            for (int k = 0; k < nc; k++)
-                icl_afile_printf(fh, err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g\n", step, l, h, k, hd[((size_t)l * H + h) * nc + k], base[k]);
-    if (!r) r = icl_algorithm_distance(&m, &c, per, refs, dist, err);
-    for (int k = 0; k < nc && !r; k++)
-        for (int e = 0; e < ICL_N_ESTIMATORS; e++)
-            icl_afile_printf(fa, err, "%" PRId64 ",%d,%s,%.6g\n", step, k, icl_estimator_name((icl_estimator)e), dist[k * ICL_N_ESTIMATORS + e]);
-    /* off-basis sensitivity only means something for two or more bases */
-    if (!r && c.task.kind == ICL_TASK_BASES && nc > 1) {
-        r = icl_offbasis_sensitivity(&m, &c, per, refs, sens, err);
-        for (int k = 0; k < nc && !r; k++)
-            for (int e = -1; e < ICL_N_ESTIMATORS; e++)
-                icl_afile_printf(fo, err, "%" PRId64 ",%d,%s,%.6g\n", step, k, e < 0 ? "model" : icl_estimator_name((icl_estimator)e),
-                                 sens[k * (1 + ICL_N_ESTIMATORS) + 1 + e]);
-    }
-done:
-    free(delta); free(base); free(hd); free(dist); free(sens);
+        for (int q = 0; q < nc; q++)
+            icl_afile_printf(&t[T_PATCH], err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g\n", step, layer, s, q, delta[s * nc + q], base[s]);
+    if (!r && !shift) r = other_tables(&m, &c, step, per, heads, refs, t, err);
+    free(delta);
+    free(base);
     icl_model_free(&m);
     return r;
 }
@@ -125,62 +143,27 @@ int cmd_patch(int argc, char **argv) {
         n_steps = 1;
     }
     snprintf(dir, sizeof dir, "%s/causal", run);
-    icl_afile fp, fh, fa, fo;
     if (icl_mkdirs(dir, &err)) return cli_fail("patch", &err);
-    if (shift) {
-        snprintf(path, sizeof path, "%s/patch_shift.csv", dir);
-        if (icl_afile_open(&fp, path, &err)) return cli_fail("patch", &err);
-        icl_afile_printf(&fp, &err, "step,layer,source,target,delta_mse,base_mse\n");
-        int r = 0;
-        for (int i = 0; i < n_steps && !r; i++) {
-            if (n_steps < 8 || i + 1 == n_steps || (i + 1) % 8 == 0) fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
-            r = run_one(run, steps[i], layer, all_y, 1, per, 0, NULL, &fp, NULL, NULL, NULL, &err);
-        }
-        if (r) icl_afile_abort(&fp);
-        if (r || icl_afile_commit(&fp, &err)) return cli_fail("patch", &err);
-        printf("wrote %s/patch_shift.csv\n", dir);
-        return 0;
+    /* --shift writes its matrix beside patch.csv and leaves the other tables as they are */
+    int n_tables = shift ? 1 : N_TABLES, r = 0, opened = 0;
+    icl_afile t[N_TABLES];
+    for (; opened < n_tables && !r; opened++) {
+        snprintf(path, sizeof path, "%s/%s", dir, shift ? "patch_shift.csv" : table_file[opened]);
+        if ((r = icl_afile_open(&t[opened], path, &err))) break;
+        icl_afile_printf(&t[opened], &err, "%s", table_header[opened]);
     }
-    snprintf(path, sizeof path, "%s/patch.csv", dir);
-    if (icl_afile_open(&fp, path, &err)) return cli_fail("patch", &err);
-    snprintf(path, sizeof path, "%s/heads.csv", dir);
-    if (icl_afile_open(&fh, path, &err)) {
-        icl_afile_abort(&fp);
-        return cli_fail("patch", &err);
-    }
-    snprintf(path, sizeof path, "%s/algo.csv", dir);
-    if (icl_afile_open(&fa, path, &err)) {
-        icl_afile_abort(&fp);
-        icl_afile_abort(&fh);
-        return cli_fail("patch", &err);
-    }
-    snprintf(path, sizeof path, "%s/offbasis.csv", dir);
-    if (icl_afile_open(&fo, path, &err)) {
-        icl_afile_abort(&fp);
-        icl_afile_abort(&fh);
-        icl_afile_abort(&fa);
-        return cli_fail("patch", &err);
-    }
-    icl_afile_printf(&fp, &err, "step,layer,source,target,delta_mse,base_mse\n");
-    icl_afile_printf(&fh, &err, "step,layer,head,concept,delta_mse,base_mse\n");
-    icl_afile_printf(&fa, &err, "step,concept,estimator,distance\n");
-    icl_afile_printf(&fo, &err, "step,concept,predictor,sensitivity\n");
-    int r = 0;
     icl_estimator_refs refs = {0};
     for (int i = 0; i < n_steps && !r; i++) {
         if (n_steps < 8 || i + 1 == n_steps || (i + 1) % 8 == 0) fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
-        r = run_one(run, steps[i], layer, all_y, 0, per, heads_all || i + 1 == n_steps, &refs, &fp, &fh, &fa, &fo, &err);
+        r = run_one(run, steps[i], layer, all_y, shift, per, heads_all || i + 1 == n_steps, &refs, t, &err);
     }
     icl_estimator_refs_free(&refs);
-    if (r) {
-        icl_afile_abort(&fp);
-        icl_afile_abort(&fh);
-        icl_afile_abort(&fa);
-        icl_afile_abort(&fo);
-        return cli_fail("patch", &err);
+    for (int k = 0; k < opened; k++) {
+        if (r) icl_afile_abort(&t[k]);
+        else r = icl_afile_commit(&t[k], &err);
     }
-    if (icl_afile_commit(&fp, &err) || icl_afile_commit(&fh, &err) || icl_afile_commit(&fa, &err) || icl_afile_commit(&fo, &err))
-        return cli_fail("patch", &err);
-    printf("wrote %s/patch.csv, heads.csv, algo.csv, offbasis.csv\n", dir);
+    if (r) return cli_fail("patch", &err);
+    if (shift) printf("wrote %s/patch_shift.csv\n", dir);
+    else printf("wrote %s/patch.csv, heads.csv, algo.csv, offbasis.csv\n", dir);
     return 0;
 }
