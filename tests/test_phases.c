@@ -1,6 +1,7 @@
 /* icl_run_phases_read: the phase table of a hand-made run folder whose events are known, column by
  * column (loss drop, beating the basis-agnostic estimators, TD halfway, the lag, best-layer TD,
- * self/cross patching, phase (c) and when it first held), and the report section built on it. */
+ * self/cross patching, by replacement or, where present, by shift, phase (c) and when it first held), and
+ * the report section built on it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,7 +126,8 @@ int main(void) {
     CHECK(p.patch_step == 3000);
     CHECK(p.c[0].self_patch == -0.01 && p.c[0].cross_patch == 0.5);
     CHECK(p.c[1].self_patch == 0.02 && p.c[1].cross_patch == 0.3);
-    CHECK(p.n_self_cheaper == 2);
+    CHECK(p.c[1].replace_self == 0.02 && p.c[1].replace_cross == 0.3 && p.patch_shift == 0);
+    CHECK(p.n_self_cheaper == 2 && p.n_replace_cheaper == 2);
     CHECK_MSG(p.phase_c == 1 && p.phase_c_step == 3000, "phase (c) %d from %g", p.phase_c, p.phase_c_step);
 
     /* the report carries the table and the paper's column */
@@ -139,6 +141,34 @@ int main(void) {
     CHECK(html && strstr(html, "TD rise minus loss drop (checkpoints at most 500 steps apart): basis 1 +500 steps, basis 2 +500 steps"));
     CHECK(html && strstr(html, "own mean cheaper than every other concept&#39;s for 2 of 2 concepts") != NULL);
     free(html);
+
+    /* shift patching decides where it exists: replacement (above) says own mean cheaper for both at
+     * 3000; the shift table says concept 1's shift toward concept 0 lowers its MSE at 3000 (not
+     * phase (c)) while both rise at 2500, which replacement did not patch */
+    put("causal/patch_shift.csv", "step,layer,source,target,delta_mse,base_mse\n"
+                                  "2500,1,0,0,0,0.2\n2500,1,0,1,0.004,0.2\n2500,1,1,0,0.003,0.25\n2500,1,1,1,0,0.25\n"
+                                  "3000,1,0,0,0,0.2\n3000,1,0,1,0.002,0.2\n3000,1,1,0,-0.001,0.25\n3000,1,1,1,0,0.25\n");
+    CHECK(icl_run_phases_read(dir, &p, &err) == 0);
+    CHECK(p.patch_shift == 1 && p.patch_step == 3000);
+    CHECK(p.c[0].self_patch == 0 && p.c[0].cross_patch == 0.002);
+    CHECK(p.c[1].self_patch == 0 && p.c[1].cross_patch == -0.001);
+    CHECK(p.c[0].replace_self == -0.01 && p.c[0].replace_cross == 0.5 && p.c[1].replace_cross == 0.3);
+    CHECK(p.n_self_cheaper == 1 && p.n_replace_cheaper == 2);
+    CHECK_MSG(p.phase_c == 0 && p.phase_c_step == 2500, "phase (c) by shift %d from %g", p.phase_c, p.phase_c_step);
+    CHECK(icl_run_report(dir, &err) == 0);
+    CHECK(icl_read_file(path, &html, &n, &err) == 0);
+    CHECK(html && strstr(html, "at step 2500, but not at the last checkpoint"));
+    CHECK(html && strstr(html, "shift: own / other (min)") && strstr(html, "replacement: own / other (min)"));
+    CHECK(html && strstr(html, "every other concept&#39;s shift raises the MSE for 1 of 2 concepts (step 3000); replacement: own mean "
+                               "cheaper than every other concept&#39;s for 2 of 2, every self-patch raises or lowers the MSE"));
+    free(html);
+    html = NULL;
+    char fig[256];
+    snprintf(fig, sizeof fig, "%s/figures/shift_patching_over_training.png", dir);
+    CHECK(icl_path_exists(fig));
+    put("causal/patch_shift.csv", "step,layer,source,target,delta_mse,base_mse\n");
+    CHECK(icl_run_phases_read(dir, &p, &err) == 0);
+    CHECK(p.patch_shift == 0 && p.phase_c == 1); /* an empty shift table: replacement decides again */
 
     /* a concept that is not separated at the end: phase (c) at no checkpoint */
     put("causal/patch.csv", "step,layer,source,target,delta_mse,base_mse\n"

@@ -22,7 +22,11 @@
  *   - its held-out MSE (mean of the 5 evaluations nearest the step) is below that of the best
  *     basis-agnostic estimator (ridge or Lasso on all D coordinates),
  *   - patching its sequences with its own mean representation raises the MSE less than patching
- *     them with any other concept's mean (causal/patch.csv at that checkpoint).
+ *     them with any other concept's mean: read from shift patching (causal/patch_shift.csv, the
+ *     stream moved by mean_t - mean_s, so the self-patch is 0 and the condition is that every other
+ *     concept's shift raises the MSE) where that table exists, else from replacement (causal/patch.csv).
+ *     Shift keeps each sequence's data in the patched tokens, which replacement erases when the
+ *     patched tokens carry the data (pair tokens); docs/reproduction.md has the measurements.
  * Events are NaN when they do not happen (or cannot be read: no decode, no patch). */
 #define ICL_PHASE_TD 0.9
 #define ICL_PHASE_MAX_CONCEPTS 64
@@ -42,8 +46,12 @@ typedef struct icl_phase_concept {
     int td_best_layer;
     double td_best_last; /* the same read at the sequence's last token (decode/td_last.csv, written when td.csv
                             reads another token); NaN without that file */
-    double self_patch;   /* at the last patched checkpoint: MSE change with its own mean */
+    double self_patch;   /* at the last patched checkpoint of the table that decides the own-mean condition (shift
+                            patching, causal/patch_shift.csv, where it exists; else replacement, causal/patch.csv):
+                            the MSE change with its own mean (a self-shift is exactly 0) */
     double cross_patch;  /* and the smallest change with another concept's mean */
+    double replace_self, replace_cross; /* the same from replacement patching (the paper's), at its last checkpoint;
+                                           equal to the two above when there is no shift table */
 } icl_phase_concept;
 
 typedef struct icl_run_phases {
@@ -55,6 +63,8 @@ typedef struct icl_run_phases {
     int n_separated;           /* concepts with td_best >= ICL_PHASE_TD */
     int n_below_agnostic;      /* concepts whose final MSE is below their agnostic level */
     int n_self_cheaper;        /* concepts whose self_patch < cross_patch */
+    int n_replace_cheaper;     /* concepts whose replace_self < replace_cross */
+    int patch_shift;           /* 1: the own-mean condition was read from shift patching (causal/patch_shift.csv) */
     int phase_c;               /* 1: every concept meets all three at the last checkpoint that was both decoded
                                   and patched; 0: not; -1: the run has not been decoded and patched */
     double phase_c_step;       /* the first checkpoint (decoded and patched) at which phase (c) held; NaN if none */

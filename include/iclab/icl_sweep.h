@@ -49,7 +49,8 @@ int icl_sweep_n_runs(const icl_sweep *s);
 int icl_sweep_run_config(const icl_sweep *s, int i, icl_train_config *c, char *name, size_t name_len, icl_err *err);
 
 /* Creates the sweep folder and grid.txt, or checks that an existing one was made for the same grid
- * (a different grid is an error: its runs would not be what the folder says), and refuses a
+ * (a different grid is an error: its runs would not be what the folder says; the same grid with
+ * seeds added is not: grid.txt is rewritten to list them all and the runs already there stay), and refuses a
  * non-empty folder without grid.txt. Only rank 0 looks at the folder; other ranks return 0 at once
  * and learn rank 0's outcome from icl_dist_agree. */
 int icl_sweep_prepare(const char *dir, const icl_sweep *s, int rank, icl_err *err);

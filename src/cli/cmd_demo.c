@@ -170,6 +170,10 @@ int cli_analyse_run(const char *out, const icl_train_config *c, int demo) {
     snprintf(layer, sizeof layer, "%d", icl_patch_paper_layer(c->n_layer));
     char *patch_argv[] = {"patch", (char *)out, "--per-concept", "100", "--at", "all-y", "--layer", layer, "--heads", "last", "--steps", list, NULL};
     int pr = cmd_patch(12, patch_argv);
+    /* shift patching at the same layer and tokens decides phase (c)'s own-mean condition (icl_runplot.h):
+     * replacing every y token erases the data they carry under pair tokens, shifting keeps it */
+    char *shift_argv[] = {"patch", (char *)out, "--shift", "--per-concept", "100", "--at", "all-y", "--layer", layer, "--steps", list, NULL};
+    if (!pr) pr = cmd_patch(11, shift_argv);
     free(list);
     if (pr) return 1;
     if (icl_run_report(out, &err)) return cli_fail("report", &err);

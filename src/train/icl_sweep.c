@@ -196,6 +196,32 @@ static int dir_has_entries(const char *dir) {
     return any;
 }
 
+/* Whether grid text `want` is grid text `have` with seeds added: the same lines up to the seeds line,
+ * and every seed of have's among want's. */
+static int seeds_grow(const char *have, size_t n_have, const char *want, size_t n_want) {
+    const char *sh = NULL, *sw = NULL;
+    for (const char *q = have; q < have + n_have; q = strchr(q, '\n') ? strchr(q, '\n') + 1 : have + n_have)
+        if (!strncmp(q, "seeds ", 6)) sh = q;
+    for (const char *q = want; q < want + n_want; q = strchr(q, '\n') ? strchr(q, '\n') + 1 : want + n_want)
+        if (!strncmp(q, "seeds ", 6)) sw = q;
+    if (!sh || !sw || sh - have != sw - want || memcmp(have, want, (size_t)(sh - have))) return 0;
+    for (const char *q = sh + 6; q < have + n_have && *q != '\n';) {
+        char *end;
+        unsigned long long seed = strtoull(q, &end, 10);
+        if (end == q) return 0;
+        int found = 0;
+        for (const char *w = sw + 6; w < want + n_want && *w != '\n' && !found;) {
+            char *wend;
+            found = strtoull(w, &wend, 10) == seed;
+            if (wend == w) return 0;
+            w = *wend == ',' ? wend + 1 : wend;
+        }
+        if (!found) return 0;
+        q = *end == ',' ? end + 1 : end;
+    }
+    return 1;
+}
+
 int icl_sweep_prepare(const char *dir, const icl_sweep *s, int rank, icl_err *err) {
     if (icl_sweep_n_runs(s) == 0) return icl_errf(err, "the grid is empty (no seeds)");
     /* rank 0 alone checks and creates, so no rank sees a half-made folder; the others learn the
@@ -216,8 +242,11 @@ int icl_sweep_prepare(const char *dir, const icl_sweep *s, int rank, icl_err *er
         size_t n;
         r = icl_read_file(path, &have, &n, err);
         if (!r) {
-            if (n != len || memcmp(have, want, len))
+            int grows = 0;
+            if ((n != len || memcmp(have, want, len)) && !(grows = seeds_grow(have, n, want, len)))
                 r = icl_errf(err, "%s was made for another grid (see its grid.txt); use another --out", dir);
+            /* more seeds of the same grid: the folder's runs stay what they are, grid.txt lists them all */
+            if (grows) r = icl_write_file_atomic(path, want, len, err);
             free(have);
         }
     } else {
@@ -555,7 +584,7 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
     snprintf(path, sizeof path, "%s/sweep_concepts.csv", dir);
     if (icl_afile_open(&af, path, err)) return -1;
     icl_afile_printf(&af, err, "run,seed,concept,name,drop_step,td_half_step,td_lag,beat_agnostic_step,agnostic_mse,"
-                               "final_mse,td_best,td_best_layer,self_patch,cross_patch,td_best_last\n");
+                               "final_mse,td_best,td_best_layer,self_patch,cross_patch,td_best_last,patch,replace_self,replace_cross\n");
     for (int i = 0; i < n; i++) {
         const icl_run_phases *p = runs[i].ph;
         if (!p) continue;
@@ -571,12 +600,16 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
                 fmt_num(cell, sizeof cell, v[k], f[k]);
                 icl_afile_printf(&af, err, ",%s", cell);
             }
-            char lay[16] = "", sp[32], cp[32], tl[32];
+            char lay[16] = "", sp[32], cp[32], tl[32], rs[32], rc[32];
             if (isfinite(pc->td_best)) snprintf(lay, sizeof lay, "%d", pc->td_best_layer);
             fmt_num(sp, sizeof sp, pc->self_patch, "%.6g");
             fmt_num(cp, sizeof cp, pc->cross_patch, "%.6g");
             fmt_num(tl, sizeof tl, pc->td_best_last, "%.4g");
-            icl_afile_printf(&af, err, ",%s,%s,%s,%s\n", lay, sp, cp, tl);
+            fmt_num(rs, sizeof rs, pc->replace_self, "%.6g");
+            fmt_num(rc, sizeof rc, pc->replace_cross, "%.6g");
+            /* which patching decided self_patch/cross_patch (empty: not patched) */
+            const char *kind = !isfinite(p->patch_step) ? "" : p->patch_shift ? "shift" : "replace";
+            icl_afile_printf(&af, err, ",%s,%s,%s,%s,%s,%s,%s\n", lay, sp, cp, tl, kind, rs, rc);
         }
     }
     return icl_afile_commit(&af, err);
@@ -636,7 +669,9 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
     }
     icl_report_p(rep, "%d of %d analysed runs reach the paper's phase (c) at their last checkpoint: every concept's TD at its best "
                       "layer >= %.2g, its MSE below ridge's and Lasso's, and its own mean cheaper to patch in than any other "
-                      "concept's (each run's report.html has the full table). Loss drop: the midpoint of a concept's fall "
+                      "concept's, read from shift patching where the run has causal/patch_shift.csv (every other "
+                      "concept's shift must raise the MSE), else from replacement (each run's report.html has the full "
+                      "table; the replacement count is given beside the shift count). Loss drop: the midpoint of a concept's fall "
                       "(after a curriculum: searched from its end); TD halfway: from which checkpoint its TD at the run's "
                       "best layer stays halfway from chance to its maximum; a dash: never.", n_c, n_an, ICL_PHASE_TD);
     enum { NC = 9 };
@@ -657,7 +692,10 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
         concept_list(c0 + 4 * CELL, CELL, p, offsetof(icl_phase_concept, td_half_step), 0);
         concept_list(c0 + 5 * CELL, CELL, p, offsetof(icl_phase_concept, td_lag), 1);
         /* each phase-(c) condition's count, so a "no" shows which condition failed */
-        snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d of %d", p->n_separated, p->n_below_agnostic, p->n_self_cheaper, p->n_concepts);
+        if (p->patch_shift)
+            snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (shift; replacement %d) of %d", p->n_separated, p->n_below_agnostic,
+                     p->n_self_cheaper, p->n_replace_cheaper, p->n_concepts);
+        else snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d of %d", p->n_separated, p->n_below_agnostic, p->n_self_cheaper, p->n_concepts);
         if (p->phase_c) snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f", p->phase_c_step);
         else if (isfinite(p->phase_c_step)) snprintf(c0 + 7 * CELL, CELL, "no (held at step %.0f)", p->phase_c_step);
         else snprintf(c0 + 7 * CELL, CELL, "no");

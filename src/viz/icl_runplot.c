@@ -17,6 +17,7 @@
 /* Everything read from a run folder; tables that are absent have n_rows == 0. */
 typedef struct run_data {
     icl_csv eval, pos, est, train, td, patch, heads, algo, offbasis;
+    icl_csv patch_shift; /* causal/patch_shift.csv: when present it decides phase (c)'s own-mean condition */
     icl_csv td_last; /* decode/td_last.csv: TD at the last token, kept beside td.csv when that reads another */
     char config[8192];
     int nc;                          /* concepts */
@@ -280,6 +281,7 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
     read_optional(&d->td, run, "decode/td.csv");
     read_optional(&d->td_last, run, "decode/td_last.csv");
     read_optional(&d->patch, run, "causal/patch.csv");
+    read_optional(&d->patch_shift, run, "causal/patch_shift.csv");
     read_optional(&d->heads, run, "causal/heads.csv");
     read_optional(&d->algo, run, "causal/algo.csv");
     read_optional(&d->offbasis, run, "causal/offbasis.csv");
@@ -321,7 +323,7 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
 }
 
 static void free_run(run_data *d) {
-    icl_csv *all[] = {&d->eval, &d->pos, &d->est, &d->train, &d->td, &d->td_last, &d->patch, &d->heads, &d->algo, &d->offbasis};
+    icl_csv *all[] = {&d->eval, &d->pos, &d->est, &d->train, &d->td, &d->td_last, &d->patch, &d->patch_shift, &d->heads, &d->algo, &d->offbasis};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) icl_csv_free(all[i]);
 }
 
@@ -339,14 +341,17 @@ static double td_best_at(const icl_csv *td, int concept, double step, int *layer
     return best;
 }
 
-/* Patching concept k's sequences at checkpoint `step`: the MSE change with its own mean (*self) and
- * the smallest with another concept's (*cross); NaN where causal/patch.csv has no such rows. */
-static void patch_at(const run_data *d, int k, double step, double *self, double *cross) {
+/* The patching table that decides phase (c)'s own-mean condition (see icl_runplot.h). */
+static const icl_csv *deciding_patch(const run_data *d) { return d->patch_shift.n_rows ? &d->patch_shift : &d->patch; }
+
+/* Patching concept k's sequences at checkpoint `step` of patching table t: the MSE change with its
+ * own mean (*self) and the smallest with another concept's (*cross); NaN where t has no such rows. */
+static void patch_at(const icl_csv *t, int k, double step, double *self, double *cross) {
     *self = *cross = NAN;
-    for (int r = 0; r < d->patch.n_rows; r++) {
-        if (col(&d->patch, r, "step") != step || (int)col(&d->patch, r, "source") != k) continue;
-        double v = col(&d->patch, r, "delta_mse");
-        if ((int)col(&d->patch, r, "target") == k) *self = v;
+    for (int r = 0; r < t->n_rows; r++) {
+        if (col(t, r, "step") != step || (int)col(t, r, "source") != k) continue;
+        double v = col(t, r, "delta_mse");
+        if ((int)col(t, r, "target") == k) *self = v;
         else if (!(v >= *cross)) *cross = v;
     }
 }
@@ -357,20 +362,22 @@ static int phase_c_at(const run_data *d, double step) {
     for (int k = 0; k < d->nc; k++) {
         int layer;
         double self, cross;
-        patch_at(d, k, step, &self, &cross);
+        patch_at(deciding_patch(d), k, step, &self, &cross);
         if (!(td_best_at(&d->td, k, step, &layer) >= ICL_PHASE_TD) || !(mse_near(d, k, step) < d->agnostic[k]) || !(self < cross)) return 0;
     }
     return d->nc > 0;
 }
 
-/* The checkpoints that were both decoded and patched, ascending, into steps (room for td.n_rows). */
+/* The checkpoints that were both decoded and patched (by the deciding table), ascending, into steps
+ * (room for td.n_rows). */
 static int common_checkpoints(const run_data *d, double *steps) {
+    const icl_csv *patch = deciding_patch(d);
     int n = 0;
     for (int r = 0; r < d->td.n_rows; r++) {
         double s = col(&d->td, r, "step");
         if (n && steps[n - 1] == s) continue;
-        for (int q = 0; q < d->patch.n_rows; q++)
-            if (col(&d->patch, q, "step") == s) {
+        for (int q = 0; q < patch->n_rows; q++)
+            if (col(patch, q, "step") == s) {
                 steps[n++] = s;
                 break;
             }
@@ -387,7 +394,10 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
             p->plateau_step = col(&d->eval, r, "step");
     p->last_eval_step = last_step(&d->eval);
     p->td_step = d->td.n_rows ? last_step(&d->td) : NAN;
-    p->patch_step = d->patch.n_rows ? last_step(&d->patch) : NAN;
+    const icl_csv *patch = deciding_patch(d);
+    p->patch_step = patch->n_rows ? last_step(patch) : NAN;
+    p->patch_shift = patch == &d->patch_shift;
+    double replace_step = d->patch.n_rows ? last_step(&d->patch) : NAN;
     p->td_layer = d->td_layer;
     p->td_chance = d->td.n_rows ? col(&d->td, 0, "chance") : NAN;
     for (int k = 0; k < p->n_concepts; k++) {
@@ -404,10 +414,12 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
         if (!d->td.n_rows) c->td_best_layer = -1;
         int last_layer;
         c->td_best_last = d->td_last.n_rows ? td_best_at(&d->td_last, k, p->td_step, &last_layer) : NAN;
-        patch_at(d, k, p->patch_step, &c->self_patch, &c->cross_patch);
+        patch_at(patch, k, p->patch_step, &c->self_patch, &c->cross_patch);
+        patch_at(&d->patch, k, replace_step, &c->replace_self, &c->replace_cross);
         p->n_separated += c->td_best >= ICL_PHASE_TD;
         p->n_below_agnostic += c->final_mse < c->agnostic;
         p->n_self_cheaper += c->self_patch < c->cross_patch;
+        p->n_replace_cheaper += c->replace_self < c->replace_cross;
     }
     p->phase_c = -1;
     p->phase_c_step = NAN;
@@ -774,12 +786,40 @@ static icl_fig *fig_patching_over_training(const run_data *d) {
     return f;
 }
 
-static icl_fig *fig_patching(const run_data *d) {
-    if (d->patch.n_rows == 0) return NULL;
-    double s = last_step(&d->patch);
+/* Shift patching over training, per concept: the smallest change of MSE when its sequences are
+ * moved toward another concept's mean. Above 0 (the self-shift) the concept meets phase (c)'s
+ * own-mean condition at that checkpoint. */
+static icl_fig *fig_shift_over_training(const run_data *d) {
+    const icl_csv *p = &d->patch_shift;
+    if (p->n_rows == 0 || d->nc < 2) return NULL;
+    double *x = malloc(sizeof(double) * p->n_rows), *y = malloc(sizeof(double) * p->n_rows);
+    char title[96];
+    snprintf(title, sizeof title, "Shift patching at layer %.0f over training", col(p, 0, "layer"));
+    icl_fig *f = icl_fig_line(title, "training step", "smallest change of MSE, another concept's shift");
+    icl_fig_set_logx(f, d->logx);
+    for (int k = 0; x && y && k < d->nc; k++) {
+        int n = 0;
+        for (int r = 0; r < p->n_rows; r++) {
+            double step = col(p, r, "step"), self, cross;
+            if (step <= 0 || (n && x[n - 1] == step) || (int)col(p, r, "source") != k) continue;
+            patch_at(p, k, step, &self, &cross);
+            if (isfinite(cross)) x[n] = step, y[n++] = cross;
+        }
+        if (n) icl_fig_series_markers(f, icl_fig_add_series(f, d->names[k], x, y, (size_t)n), 1);
+    }
+    icl_fig_add_hline(f, 0, "self-shift (0)");
+    free(x);
+    free(y);
+    return f;
+}
+
+/* A patching table's matrix (source x patched-in concept) at its last checkpoint. */
+static icl_fig *fig_patching(const run_data *d, const icl_csv *t, const char *what) {
+    if (t->n_rows == 0) return NULL;
+    double s = last_step(t);
     char title[128];
-    snprintf(title, sizeof title, "Mean-activation patching at layer %.0f, step %.0f: change of MSE", col(&d->patch, 0, "layer"), s);
-    icl_fig *f = matrix_fig(&d->patch, title, "source", "target", "delta_mse", s, d->nc, d->nc, 1, "source concept", "patched-in concept mean");
+    snprintf(title, sizeof title, "%s at layer %.0f, step %.0f: change of MSE", what, col(t, 0, "layer"), s);
+    icl_fig *f = matrix_fig(t, title, "source", "target", "delta_mse", s, d->nc, d->nc, 1, "source concept", "patched-in concept mean");
     const char *names[MAX_CONCEPTS];
     for (int k = 0; k < d->nc; k++) names[k] = d->names[k];
     icl_fig_heatmap_labels(f, names, names);
@@ -920,10 +960,19 @@ static int build_figs(const run_data *d, const char *run, named_fig *out) {
         {"mse_by_position", "MSE by the number of in-context examples, early, midway and at the end of training, against the "
                             "reference estimators (dashed).", fig_mse_by_position(d), 1400, 460},
         {"patching", "Replacing the concept representation of source-concept sequences by the mean of another concept: change "
-                     "of the final prediction's MSE (self-patching on the diagonal).", fig_patching(d), 640, 520},
+                     "of the final prediction's MSE (self-patching on the diagonal).",
+         fig_patching(d, &d->patch, "Mean-activation patching"), 640, 520},
         {"patching_over_training", "The same patching at every checkpoint: mean change of MSE when source sequences get "
                                    "another concept's mean (cross) or their own concept's mean (self). A gap means the "
                                    "patched tokens carry the concept and the model uses it.", fig_patching_over_training(d), 0, 0},
+        {"shift_patching", "Shift patching: the source sequences' streams moved by the patched-in concept's mean minus their "
+                           "own (the diagonal is 0 by construction), so each sequence keeps its data and only the concept "
+                           "moves: change of the final prediction's MSE.",
+         fig_patching(d, &d->patch_shift, "Shift patching"), 640, 520},
+        {"shift_patching_over_training", "Shift patching at every checkpoint: per concept, the smallest change of MSE when "
+                                         "its sequences are moved toward another concept. Above 0 every other concept's "
+                                         "direction costs more than its own: phase (c)'s own-mean condition.",
+         fig_shift_over_training(d), 0, 0},
         {"offbasis", "How far the model's predictions on each concept's sequences move when the coordinates of the "
                      "other bases (on which that concept's weights are zero) are redrawn: a learner that has decoded the "
                      "basis and regresses on it alone moves by 0, the basis-agnostic estimators by the horizontal lines.",
@@ -1047,6 +1096,13 @@ static void fmt_step_cell(char *buf, size_t n, double step) {
     else snprintf(buf, n, "never");
 }
 
+/* How replacement self-patches moved the MSE, for the paper's "every self-patch lowers the loss". */
+static const char *self_patch_sign(const icl_run_phases *p) {
+    int up = 0, down = 0;
+    for (int k = 0; k < p->n_concepts; k++) up += p->c[k].replace_self > 0, down += p->c[k].replace_self < 0;
+    return up && down ? "raises or lowers" : up ? "raises" : down ? "lowers" : "leaves";
+}
+
 /* The phase table (per concept: its events and the three phase-(c) conditions) and the paper's
  * findings beside this run's. */
 static void phase_section(icl_report *rep, const run_data *d) {
@@ -1058,16 +1114,23 @@ static void phase_section(icl_report *rep, const run_data *d) {
                       "its final MSE), the checkpoint from which its TD at layer %d stays halfway from chance to its maximum, "
                       "the steps between the two, and the three conditions of the paper's phase (c) (every concept "
                       "separated, decoded by its own algorithm): TD at its best layer >= %.2g, MSE below the best "
-                      "basis-agnostic estimator, and its own mean cheaper to patch in than any other concept's. TD is read at %s%s.",
-                 d->dense_steps > 0 ? " from twice the curriculum's length on" : "", d->td_layer, ICL_PHASE_TD, d->td_where,
+                      "basis-agnostic estimator, and its own mean cheaper to patch in than any other concept's%s. TD is read at %s%s.",
+                 d->dense_steps > 0 ? " from twice the curriculum's length on" : "", d->td_layer, ICL_PHASE_TD,
+                 p->patch_shift ? ", read from shift patching (the patched streams moved by the other concept's mean minus "
+                                  "their own, so the self-shift is 0 and every other concept's shift must raise the MSE; "
+                                  "replacement patching, the paper's, is shown beside and does not decide)" : "",
+                 d->td_where,
                  d->td_last.n_rows ? "; the TD column also gives it at the sequence's last token (decode/td_last.csv), the "
                                      "y-token of the last demonstration, which no prediction reads under the causal mask" : "");
-    enum { NCOL = 10 };
-    static const char *hdr[NCOL] = {"concept", "loss drop", "TD halfway", "TD rise - loss drop", "below ridge/Lasso from",
-                                    "reads own basis from", "TD, best layer (last ckpt)", "MSE / agnostic (end)",
-                                    "patch: own / other (min)", "phase (c) conditions"};
-    char (*cells)[96] = calloc((size_t)p->n_concepts * NCOL, 96);
-    const char **cp = calloc((size_t)p->n_concepts * NCOL + 1, sizeof *cp);
+    /* with a shift table, replacement gets a column of its own before the conditions */
+    enum { MAXCOL = 11 };
+    const int NCOL = p->patch_shift ? 11 : 10;
+    const char *hdr[MAXCOL] = {"concept", "loss drop", "TD halfway", "TD rise - loss drop", "below ridge/Lasso from",
+                               "reads own basis from", "TD, best layer (last ckpt)", "MSE / agnostic (end)",
+                               p->patch_shift ? "shift: own / other (min)" : "patch: own / other (min)",
+                               p->patch_shift ? "replacement: own / other (min)" : "phase (c) conditions", "phase (c) conditions"};
+    char (*cells)[96] = calloc((size_t)p->n_concepts * MAXCOL, 96);
+    const char **cp = calloc((size_t)p->n_concepts * MAXCOL + 1, sizeof *cp);
     for (int k = 0; cells && cp && k < p->n_concepts; k++) {
         const icl_phase_concept *c = &p->c[k];
         char (*row)[96] = cells + (size_t)k * NCOL;
@@ -1084,8 +1147,9 @@ static void phase_section(icl_report *rep, const run_data *d) {
             snprintf(row[6] + len, 96 - len, "; last token %.2f", c->td_best_last);
         }
         snprintf(row[7], 96, "%.3f / %.3f", c->final_mse, c->agnostic);
-        if (isfinite(c->self_patch)) snprintf(row[8], 96, "%+.3f / %+.3f", c->self_patch, c->cross_patch);
-        snprintf(row[9], 96, "%s%s%s", c->td_best >= ICL_PHASE_TD ? "separated " : "",
+        if (isfinite(c->self_patch)) snprintf(row[8], 96, p->patch_shift ? "%+.4f / %+.4f" : "%+.3f / %+.3f", c->self_patch, c->cross_patch);
+        if (p->patch_shift && isfinite(c->replace_self)) snprintf(row[9], 96, "%+.3f / %+.3f", c->replace_self, c->replace_cross);
+        snprintf(row[NCOL - 1], 96, "%s%s%s", c->td_best >= ICL_PHASE_TD ? "separated " : "",
                  c->final_mse < c->agnostic ? "below-agnostic " : "", c->self_patch < c->cross_patch ? "own-cheaper" : "");
         for (int j = 0; j < NCOL; j++) cp[(size_t)k * NCOL + j] = row[j];
     }
@@ -1094,7 +1158,7 @@ static void phase_section(icl_report *rep, const run_data *d) {
     free(cp);
 
     /* the paper's findings (paper.md §1.5, Figs. 2, 7, 8) beside this run's */
-    char drops[512] = "", lags[640] = "", patch[256], sep[160], phase[200];
+    char drops[512] = "", lags[640] = "", patch[512], sep[160], phase[200];
     double first = INFINITY, last = -INFINITY;
     int nd = 0;
     if (d->td.n_rows) {
@@ -1126,9 +1190,16 @@ static void phase_section(icl_report *rep, const run_data *d) {
         size_t len = strlen(drops);
         snprintf(drops + len, sizeof drops - len, nd > 1 && last > first * 1.25 ? " (in stages)" : nd > 1 ? " (together)" : "");
     } else snprintf(drops, sizeof drops, "no concept's loss fell by 0.1 or more");
-    if (isfinite(p->patch_step))
-        snprintf(patch, sizeof patch, "own mean cheaper than every other concept's for %d of %d concepts (step %.0f)", p->n_self_cheaper,
-                 p->n_concepts, p->patch_step);
+    if (isfinite(p->patch_step) && p->patch_shift && !d->patch.n_rows)
+        snprintf(patch, sizeof patch, "shift patching: every other concept's shift raises the MSE for %d of %d concepts (step %.0f); "
+                 "no replacement patching", p->n_self_cheaper, p->n_concepts, p->patch_step);
+    else if (isfinite(p->patch_step) && p->patch_shift)
+        snprintf(patch, sizeof patch, "shift patching: every other concept's shift raises the MSE for %d of %d concepts (step %.0f); "
+                 "replacement: own mean cheaper than every other concept's for %d of %d, every self-patch %s the MSE",
+                 p->n_self_cheaper, p->n_concepts, p->patch_step, p->n_replace_cheaper, p->n_concepts, self_patch_sign(p));
+    else if (isfinite(p->patch_step))
+        snprintf(patch, sizeof patch, "own mean cheaper than every other concept's for %d of %d concepts (step %.0f), every "
+                 "self-patch %s the MSE", p->n_self_cheaper, p->n_concepts, p->patch_step, self_patch_sign(p));
     else snprintf(patch, sizeof patch, "not patched");
     if (d->td.n_rows) snprintf(sep, sizeof sep, "%d of %d (TD >= %.2g at step %.0f)", p->n_separated, p->n_concepts, ICL_PHASE_TD, p->td_step);
     else snprintf(sep, sizeof sep, "not decoded");

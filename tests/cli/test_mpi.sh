@@ -42,6 +42,14 @@ $ICLAB sweep --preset tiny --seeds 5 --threads 1 --out "$T/seq" --report-only --
   && ok "--plateau-mse sets the threshold" || bad "--plateau-mse ignored: $(cat "$T/seq/sweep.csv")"
 expect_fail "bad --plateau-mse" "not a positive number" $ICLAB sweep --preset tiny --seeds 5 --out "$T/seq" --plateau-mse -1
 expect_fail "sweep folder of another grid" "another grid" $ICLAB sweep --preset tiny --seeds 6 --threads 1 --out "$T/seq" --quiet
+# the same grid with a seed added: grid.txt lists both, seed 5's run is kept, seed 6 trains
+cp "$T/seq/runs/seed=5/checkpoints/step_000000060.gguf" "$T/ck5.gguf"
+$ICLAB sweep --preset tiny --seeds 5,6 --threads 1 --out "$T/seq" --quiet \
+  && grep -qx 'seeds 5,6' "$T/seq/grid.txt" && cmp -s "$T/ck5.gguf" "$T/seq/runs/seed=5/checkpoints/step_000000060.gguf" \
+  && [ -s "$T/seq/runs/seed=6/checkpoints/step_000000060.gguf" ] && [ "$(grep -c ',complete$' "$T/seq/sweep.csv")" = 2 ] \
+  && ok "adding a seed to a sweep folder keeps its runs and trains the new one" || bad "adding a seed: $(cat "$T/seq/grid.txt" "$T/seq/sweep.csv")"
+expect_fail "sweep folder: a seed dropped" "another grid" $ICLAB sweep --preset tiny --seeds 6 --threads 1 --out "$T/seq" --quiet
+expect_fail "sweep folder: seeds added to another base" "another grid" $ICLAB sweep --preset tiny --seeds 5-7 --steps 61 --threads 1 --out "$T/seq" --quiet
 expect_fail "sweep into a folder that is not a sweep's" "not a sweep folder" $ICLAB sweep --preset tiny --seeds 6 --out "$T/ref5" --quiet
 
 if ! command -v mpirun >/dev/null 2>&1; then
