@@ -319,12 +319,25 @@ static int write_status(const char *dir, const char *name, const char *status, d
     return icl_afile_commit(&af, err);
 }
 
-/* The latest checkpoint step of a run folder, or -1 if it has none. */
+/* The latest checkpoint step of a run folder, or -1 if it has none. A folder copied without its
+ * checkpoints folder (docs/data keeps only the CSV files) has trained up to train.csv's last step:
+ * a complete one is skipped, an incomplete one fails to resume instead of being trained over. */
 static int64_t done_steps(const char *run_dir) {
     char path[4200];
-    int64_t step;
+    int64_t step = -1;
     icl_err e;
-    if (!icl_path_exists(run_dir) || icl_ckpt_latest(run_dir, path, sizeof path, &step, &e)) return -1;
+    if (!icl_path_exists(run_dir)) return -1;
+    snprintf(path, sizeof path, "%s/checkpoints", run_dir);
+    if (!icl_path_exists(path)) {
+        snprintf(path, sizeof path, "%s/train.csv", run_dir);
+        icl_csv t;
+        if (!icl_path_exists(path) || icl_csv_read(&t, path, &e)) return -1;
+        int cs = icl_csv_col(&t, "step");
+        if (cs >= 0 && t.n_rows) step = (int64_t)icl_csv_num(&t, t.n_rows - 1, cs);
+        icl_csv_free(&t);
+        return step;
+    }
+    if (icl_ckpt_latest(run_dir, path, sizeof path, &step, &e)) return -1;
     return step;
 }
 

@@ -48,6 +48,13 @@ $ICLAB sweep --preset tiny --seeds 5,6 --threads 1 --out "$T/seq" --quiet \
   && grep -qx 'seeds 5,6' "$T/seq/grid.txt" && cmp -s "$T/ck5.gguf" "$T/seq/runs/seed=5/checkpoints/step_000000060.gguf" \
   && [ -s "$T/seq/runs/seed=6/checkpoints/step_000000060.gguf" ] && [ "$(grep -c ',complete$' "$T/seq/sweep.csv")" = 2 ] \
   && ok "adding a seed to a sweep folder keeps its runs and trains the new one" || bad "adding a seed: $(cat "$T/seq/grid.txt" "$T/seq/sweep.csv")"
+# a sweep folder copied without checkpoints (as docs/data keeps one) takes a seed: only it trains
+mkdir -p "$T/cp" && cp -r "$T/seq/grid.txt" "$T/seq/status" "$T/seq/runs" "$T/cp/" && rm -rf "$T"/cp/runs/*/checkpoints
+cp "$T/cp/runs/seed=5/eval.csv" "$T/ev5.csv"
+$ICLAB sweep --preset tiny --seeds 5-7 --threads 1 --out "$T/cp" 2>"$T/cp.err" >/dev/null \
+  && [ "$(grep -c 'complete, skipped' "$T/cp.err")" = 2 ] && cmp -s "$T/ev5.csv" "$T/cp/runs/seed=5/eval.csv" \
+  && [ -s "$T/cp/runs/seed=7/checkpoints/step_000000060.gguf" ] && [ ! -e "$T/cp/runs/seed=5/checkpoints" ] \
+  && ok "a copy without checkpoints keeps its complete runs and trains only the added seed" || bad "copy + seed: $(cat "$T/cp.err")"
 expect_fail "sweep folder: a seed dropped" "another grid" $ICLAB sweep --preset tiny --seeds 6 --threads 1 --out "$T/seq" --quiet
 expect_fail "sweep folder: seeds added to another base" "another grid" $ICLAB sweep --preset tiny --seeds 5-7 --steps 61 --threads 1 --out "$T/seq" --quiet
 expect_fail "sweep into a folder that is not a sweep's" "not a sweep folder" $ICLAB sweep --preset tiny --seeds 6 --out "$T/ref5" --quiet
