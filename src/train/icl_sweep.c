@@ -198,12 +198,15 @@ static int dir_has_entries(const char *dir) {
 
 /* Whether grid text `want` is grid text `have` with seeds added: the same lines up to the seeds line,
  * and every seed of have's among want's. */
+static const char *seeds_line(const char *text, size_t n) {
+    const char *found = NULL;
+    for (const char *q = text; q < text + n; q = strchr(q, '\n') ? strchr(q, '\n') + 1 : text + n)
+        if (!strncmp(q, "seeds ", 6)) found = q;
+    return found;
+}
+
 static int seeds_grow(const char *have, size_t n_have, const char *want, size_t n_want) {
-    const char *sh = NULL, *sw = NULL;
-    for (const char *q = have; q < have + n_have; q = strchr(q, '\n') ? strchr(q, '\n') + 1 : have + n_have)
-        if (!strncmp(q, "seeds ", 6)) sh = q;
-    for (const char *q = want; q < want + n_want; q = strchr(q, '\n') ? strchr(q, '\n') + 1 : want + n_want)
-        if (!strncmp(q, "seeds ", 6)) sw = q;
+    const char *sh = seeds_line(have, n_have), *sw = seeds_line(want, n_want);
     if (!sh || !sw || sh - have != sw - want || memcmp(have, want, (size_t)(sh - have))) return 0;
     for (const char *q = sh + 6; q < have + n_have && *q != '\n';) {
         char *end;
@@ -445,9 +448,6 @@ static int read_run(const char *dir, const icl_sweep *s, int i, run_info *r, icl
         }
         icl_csv_free(&t);
     }
-    /* a run copied without its checkpoints (docs/data keeps only the CSV files): train.csv's last step */
-    snprintf(path, sizeof path, "%s/checkpoints", rdir);
-    if (r->done < 0 && r->n_loss && !icl_path_exists(path)) r->done = (int64_t)r->loss_x[r->n_loss - 1];
     if (r->done >= r->steps) snprintf(r->status, sizeof r->status, "complete");
     else if (!strcmp(st, "failed")) snprintf(r->status, sizeof r->status, "failed");
     else if (r->done >= 0 || icl_path_exists(rdir)) snprintf(r->status, sizeof r->status, "incomplete");
