@@ -166,6 +166,24 @@ int main(void) {
     char fig[256];
     snprintf(fig, sizeof fig, "%s/figures/shift_patching_over_training.png", dir);
     CHECK(icl_path_exists(fig));
+    CHECK(isnan(p.c[0].cross_patch_se) && isnan(p.c[0].cross_patch_z) && p.n_self_clear == 0); /* no delta_se column */
+    /* with standard errors: concept 0's only cross-shift is 4 of them above 0 (clear), concept 1's
+     * is below 0; then concept 0's is only 1.3 of them (cheaper, not clear) */
+    put("causal/patch_shift.csv", "step,layer,source,target,delta_mse,base_mse,delta_se\n"
+                                  "3000,1,0,0,0,0.2,0\n3000,1,0,1,0.002,0.2,0.0005\n3000,1,1,0,-0.001,0.25,0.0004\n3000,1,1,1,0,0.25,0\n");
+    CHECK(icl_run_phases_read(dir, &p, &err) == 0);
+    CHECK(p.c[0].cross_patch_se == 0.0005 && p.c[0].cross_patch_z == 4 && p.c[1].cross_patch_z == -2.5);
+    CHECK(p.n_self_cheaper == 1 && p.n_self_clear == 1);
+    CHECK(icl_run_report(dir, &err) == 0);
+    CHECK(icl_read_file(path, &html, &n, &err) == 0);
+    CHECK(html && strstr(html, "+0.0000 / +0.0020 ± 0.0005 (4.0 SE)"));
+    CHECK(html && strstr(html, "shift raises the MSE for 1 of 2 concepts, by more than 2 standard errors for 1 (step 3000)"));
+    free(html);
+    html = NULL;
+    put("causal/patch_shift.csv", "step,layer,source,target,delta_mse,base_mse,delta_se\n"
+                                  "3000,1,0,0,0,0.2,0\n3000,1,0,1,0.002,0.2,0.0015\n3000,1,1,0,-0.001,0.25,0.0004\n3000,1,1,1,0,0.25,0\n");
+    CHECK(icl_run_phases_read(dir, &p, &err) == 0);
+    CHECK(p.n_self_cheaper == 1 && p.n_self_clear == 0 && fabs(p.c[0].cross_patch_z - 0.002 / 0.0015) < 1e-12);
     put("causal/patch_shift.csv", "step,layer,source,target,delta_mse,base_mse\n");
     CHECK(icl_run_phases_read(dir, &p, &err) == 0);
     CHECK(p.patch_shift == 0 && p.phase_c == 1); /* an empty shift table: replacement decides again */

@@ -17,9 +17,12 @@
  * sequences each. With shift = 1 the vector is not replaced but moved by the difference of the two
  * means (h + mean_t - mean_s): the sequence keeps its own data and only its concept direction
  * changes, so delta[s*nc+s] is exactly 0 and a cross-patch measures how much the prediction depends
- * on that direction. */
+ * on that direction. delta_se (NULL: not wanted) gets each change's standard error over the
+ * sequences: the same sequences are scored unpatched and patched, so it is the standard error of the
+ * mean per-sequence change (NaN for one sequence per concept; else exactly 0 for a self-shift). It says
+ * whether a small difference between two patches is more than the probe set's noise. */
 int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int shift, int per_concept, double *delta,
-                     double *base, icl_err *err);
+                     double *delta_se, double *base, icl_err *err);
 
 /* The paper's patching layer carried over to a model of n_layer blocks: the paper patches the
  * stream after 5 of its 12 blocks (§1.4, where the concepts first separate clearly), so here after

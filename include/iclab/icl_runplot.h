@@ -50,6 +50,10 @@ typedef struct icl_phase_concept {
                             patching, causal/patch_shift.csv, where it exists; else replacement, causal/patch.csv):
                             the MSE change with its own mean (a self-shift is exactly 0) */
     double cross_patch;  /* and the smallest change with another concept's mean */
+    double cross_patch_se; /* its standard error over the probe sequences (NaN for tables without delta_se) */
+    double cross_patch_z;  /* shift patching only (self exactly 0): the smallest cross change / its standard error
+                              over the other concepts; above 2, every other concept's shift raises the MSE by more
+                              than the probe set's noise. NaN for replacement or without delta_se */
     double replace_self, replace_cross; /* the same from replacement patching (the paper's), at its last checkpoint;
                                            equal to the two above when there is no shift table */
 } icl_phase_concept;
@@ -63,6 +67,7 @@ typedef struct icl_run_phases {
     int n_separated;           /* concepts with td_best >= ICL_PHASE_TD */
     int n_below_agnostic;      /* concepts whose final MSE is below their agnostic level */
     int n_self_cheaper;        /* concepts whose self_patch < cross_patch */
+    int n_self_clear;          /* of those, concepts whose cross_patch_z > 2 (shift patching with delta_se) */
     int n_replace_cheaper;     /* concepts whose replace_self < replace_cross */
     int patch_shift;           /* 1: the own-mean condition was read from shift patching (causal/patch_shift.csv) */
     int phase_c;               /* 1: every concept meets all three at the last checkpoint that was both decoded

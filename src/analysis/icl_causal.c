@@ -46,7 +46,7 @@ int icl_patch_paper_layer(int n_layer) {
 }
 
 int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int shift, int per_concept, double *delta,
-                     double *base, icl_err *err) {
+                     double *delta_se, double *base, icl_err *err) {
     int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, C = m->cfg.n_embd;
     if (layer < 0 || layer >= m->cfg.n_layer) return icl_errf(err, "layer %d out of range 0..%d", layer, m->cfg.n_layer - 1);
     if (K < 2) return icl_errf(err, "patching needs at least two points per sequence");
@@ -60,7 +60,8 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
     float *means = calloc((size_t)nc * w, sizeof(float)), *cap = malloc(sizeof(float) * (size_t)N * w);
     float *pred = malloc(sizeof(float) * (size_t)N * K);
     float *own = shift ? malloc(sizeof(float) * (size_t)N * w) : NULL; /* each probe sequence's own stream */
-    int r = (!ys || !means || !cap || !pred || (shift && !own)) ? icl_errf(err, "out of memory") : 0;
+    double *seq_base = malloc(sizeof(double) * (size_t)N);             /* each probe sequence's unpatched error */
+    int r = (!ys || !means || !cap || !pred || !seq_base || (shift && !own)) ? icl_errf(err, "out of memory") : 0;
     if (!r) r = icl_probe_batch(c, per_concept, &probe, err) || icl_probe_batch(&mc, per_concept, &meanset, err);
     double scale = icl_task_y_scale(&c->task);
     if (!r) { /* per-concept, per-position means of the stream entering `layer`, on the mean set */
@@ -75,7 +76,10 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
     }
     for (int s = 0; s < nc && !r; s++) {
         base[s] = 0;
-        for (int i = s * per_concept; i < (s + 1) * per_concept; i++) base[s] += sq(pred[(size_t)i * K + K - 1] - probe.y[(size_t)i * K + K - 1]) / scale;
+        for (int i = s * per_concept; i < (s + 1) * per_concept; i++) {
+            seq_base[i] = sq(pred[(size_t)i * K + K - 1] - probe.y[(size_t)i * K + K - 1]) / scale;
+            base[s] += seq_base[i];
+        }
         base[s] /= per_concept;
     }
     for (int t = 0; t < nc && !r; t++) {
@@ -95,9 +99,16 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
                       .vec = cap, .per_sequence = 1};
         r = predict(m, &probe, c->batch, &h, 1, pred, err);
         for (int s = 0; s < nc && !r; s++) {
-            double e = 0;
+            /* the change is paired (the same sequences unpatched and patched), so its standard error is
+             * that of the per-sequence changes: two passes, the mean first, for accuracy */
+            double e = 0, v = 0;
             for (int i = s * per_concept; i < (s + 1) * per_concept; i++) e += sq(pred[(size_t)i * K + K - 1] - probe.y[(size_t)i * K + K - 1]) / scale;
-            delta[(size_t)s * nc + t] = e / per_concept - base[s];
+            double d = e / per_concept - base[s];
+            delta[(size_t)s * nc + t] = d;
+            if (!delta_se) continue;
+            for (int i = s * per_concept; i < (s + 1) * per_concept; i++)
+                v += sq(sq(pred[(size_t)i * K + K - 1] - probe.y[(size_t)i * K + K - 1]) / scale - seq_base[i] - d);
+            delta_se[(size_t)s * nc + t] = per_concept > 1 ? sqrt(v / (per_concept - 1) / per_concept) : NAN;
         }
     }
     icl_batch_free(&probe);
@@ -107,6 +118,7 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
     free(cap);
     free(pred);
     free(own);
+    free(seq_base);
     return r ? -1 : 0;
 }
 

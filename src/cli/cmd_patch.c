@@ -14,7 +14,7 @@
 /* The tables iclab patch writes into RUN/causal (--shift: only its own first one). */
 enum { T_PATCH, T_HEADS, T_ALGO, T_OFFBASIS, N_TABLES };
 static const char *const table_file[N_TABLES] = {"patch.csv", "heads.csv", "algo.csv", "offbasis.csv"};
-static const char *const table_header[N_TABLES] = {"step,layer,source,target,delta_mse,base_mse\n",
+static const char *const table_header[N_TABLES] = {"step,layer,source,target,delta_mse,base_mse,delta_se\n",
                                                    "step,layer,head,concept,delta_mse,base_mse\n",
                                                    "step,concept,estimator,distance\n", "step,concept,predictor,sensitivity\n"};
 
@@ -61,15 +61,17 @@ static int run_one(const char *run, int64_t step, int layer, int all_y, int shif
     if (icl_ckpt_load(path, &m, &c, &st, err)) return -1;
     int nc = icl_task_n_concepts(&c.task), L = c.n_layer;
     if (layer < 0) layer = icl_patch_paper_layer(L);
-    double *delta = malloc(sizeof(double) * nc * nc), *base = malloc(sizeof(double) * nc);
-    int r = (!delta || !base) ? icl_errf(err, "out of memory") : 0;
+    double *delta = malloc(sizeof(double) * nc * nc), *se = malloc(sizeof(double) * nc * nc), *base = malloc(sizeof(double) * nc);
+    int r = (!delta || !se || !base) ? icl_errf(err, "out of memory") : 0;
     if (!r && layer >= L) r = icl_errf(err, "--layer %d out of range 0..%d for this run", layer, L - 1);
-    if (!r) r = icl_patch_matrix(&m, &c, layer, all_y, shift, per, delta, base, err);
+    if (!r) r = icl_patch_matrix(&m, &c, layer, all_y, shift, per, delta, se, base, err);
     for (int s = 0; s < nc && !r; s++)
         for (int q = 0; q < nc; q++)
-            icl_afile_printf(&t[T_PATCH], err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g\n", step, layer, s, q, delta[s * nc + q], base[s]);
+            icl_afile_printf(&t[T_PATCH], err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g,%.6g\n", step, layer, s, q, delta[s * nc + q], base[s],
+                             se[s * nc + q]);
     if (!r && !shift) r = other_tables(&m, &c, step, per, heads, refs, t, err);
     free(delta);
+    free(se);
     free(base);
     icl_model_free(&m);
     return r;
@@ -93,7 +95,8 @@ int cmd_patch(int argc, char **argv) {
                    "For the listed checkpoints (default: the last), writes to RUN/causal/:\n"
                    "  patch.csv  mean-activation patching: replace the stream after L blocks at the y token of the last\n"
                    "             demonstration (--at all-y: at every demonstration's y token) of concept-s\n"
-                   "             sequences by the mean of concept t there; change of the final prediction's MSE. L\n"
+                   "             sequences by the mean of concept t there; change of the final prediction's MSE\n"
+                   "             (delta_se: its standard error over the per-concept sequences). L\n"
                    "             defaults to the paper's depth (after 5 of 12 blocks): round(5 n_layer / 12), so 2 of 4, 3 of 8\n"
                    "  heads.csv  zero one head at a time; change of the MSE per concept (--heads last: only at the last\n"
                    "             listed checkpoint, the one the report draws; it costs a forward pass per head)\n"

@@ -597,7 +597,8 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
     snprintf(path, sizeof path, "%s/sweep_concepts.csv", dir);
     if (icl_afile_open(&af, path, err)) return -1;
     icl_afile_printf(&af, err, "run,seed,concept,name,drop_step,td_half_step,td_lag,beat_agnostic_step,agnostic_mse,"
-                               "final_mse,td_best,td_best_layer,self_patch,cross_patch,td_best_last,patch,replace_self,replace_cross\n");
+                               "final_mse,td_best,td_best_layer,self_patch,cross_patch,td_best_last,patch,replace_self,replace_cross,"
+                               "cross_patch_se,cross_patch_z\n");
     for (int i = 0; i < n; i++) {
         const icl_run_phases *p = runs[i].ph;
         if (!p) continue;
@@ -613,16 +614,18 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
                 fmt_num(cell, sizeof cell, v[k], f[k]);
                 icl_afile_printf(&af, err, ",%s", cell);
             }
-            char lay[16] = "", sp[32], cp[32], tl[32], rs[32], rc[32];
+            char lay[16] = "", sp[32], cp[32], tl[32], rs[32], rc[32], cse[32], cz[32];
             if (isfinite(pc->td_best)) snprintf(lay, sizeof lay, "%d", pc->td_best_layer);
             fmt_num(sp, sizeof sp, pc->self_patch, "%.6g");
             fmt_num(cp, sizeof cp, pc->cross_patch, "%.6g");
             fmt_num(tl, sizeof tl, pc->td_best_last, "%.4g");
             fmt_num(rs, sizeof rs, pc->replace_self, "%.6g");
             fmt_num(rc, sizeof rc, pc->replace_cross, "%.6g");
+            fmt_num(cse, sizeof cse, pc->cross_patch_se, "%.6g");
+            fmt_num(cz, sizeof cz, pc->cross_patch_z, "%.4g");
             /* which patching decided self_patch/cross_patch (empty: not patched) */
             const char *kind = !isfinite(p->patch_step) ? "" : p->patch_shift ? "shift" : "replace";
-            icl_afile_printf(&af, err, ",%s,%s,%s,%s,%s,%s,%s\n", lay, sp, cp, tl, kind, rs, rc);
+            icl_afile_printf(&af, err, ",%s,%s,%s,%s,%s,%s,%s,%s,%s\n", lay, sp, cp, tl, kind, rs, rc, cse, cz);
         }
     }
     return icl_afile_commit(&af, err);
@@ -705,7 +708,10 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
         concept_list(c0 + 4 * CELL, CELL, p, offsetof(icl_phase_concept, td_half_step), 0);
         concept_list(c0 + 5 * CELL, CELL, p, offsetof(icl_phase_concept, td_lag), 1);
         /* each phase-(c) condition's count, so a "no" shows which condition failed */
-        if (p->patch_shift)
+        if (p->patch_shift && p->n_concepts && isfinite(p->c[0].cross_patch_z))
+            snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (shift, %d by more than 2 SE; replacement %d) of %d", p->n_separated,
+                     p->n_below_agnostic, p->n_self_cheaper, p->n_self_clear, p->n_replace_cheaper, p->n_concepts);
+        else if (p->patch_shift)
             snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (shift; replacement %d) of %d", p->n_separated, p->n_below_agnostic,
                      p->n_self_cheaper, p->n_replace_cheaper, p->n_concepts);
         else snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d of %d", p->n_separated, p->n_below_agnostic, p->n_self_cheaper, p->n_concepts);

@@ -345,16 +345,32 @@ static double td_best_at(const icl_csv *td, int concept, double step, int *layer
 static const icl_csv *deciding_patch(const run_data *d) { return d->patch_shift.n_rows ? &d->patch_shift : &d->patch; }
 
 /* Patching concept k's sequences at checkpoint `step` of patching table t: the MSE change with its
- * own mean (*self) and the smallest with another concept's (*cross); NaN where t has no such rows. */
-static void patch_at(const icl_csv *t, int k, double step, double *self, double *cross) {
+ * own mean (*self) and the smallest with another concept's (*cross); NaN where t has no such rows.
+ * cross_se (may be NULL) gets the standard error of that smallest change; z, for shift patching
+ * (where the self change is exactly 0, without noise), the smallest change / its standard error over
+ * the other concepts: how clearly every other concept's shift raises the MSE. Both NaN without a
+ * delta_se column (tables written before it), z NaN for replacement. */
+static void patch_at_se(const icl_csv *t, int k, double step, double *self, double *cross, double *cross_se, double *z) {
+    double se_min = NAN, zmin = NAN;
+    int zok = 1;
     *self = *cross = NAN;
     for (int r = 0; r < t->n_rows; r++) {
         if (col(t, r, "step") != step || (int)col(t, r, "source") != k) continue;
         double v = col(t, r, "delta_mse");
-        if ((int)col(t, r, "target") == k) *self = v;
-        else if (!(v >= *cross)) *cross = v;
+        if ((int)col(t, r, "target") == k) {
+            *self = v;
+            continue;
+        }
+        if (!(v >= *cross)) *cross = v, se_min = col(t, r, "delta_se");
+        double zi = v / col(t, r, "delta_se");
+        if (isnan(zi)) zok = 0;
+        else if (!(zi >= zmin)) zmin = zi;
     }
+    if (cross_se) *cross_se = se_min;
+    if (z) *z = zok && isfinite(*self) && *self == 0 ? zmin : NAN;
 }
+
+static void patch_at(const icl_csv *t, int k, double step, double *self, double *cross) { patch_at_se(t, k, step, self, cross, NULL, NULL); }
 
 /* Whether phase (c) holds at a checkpoint (see icl_runplot.h): every concept separated, below the
  * basis-agnostic estimators and cheaper to patch with its own mean than with any other. */
@@ -414,11 +430,12 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
         if (!d->td.n_rows) c->td_best_layer = -1;
         int last_layer;
         c->td_best_last = d->td_last.n_rows ? td_best_at(&d->td_last, k, p->td_step, &last_layer) : NAN;
-        patch_at(patch, k, p->patch_step, &c->self_patch, &c->cross_patch);
+        patch_at_se(patch, k, p->patch_step, &c->self_patch, &c->cross_patch, &c->cross_patch_se, &c->cross_patch_z);
         patch_at(&d->patch, k, replace_step, &c->replace_self, &c->replace_cross);
         p->n_separated += c->td_best >= ICL_PHASE_TD;
         p->n_below_agnostic += c->final_mse < c->agnostic;
         p->n_self_cheaper += c->self_patch < c->cross_patch;
+        p->n_self_clear += c->self_patch < c->cross_patch && c->cross_patch_z > 2;
         p->n_replace_cheaper += c->replace_self < c->replace_cross;
     }
     p->phase_c = -1;
@@ -1118,7 +1135,10 @@ static void phase_section(icl_report *rep, const run_data *d) {
                  d->dense_steps > 0 ? " from twice the curriculum's length on" : "", d->td_layer, ICL_PHASE_TD,
                  p->patch_shift ? ", read from shift patching (the patched streams moved by the other concept's mean minus "
                                   "their own, so the self-shift is 0 and every other concept's shift must raise the MSE; "
-                                  "replacement patching, the paper's, is shown beside and does not decide)" : "",
+                                  "replacement patching, the paper's, is shown beside and does not decide; where the "
+                                  "table has standard errors, the smallest shift is given with its standard error over the "
+                                  "probe sequences and z, the smallest ratio of another concept's shift to its standard "
+                                  "error: above 2, the own direction is the cheapest by more than the probe set's noise)" : "",
                  d->td_where,
                  d->td_last.n_rows ? "; the TD column also gives it at the sequence's last token (decode/td_last.csv), the "
                                      "y-token of the last demonstration, which no prediction reads under the causal mask" : "");
@@ -1127,7 +1147,7 @@ static void phase_section(icl_report *rep, const run_data *d) {
     const int NCOL = p->patch_shift ? 11 : 10;
     const char *hdr[MAXCOL] = {"concept", "loss drop", "TD halfway", "TD rise - loss drop", "below ridge/Lasso from",
                                "reads own basis from", "TD, best layer (last ckpt)", "MSE / agnostic (end)",
-                               p->patch_shift ? "shift: own / other (min)" : "patch: own / other (min)",
+                               p->patch_shift ? "shift: own / other (min) ± SE (min z)" : "patch: own / other (min)",
                                p->patch_shift ? "replacement: own / other (min)" : "phase (c) conditions", "phase (c) conditions"};
     char (*cells)[96] = calloc((size_t)p->n_concepts * MAXCOL, 96);
     const char **cp = calloc((size_t)p->n_concepts * MAXCOL + 1, sizeof *cp);
@@ -1148,6 +1168,10 @@ static void phase_section(icl_report *rep, const run_data *d) {
         }
         snprintf(row[7], 96, "%.3f / %.3f", c->final_mse, c->agnostic);
         if (isfinite(c->self_patch)) snprintf(row[8], 96, p->patch_shift ? "%+.4f / %+.4f" : "%+.3f / %+.3f", c->self_patch, c->cross_patch);
+        if (isfinite(c->cross_patch_z)) {
+            size_t len = strlen(row[8]);
+            snprintf(row[8] + len, 96 - len, " ± %.4f (%.1f SE)", c->cross_patch_se, c->cross_patch_z);
+        }
         if (p->patch_shift && isfinite(c->replace_self)) snprintf(row[9], 96, "%+.3f / %+.3f", c->replace_self, c->replace_cross);
         snprintf(row[NCOL - 1], 96, "%s%s%s", c->td_best >= ICL_PHASE_TD ? "separated " : "",
                  c->final_mse < c->agnostic ? "below-agnostic " : "", c->self_patch < c->cross_patch ? "own-cheaper" : "");
@@ -1190,13 +1214,16 @@ static void phase_section(icl_report *rep, const run_data *d) {
         size_t len = strlen(drops);
         snprintf(drops + len, sizeof drops - len, nd > 1 && last > first * 1.25 ? " (in stages)" : nd > 1 ? " (together)" : "");
     } else snprintf(drops, sizeof drops, "no concept's loss fell by 0.1 or more");
+    char clear[96] = "";
+    if (p->patch_shift && p->n_concepts && isfinite(p->c[0].cross_patch_z))
+        snprintf(clear, sizeof clear, ", by more than 2 standard errors for %d", p->n_self_clear);
     if (isfinite(p->patch_step) && p->patch_shift && !d->patch.n_rows)
-        snprintf(patch, sizeof patch, "shift patching: every other concept's shift raises the MSE for %d of %d concepts (step %.0f); "
-                 "no replacement patching", p->n_self_cheaper, p->n_concepts, p->patch_step);
+        snprintf(patch, sizeof patch, "shift patching: every other concept's shift raises the MSE for %d of %d concepts%s (step %.0f); "
+                 "no replacement patching", p->n_self_cheaper, p->n_concepts, clear, p->patch_step);
     else if (isfinite(p->patch_step) && p->patch_shift)
-        snprintf(patch, sizeof patch, "shift patching: every other concept's shift raises the MSE for %d of %d concepts (step %.0f); "
+        snprintf(patch, sizeof patch, "shift patching: every other concept's shift raises the MSE for %d of %d concepts%s (step %.0f); "
                  "replacement: own mean cheaper than every other concept's for %d of %d, every self-patch %s the MSE",
-                 p->n_self_cheaper, p->n_concepts, p->patch_step, p->n_replace_cheaper, p->n_concepts, self_patch_sign(p));
+                 p->n_self_cheaper, p->n_concepts, clear, p->patch_step, p->n_replace_cheaper, p->n_concepts, self_patch_sign(p));
     else if (isfinite(p->patch_step))
         snprintf(patch, sizeof patch, "own mean cheaper than every other concept's for %d of %d concepts (step %.0f), every "
                  "self-patch %s the MSE", p->n_self_cheaper, p->n_concepts, p->patch_step, self_patch_sign(p));

@@ -67,15 +67,19 @@ awk -F, 'NR > 1 && (!($5 == "" || $5 ~ /^[0-9]+$/) || !($6 == "" || $6 ~ /^[0-9]
   || bad "sweep_concepts.csv cells: $(cat "$S/sweep_concepts.csv")"
 awk -F, 'NR == 1 && $15 != "td_best_last" {exit 1} NR > 1 && $15 != "" {exit 1}' "$S/sweep_concepts.csv" \
   && ok "sweep_concepts.csv: td_best_last empty where TD was read at the last token" || bad "td_best_last: $(cat "$S/sweep_concepts.csv")"
-grep -q '<td>[0-9] / [0-9] / [0-9] (shift; replacement [0-9]) of [0-9]</td>' "$S/report.html" && ok "sweep report: each phase-(c) condition's count per run" \
+grep -q '<td>[0-9] / [0-9] / [0-9] (shift, [0-9] by more than 2 SE; replacement [0-9]) of [0-9]</td>' "$S/report.html" && ok "sweep report: each phase-(c) condition's count per run" \
   || bad "sweep report lacks the condition counts"
 # the own-mean condition comes from shift patching: a self-shift is exactly 0, replacement beside
 awk -F, 'NR == 1 && ($16 != "patch" || $17 != "replace_self") {exit 1} NR > 1 && ($16 != "shift" || $13 != 0 || $17 == "" || $18 == "") {exit 1}' \
   "$S/sweep_concepts.csv" && ok "sweep_concepts.csv: own-mean condition from shift patching (self 0), replacement beside" \
   || bad "patch columns: $(cat "$S/sweep_concepts.csv")"
+awk -F, 'NR == 1 && ($19 != "cross_patch_se" || $20 != "cross_patch_z") {exit 1} NR > 1 && !($19 != "" && $19 >= 0 && $20 != "") {exit 1}' \
+  "$S/sweep_concepts.csv" && ok "sweep_concepts.csv: the smallest cross-shift's standard error and z" || bad "cross_patch_se/z: $(cat "$S/sweep_concepts.csv")"
 a="$S/runs/seed=1/causal"
 [ -s "$a/patch_shift.csv" ] && [ "$(cut -d, -f1 "$a/patch_shift.csv" | sort -u)" = "$(cut -d, -f1 "$a/patch.csv" | sort -u)" ] \
   && ok "the analysis shift-patches every checkpoint it replacement-patches" || bad "patch_shift.csv steps: $(cut -d, -f1 "$a/patch_shift.csv" | sort -u | tr '\n' ' ')"
+awk -F, 'NR == 1 && $7 != "delta_se" {exit 1} NR > 1 && $3 == $4 && $7 != 0 {exit 1} NR > 1 && $3 != $4 && !($7 > 0) {exit 1}' "$a/patch_shift.csv" \
+  && ok "patch_shift.csv: standard errors 0 for self-shifts, positive for the others" || bad "delta_se: $(head -5 "$a/patch_shift.csv")"
 grep -q 'Phases per run' "$S/report.html" && grep -q 'analysed runs reach the paper' "$S/report.html" \
   && ok "sweep report has the per-run phase table" || bad "sweep report lacks the phase table"
 [ "$(grep -c 'sweep: analysing' "$T/sweep.err")" = 2 ] && ok "both runs analysed" || bad "analysis messages: $(grep -c 'sweep: analysing' "$T/sweep.err")"
