@@ -184,6 +184,17 @@ int main(void) {
                                   "3000,1,0,0,0,0.2,0\n3000,1,0,1,0.002,0.2,0.0015\n3000,1,1,0,-0.001,0.25,0.0004\n3000,1,1,1,0,0.25,0\n");
     CHECK(icl_run_phases_read(dir, &p, &err) == 0);
     CHECK(p.n_self_cheaper == 1 && p.n_self_clear == 0 && fabs(p.c[0].cross_patch_z - 0.002 / 0.0015) < 1e-12);
+    /* phase (c) by the signs, one concept clear: the verdict says the condition is within the noise */
+    put("causal/patch_shift.csv", "step,layer,source,target,delta_mse,base_mse,delta_se\n"
+                                  "3000,1,0,0,0,0.2,0\n3000,1,0,1,0.002,0.2,0.0005\n3000,1,1,0,0.001,0.25,0.001\n3000,1,1,1,0,0.25,0\n");
+    CHECK(icl_run_phases_read(dir, &p, &err) == 0);
+    CHECK(p.phase_c == 1 && p.n_self_cheaper == 2 && p.n_self_clear == 1);
+    CHECK(icl_run_report(dir, &err) == 0);
+    CHECK(icl_read_file(path, &html, &n, &err) == 0);
+    CHECK(html && strstr(html, "yes: first at step 3000, and at the last checkpoint (but the own-mean condition stands above 2 "
+                               "standard errors for only 1 of 2 concepts there"));
+    free(html);
+    html = NULL;
     put("causal/patch_shift.csv", "step,layer,source,target,delta_mse,base_mse\n");
     CHECK(icl_run_phases_read(dir, &p, &err) == 0);
     CHECK(p.patch_shift == 0 && p.phase_c == 1); /* an empty shift table: replacement decides again */

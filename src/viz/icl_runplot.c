@@ -1182,7 +1182,7 @@ static void phase_section(icl_report *rep, const run_data *d) {
     free(cp);
 
     /* the paper's findings (paper.md §1.5, Figs. 2, 7, 8) beside this run's */
-    char drops[512] = "", lags[640] = "", patch[512], sep[160], phase[200];
+    char drops[512] = "", lags[640] = "", patch[512], sep[160], phase[320];
     double first = INFINITY, last = -INFINITY;
     int nd = 0;
     if (d->td.n_rows) {
@@ -1234,6 +1234,11 @@ static void phase_section(icl_report *rep, const run_data *d) {
     else if (p->phase_c) snprintf(phase, sizeof phase, "yes: first at step %.0f, and at the last checkpoint", p->phase_c_step);
     else if (isfinite(p->phase_c_step)) snprintf(phase, sizeof phase, "at step %.0f, but not at the last checkpoint", p->phase_c_step);
     else snprintf(phase, sizeof phase, "no");
+    if (p->phase_c == 1 && *clear && p->n_self_clear < p->n_concepts) {
+        size_t len = strlen(phase);
+        snprintf(phase + len, sizeof phase - len, " (but the own-mean condition stands above 2 standard errors for only %d of %d concepts "
+                 "there: within the probe set's noise)", p->n_self_clear, p->n_concepts);
+    }
     const char *ph[3] = {"finding", "the paper (Fig. 2, 7; D = 16, 4 bases of rank 4, 80K steps)", "this run"};
     const char *pc[] = {
         "staged loss drops", "B1 drops abruptly at about epoch 10; B2-B4 descend together, with smaller drops at about epochs 10 and 40", drops,
