@@ -40,19 +40,19 @@ int main(void) {
 
     double d1[64], b1[8], d2[64], b2[8];
     c.batch = 7; /* several chunks, the last one partial */
-    CHECK(icl_patch_matrix(&m, &c, 1, 0, 0, per, d1, NULL, b1, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 0, 0, 0, per}, d1, NULL, b1, &err) == 0);
     c.batch = 500; /* one chunk */
-    CHECK(icl_patch_matrix(&m, &c, 1, 0, 0, per, d2, NULL, b2, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 0, 0, 0, per}, d2, NULL, b2, &err) == 0);
     CHECK(all_finite(d1, nc * nc) && all_finite(b1, nc));
     double maxd = 0;
     for (int i = 0; i < nc * nc; i++) maxd = fmax(maxd, fabs(d1[i] - d2[i]));
     CHECK_MSG(maxd < 1e-6, "patching depends on the chunking (max difference %g)", maxd);
-    CHECK(icl_patch_matrix(&m, &c, L, 0, 0, per, d1, NULL, b1, &err) == -1); /* layer out of range */
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){L, 0, 0, 0, per}, d1, NULL, b1, &err) == -1); /* layer out of range */
     /* every y token: also independent of the chunking, and the same unpatched MSE */
     c.batch = 7;
-    CHECK(icl_patch_matrix(&m, &c, 1, 1, 0, per, d1, NULL, b1, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, 0, 0, per}, d1, NULL, b1, &err) == 0);
     c.batch = 500;
-    CHECK(icl_patch_matrix(&m, &c, 1, 1, 0, per, d2, NULL, b2, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, 0, 0, per}, d2, NULL, b2, &err) == 0);
     maxd = 0;
     for (int i = 0; i < nc * nc; i++) maxd = fmax(maxd, fabs(d1[i] - d2[i]));
     CHECK_MSG(all_finite(d1, nc * nc) && maxd < 1e-6, "all-y patching depends on the chunking (%g)", maxd);
@@ -60,7 +60,7 @@ int main(void) {
     /* shift patching (h + mean_t - mean_s): a self-shift adds exactly zero, so it changes nothing;
      * a cross-shift changes the prediction; the unpatched MSE is the same as with replacement */
     double se[64], se2[64];
-    CHECK(icl_patch_matrix(&m, &c, 1, 1, 1, per, d2, se, b2, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, 1, 0, per}, d2, se, b2, &err) == 0);
     double maxcross = 0;
     for (int s = 0; s < nc; s++)
         for (int t = 0; t < nc; t++) {
@@ -77,19 +77,19 @@ int main(void) {
     /* the standard error is that of a mean over the per-concept sequences: the delta of one sequence
      * per concept is that sequence's change, with no spread to measure (NaN, even for the self-shift);
      * and asking for it does not change the deltas */
-    CHECK(icl_patch_matrix(&m, &c, 1, 1, 1, per, d1, NULL, b1, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, 1, 0, per}, d1, NULL, b1, &err) == 0);
     maxd = 0;
     for (int i = 0; i < nc * nc; i++) maxd = fmax(maxd, fabs(d1[i] - d2[i]));
     CHECK_MSG(maxd == 0, "the standard error changed the deltas (%g)", maxd);
-    CHECK(icl_patch_matrix(&m, &c, 1, 1, 1, 1, d1, se2, b1, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, 1, 0, 1}, d1, se2, b1, &err) == 0);
     CHECK(isnan(se2[1]) && isnan(se2[0]));
     /* replacement with four times the sequences: about half the standard error (1/sqrt(n); each
      * estimate from 30 sequences is itself uncertain by roughly 15-30%, and the means get less noisy
      * too, so the band is wide). Not with shift here: in a random model the concept means barely
      * differ, so a shift is mostly the means' own noise and shrinks with n as well (SE ~ 1/n). */
     double *d4 = malloc(sizeof(double) * 64 * 3), *se4 = d4 + 64, *b4 = d4 + 128;
-    CHECK(icl_patch_matrix(&m, &c, 1, 1, 0, per, d2, se, b2, &err) == 0);
-    CHECK(icl_patch_matrix(&m, &c, 1, 1, 0, 4 * per, d4, se4, b4, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, 0, 0, per}, d2, se, b2, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, 0, 0, 4 * per}, d4, se4, b4, &err) == 0);
     double ratio = 0;
     for (int i = 0; i < nc * nc; i++) ratio += se[i] / se4[i] / (nc * nc);
     CHECK_MSG(ratio > 1.4 && ratio < 2.9, "standard error at 30 vs 120 sequences: mean ratio %.3f, expected about 2", ratio);
@@ -107,6 +107,21 @@ int main(void) {
     int any_effect = 0;
     for (int i = 0; i < L * H * nc; i++) any_effect |= fabs(h1[i]) > 1e-6;
     CHECK_MSG(any_effect, "zeroing heads of a random model changes its MSE");
+    /* --mse all: the unpatched MSE over every position is head ablation's (the same probe
+     * sequences, the same mean over positions); a self-shift still changes nothing; patching moves
+     * the averaged MSE differently from the final prediction's */
+    double dall[64], seall[64], ball[8];
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, 1, 1, per}, dall, seall, ball, &err) == 0);
+    for (int k = 0; k < nc; k++) CHECK_MSG(fabs(ball[k] - b2[k]) < 1e-9 * b2[k], "concept %d: all-position MSE %.9g, head ablation's %.9g", k, ball[k], b2[k]);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, 1, 0, per}, d2, se, b1, &err) == 0);
+    maxd = 0;
+    for (int s = 0; s < nc; s++)
+        for (int t = 0; t < nc; t++) {
+            if (s == t) CHECK(dall[s * nc + t] == 0 && seall[s * nc + t] == 0);
+            else CHECK(isfinite(dall[s * nc + t]) && seall[s * nc + t] > 0);
+            maxd = fmax(maxd, fabs(dall[s * nc + t] - d2[s * nc + t]));
+        }
+    CHECK_MSG(maxd > 1e-9, "all-position patching equals the final prediction's (%g)", maxd);
 
     double a1[64 * ICL_N_ESTIMATORS], a2[64 * ICL_N_ESTIMATORS];
     c.batch = 7;

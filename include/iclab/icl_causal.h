@@ -8,21 +8,28 @@
 #include "iclab/icl_model.h"
 #include "iclab/icl_train.h"
 
-/* Mean-activation patching (paper Fig. 7): for source concept s and target concept t, the residual
- * stream entering block `layer` (0..L-1, so `layer` blocks have run: the numbering of icl_decode.h)
- * at the y token of the last demonstration before the final query (all_y = 0), or at every
- * demonstration's y token (all_y = 1), of each concept-s sequence is replaced by the mean over
- * concept-t sequences (a separate set) of that same vector at that same token; delta[s*nc+t] is
- * the change of the MSE of the final prediction. base[s] is the unpatched MSE. per_concept
- * sequences each. With shift = 1 the vector is not replaced but moved by the difference of the two
- * means (h + mean_t - mean_s): the sequence keeps its own data and only its concept direction
- * changes, so delta[s*nc+s] is exactly 0 and a cross-patch measures how much the prediction depends
- * on that direction. delta_se (NULL: not wanted) gets each change's standard error over the
- * sequences: the same sequences are scored unpatched and patched, so it is the standard error of the
- * mean per-sequence change (NaN for one sequence per concept; else exactly 0 for a self-shift). It says
- * whether a small difference between two patches is more than the probe set's noise. */
-int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int shift, int per_concept, double *delta,
-                     double *delta_se, double *base, icl_err *err);
+/* Mean-activation patching (paper Fig. 7), as a spec: for source concept s and target concept t,
+ * the residual stream entering block `layer` (0..L-1, so `layer` blocks have run: the numbering of
+ * icl_decode.h) at the y token of the last demonstration before the final query (all_y = 0), or at
+ * every demonstration's y token (all_y = 1), of each concept-s sequence is replaced by the mean over
+ * concept-t sequences (a separate set) of that same vector at that same token. With shift = 1 the
+ * vector is not replaced but moved by the difference of the two means (h + mean_t - mean_s): the
+ * sequence keeps its own data and only its concept direction changes, so a self-shift changes
+ * nothing and a cross-shift measures how much the prediction depends on that direction. The MSE
+ * compared is that of the final prediction (all_positions = 0), or the mean over every position's
+ * prediction (all_positions = 1: the paper's test loss, Fig. 2, and where a concept matters most,
+ * before the demonstrations determine the weights). per_concept sequences each. */
+typedef struct icl_patch_spec {
+    int layer, all_y, shift, all_positions, per_concept;
+} icl_patch_spec;
+
+/* Runs the patching of spec: delta[s*nc+t] is the change of the MSE, base[s] the unpatched MSE.
+ * delta_se (NULL: not wanted) gets each change's standard error over the sequences: the same
+ * sequences are scored unpatched and patched, so it is the standard error of the mean per-sequence
+ * change (NaN for one sequence per concept; else exactly 0 for a self-shift). It says whether a
+ * small difference between two patches is more than the probe set's noise. */
+int icl_patch_matrix(icl_model *m, const icl_train_config *c, const icl_patch_spec *spec, double *delta, double *delta_se,
+                     double *base, icl_err *err);
 
 /* The paper's patching layer carried over to a model of n_layer blocks: the paper patches the
  * stream after 5 of its 12 blocks (§1.4, where the concepts first separate clearly), so here after

@@ -45,8 +45,17 @@ int icl_patch_paper_layer(int n_layer) {
     return n_layer <= 1 ? 0 : (5 * n_layer + 6) / 12;
 }
 
-int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all_y, int shift, int per_concept, double *delta,
-                     double *delta_se, double *base, icl_err *err) {
+/* Sequence i's squared error, normalised: of its final prediction, or the mean over its positions. */
+static double seq_error(const float *pred, const float *y, int i, int K, int all_positions, double scale) {
+    if (!all_positions) return sq(pred[(size_t)i * K + K - 1] - y[(size_t)i * K + K - 1]) / scale;
+    double e = 0;
+    for (int k = 0; k < K; k++) e += sq(pred[(size_t)i * K + k] - y[(size_t)i * K + k]);
+    return e / K / scale;
+}
+
+int icl_patch_matrix(icl_model *m, const icl_train_config *c, const icl_patch_spec *spec, double *delta, double *delta_se,
+                     double *base, icl_err *err) {
+    const int layer = spec->layer, all_y = spec->all_y, shift = spec->shift, per_concept = spec->per_concept;
     int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, C = m->cfg.n_embd;
     if (layer < 0 || layer >= m->cfg.n_layer) return icl_errf(err, "layer %d out of range 0..%d", layer, m->cfg.n_layer - 1);
     if (K < 2) return icl_errf(err, "patching needs at least two points per sequence");
@@ -77,7 +86,7 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
     for (int s = 0; s < nc && !r; s++) {
         base[s] = 0;
         for (int i = s * per_concept; i < (s + 1) * per_concept; i++) {
-            seq_base[i] = sq(pred[(size_t)i * K + K - 1] - probe.y[(size_t)i * K + K - 1]) / scale;
+            seq_base[i] = seq_error(pred, probe.y, i, K, spec->all_positions, scale);
             base[s] += seq_base[i];
         }
         base[s] /= per_concept;
@@ -102,12 +111,12 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, int layer, int all
             /* the change is paired (the same sequences unpatched and patched), so its standard error is
              * that of the per-sequence changes: two passes, the mean first, for accuracy */
             double e = 0, v = 0;
-            for (int i = s * per_concept; i < (s + 1) * per_concept; i++) e += sq(pred[(size_t)i * K + K - 1] - probe.y[(size_t)i * K + K - 1]) / scale;
+            for (int i = s * per_concept; i < (s + 1) * per_concept; i++) e += seq_error(pred, probe.y, i, K, spec->all_positions, scale);
             double d = e / per_concept - base[s];
             delta[(size_t)s * nc + t] = d;
             if (!delta_se) continue;
             for (int i = s * per_concept; i < (s + 1) * per_concept; i++)
-                v += sq(sq(pred[(size_t)i * K + K - 1] - probe.y[(size_t)i * K + K - 1]) / scale - seq_base[i] - d);
+                v += sq(seq_error(pred, probe.y, i, K, spec->all_positions, scale) - seq_base[i] - d);
             delta_se[(size_t)s * nc + t] = per_concept > 1 ? sqrt(v / (per_concept - 1) / per_concept) : NAN;
         }
     }

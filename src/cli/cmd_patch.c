@@ -50,9 +50,10 @@ static int other_tables(icl_model *m, const icl_train_config *c, int64_t step, i
     return r;
 }
 
-/* One checkpoint: the patching matrix into t[T_PATCH], and without shift the other tables. */
-static int run_one(const char *run, int64_t step, int layer, int all_y, int shift, int per, int heads, icl_estimator_refs *refs,
-                   icl_afile *t, icl_err *err) {
+/* One checkpoint: the patching matrix into t[T_PATCH], and for the default matrix (replacement, final
+ * prediction) the other tables. A spec layer < 0 means the paper's depth for this run. */
+static int run_one(const char *run, int64_t step, icl_patch_spec spec, int heads, icl_estimator_refs *refs, icl_afile *t,
+                   icl_err *err) {
     char path[4400];
     icl_model m;
     icl_train_config c;
@@ -60,16 +61,17 @@ static int run_one(const char *run, int64_t step, int layer, int all_y, int shif
     icl_ckpt_path(run, step, path, sizeof path);
     if (icl_ckpt_load(path, &m, &c, &st, err)) return -1;
     int nc = icl_task_n_concepts(&c.task), L = c.n_layer;
-    if (layer < 0) layer = icl_patch_paper_layer(L);
+    if (spec.layer < 0) spec.layer = icl_patch_paper_layer(L);
+    const int layer = spec.layer, per = spec.per_concept;
     double *delta = malloc(sizeof(double) * nc * nc), *se = malloc(sizeof(double) * nc * nc), *base = malloc(sizeof(double) * nc);
     int r = (!delta || !se || !base) ? icl_errf(err, "out of memory") : 0;
     if (!r && layer >= L) r = icl_errf(err, "--layer %d out of range 0..%d for this run", layer, L - 1);
-    if (!r) r = icl_patch_matrix(&m, &c, layer, all_y, shift, per, delta, se, base, err);
+    if (!r) r = icl_patch_matrix(&m, &c, &spec, delta, se, base, err);
     for (int s = 0; s < nc && !r; s++)
         for (int q = 0; q < nc; q++)
             icl_afile_printf(&t[T_PATCH], err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g,%.6g\n", step, layer, s, q, delta[s * nc + q], base[s],
                              se[s * nc + q]);
-    if (!r && !shift) r = other_tables(&m, &c, step, per, heads, refs, t, err);
+    if (!r && !spec.shift && !spec.all_positions) r = other_tables(&m, &c, step, per, heads, refs, t, err);
     free(delta);
     free(se);
     free(base);
@@ -80,7 +82,8 @@ static int run_one(const char *run, int64_t step, int layer, int all_y, int shif
 int cmd_patch(int argc, char **argv) {
     icl_err err;
     const char *run = NULL;
-    int layer = -1, per = 100, all_y = 0, heads_all = 1, shift = 0;
+    icl_patch_spec spec = {.layer = -1, .per_concept = 100};
+    int heads_all = 1;
     int64_t steps[4096];
     int n_steps = 0;
     /* A GGUF language model instead of a run folder: the token-task interventions. */
@@ -91,7 +94,8 @@ int cmd_patch(int argc, char **argv) {
         if (!strcmp(a, "--help")) {
             printf("(iclab patch MODEL.gguf --layer L ...: interventions on a language model; see iclab patch MODEL.gguf --help)\n"
                    "usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at last-y|all-y] [--per-concept 100] [--heads all|last]\n"
-                   "       iclab patch RUN --shift [--steps ...] [--layer L] [--at last-y|all-y] [--per-concept 100]\n\n"
+                   "       iclab patch RUN --shift [--steps ...] [--layer L] [--at last-y|all-y] [--per-concept 100]\n"
+                   "       iclab patch RUN [--shift] --mse all [--steps ...] [--layer L] [--at last-y|all-y] [--per-concept 100]\n\n"
                    "For the listed checkpoints (default: the last), writes to RUN/causal/:\n"
                    "  patch.csv  mean-activation patching: replace the stream after L blocks at the y token of the last\n"
                    "             demonstration (--at all-y: at every demonstration's y token) of concept-s\n"
@@ -105,11 +109,14 @@ int cmd_patch(int argc, char **argv) {
                    "             the other bases are redrawn: 0 for a learner that regresses on the sequence's own basis alone\n"
                    "--shift writes only causal/patch_shift.csv (the same columns): instead of replacing the stream, it\n"
                    "moves it by mean_t - mean_s, keeping the sequence's own data, so a self-patch changes nothing and a\n"
-                   "cross-patch moves only the concept direction (the other tables are left as they are).\n");
+                   "cross-patch moves only the concept direction (the other tables are left as they are).\n"
+                   "--mse all compares the MSE averaged over every position's prediction (the paper's test loss) instead\n"
+                   "of the final prediction's, and writes only causal/patch_allpos.csv (--shift: patch_shift_allpos.csv):\n"
+                   "a concept matters most before the demonstrations determine the weights, not at the last query.\n");
             return 0;
         }
         if (!strcmp(a, "--shift")) {
-            shift = 1;
+            spec.shift = 1;
             continue;
         }
         if (strncmp(a, "--", 2)) {
@@ -124,14 +131,17 @@ int cmd_patch(int argc, char **argv) {
         const char *v = cli_flag_value(argc, argv, &i, name, sizeof name, &err);
         if (!v) return cli_fail("patch", &err);
         int bad = 0;
-        if (!strcmp(name, "layer")) bad = cli_parse_int(name, v, 0, 1 << 20, &layer, &err);
+        if (!strcmp(name, "layer")) bad = cli_parse_int(name, v, 0, 1 << 20, &spec.layer, &err);
         else if (!strcmp(name, "at")) {
-            if (!strcmp(v, "all-y") || !strcmp(v, "last-y")) all_y = v[0] == 'a';
+            if (!strcmp(v, "all-y") || !strcmp(v, "last-y")) spec.all_y = v[0] == 'a';
             else bad = icl_errf(&err, "--at '%s' is not last-y or all-y", v);
+        } else if (!strcmp(name, "mse")) {
+            if (!strcmp(v, "all") || !strcmp(v, "last")) spec.all_positions = v[0] == 'a';
+            else bad = icl_errf(&err, "--mse '%s' is not last or all", v);
         } else if (!strcmp(name, "heads")) {
             if (!strcmp(v, "all") || !strcmp(v, "last")) heads_all = v[0] == 'a';
             else bad = icl_errf(&err, "--heads '%s' is not all or last", v);
-        } else if (!strcmp(name, "per-concept")) bad = cli_parse_int(name, v, 1, 100000, &per, &err);
+        } else if (!strcmp(name, "per-concept")) bad = cli_parse_int(name, v, 1, 100000, &spec.per_concept, &err);
         else if (!strcmp(name, "steps")) bad = cli_parse_steps(name, v, steps, 4096, &n_steps, &err);
         else bad = icl_errf(&err, "unknown option --%s (see iclab patch --help)", name);
         if (bad) return cli_fail("patch", &err);
@@ -147,18 +157,20 @@ int cmd_patch(int argc, char **argv) {
     }
     snprintf(dir, sizeof dir, "%s/causal", run);
     if (icl_mkdirs(dir, &err)) return cli_fail("patch", &err);
-    /* --shift writes its matrix beside patch.csv and leaves the other tables as they are */
-    int n_tables = shift ? 1 : N_TABLES, r = 0, opened = 0;
+    /* --shift and --mse all write their matrix beside patch.csv and leave the other tables as they are */
+    static const char *const matrix_file[2][2] = {{"patch.csv", "patch_allpos.csv"}, {"patch_shift.csv", "patch_shift_allpos.csv"}};
+    const char *only = spec.shift || spec.all_positions ? matrix_file[spec.shift][spec.all_positions] : NULL;
+    int n_tables = only ? 1 : N_TABLES, r = 0, opened = 0;
     icl_afile t[N_TABLES];
     for (; opened < n_tables && !r; opened++) {
-        snprintf(path, sizeof path, "%s/%s", dir, shift ? "patch_shift.csv" : table_file[opened]);
+        snprintf(path, sizeof path, "%s/%s", dir, only ? only : table_file[opened]);
         if ((r = icl_afile_open(&t[opened], path, &err))) break;
         icl_afile_printf(&t[opened], &err, "%s", table_header[opened]);
     }
     icl_estimator_refs refs = {0};
     for (int i = 0; i < n_steps && !r; i++) {
         if (n_steps < 8 || i + 1 == n_steps || (i + 1) % 8 == 0) fprintf(stderr, "patch: step %" PRId64 " (%d/%d)\n", steps[i], i + 1, n_steps);
-        r = run_one(run, steps[i], layer, all_y, shift, per, heads_all || i + 1 == n_steps, &refs, t, &err);
+        r = run_one(run, steps[i], spec, heads_all || i + 1 == n_steps, &refs, t, &err);
     }
     icl_estimator_refs_free(&refs);
     for (int k = 0; k < opened; k++) {
@@ -166,7 +178,7 @@ int cmd_patch(int argc, char **argv) {
         else r = icl_afile_commit(&t[k], &err);
     }
     if (r) return cli_fail("patch", &err);
-    if (shift) printf("wrote %s/patch_shift.csv\n", dir);
+    if (only) printf("wrote %s/%s\n", dir, only);
     else printf("wrote %s/patch.csv, heads.csv, algo.csv, offbasis.csv\n", dir);
     return 0;
 }

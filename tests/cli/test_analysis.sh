@@ -34,6 +34,17 @@ $ICLAB patch "$T/run" --shift --per-concept 10 --layer 1 --at all-y --steps 30,6
   && awk -F, 'NR > 1 && $3 == $4 && $5 != 0 {bad = 1} NR > 1 && $3 != $4 && $5 != 0 {moved = 1} END {exit bad || !moved}' "$T/run/causal/patch_shift.csv" \
   && ok "patch --shift: 4x4 at 2 checkpoints, self-shifts 0, cross-shifts move, patch.csv unchanged" \
   || bad "patch --shift: $(head -5 "$T/run/causal/patch_shift.csv" 2>&1)"
+# --mse all: the MSE over every position instead of the final one, into its own table only
+cp "$T/run/causal/patch_shift.csv" "$T/shift_before.csv"
+$ICLAB patch "$T/run" --shift --mse all --per-concept 10 --layer 1 --at all-y --steps 30,60 >/dev/null 2>&1 \
+  && [ "$(($(wc -l < "$T/run/causal/patch_shift_allpos.csv") - 1))" -eq 32 ] && cmp -s "$T/run/causal/patch_shift.csv" "$T/shift_before.csv" \
+  && cmp -s "$T/run/causal/patch.csv" "$T/patch_before.csv" \
+  && awk -F, 'NR > 1 && $3 == $4 && ($5 != 0 || $7 != 0) {bad = 1} NR > 1 && $3 != $4 && !($7 > 0) {bad = 1} END {exit bad}' "$T/run/causal/patch_shift_allpos.csv" \
+  && ! cmp -s <(cut -d, -f6 "$T/run/causal/patch_shift_allpos.csv") <(cut -d, -f6 "$T/run/causal/patch_shift.csv") \
+  && ok "patch --shift --mse all: its own table, self 0, other base MSE, the other tables unchanged" \
+  || bad "patch --mse all: $(head -5 "$T/run/causal/patch_shift_allpos.csv" 2>&1)"
+out=$($ICLAB patch "$T/run" --mse most 2>&1); rc=$?
+[ $rc -ne 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && ok "patch --mse most: one-line error" || bad "patch --mse most: rc $rc, $out"
 [ "$(($(wc -l < "$T/run/causal/patch.csv") - 1))" -eq 48 ] && ok "4x4 patching matrix at 3 checkpoints" || bad "patching matrix has the wrong size"
 grep -qi nan "$T/run/causal/patch.csv" "$T/run/causal/heads.csv" && bad "NaN in the causal results" || ok "causal results are finite"
 # off-basis sensitivity: 4 concepts x 6 predictors x 3 checkpoints; the oracle never moves, the model does
