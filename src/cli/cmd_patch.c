@@ -11,7 +11,7 @@
 #include "iclab/icl_estim.h"
 #include "iclab/icl_file.h"
 
-/* The tables iclab patch writes into RUN/causal (--shift: only its own first one). */
+/* The tables iclab patch writes into RUN/causal (--shift, --mse all: only a patching matrix of their own). */
 enum { T_PATCH, T_HEADS, T_ALGO, T_OFFBASIS, N_TABLES };
 static const char *const table_file[N_TABLES] = {"patch.csv", "heads.csv", "algo.csv", "offbasis.csv"};
 static const char *const table_header[N_TABLES] = {"step,layer,source,target,delta_mse,base_mse,delta_se\n",
