@@ -717,7 +717,11 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
             snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (shift; replacement %d) of %d", p->n_separated, p->n_below_agnostic,
                      p->n_self_cheaper, p->n_replace_cheaper, p->n_concepts);
         else snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d of %d", p->n_separated, p->n_below_agnostic, p->n_self_cheaper, p->n_concepts);
-        if (p->phase_c) snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f", p->phase_c_step);
+        int noisy = p->patch_shift && p->n_concepts && isfinite(p->c[0].cross_patch_z) && p->n_self_clear < p->n_concepts;
+        if (p->phase_c && noisy)
+            snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f (shift signs within 2 SE for %d of %d)", p->phase_c_step,
+                     p->n_concepts - p->n_self_clear, p->n_concepts);
+        else if (p->phase_c) snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f", p->phase_c_step);
         else if (isfinite(p->phase_c_step)) snprintf(c0 + 7 * CELL, CELL, "no (held at step %.0f)", p->phase_c_step);
         else snprintf(c0 + 7 * CELL, CELL, "no");
         snprintf(c0 + 8 * CELL, CELL, "%.1f", runs[i].wall / 60);

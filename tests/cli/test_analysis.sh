@@ -45,6 +45,18 @@ $ICLAB patch "$T/run" --shift --mse all --per-concept 10 --layer 1 --at all-y --
   || bad "patch --mse all: $(head -5 "$T/run/causal/patch_shift_allpos.csv" 2>&1)"
 out=$($ICLAB patch "$T/run" --mse most 2>&1); rc=$?
 [ $rc -ne 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && ok "patch --mse most: one-line error" || bad "patch --mse most: rc $rc, $out"
+# the committed five-seed sweep of docs/reproduction.md rebuilds to its committed tables, and its report
+# says which phase-(c) yes rests on shift signs within 2 standard errors
+D=docs/data/reproduce-pairs
+if [ -f "$D/sweep_concepts.csv" ]; then
+  mkdir -p "$T/rpp" && cp -r "$D/grid.txt" "$D/status" "$D/runs" "$T/rpp/"
+  $ICLAB sweep --preset reproduce --seeds 2-6 --threads 1 --out "$T/rpp" --report-only >/dev/null 2>&1 \
+    && cmp -s "$T/rpp/sweep_concepts.csv" "$D/sweep_concepts.csv" && cmp -s "$T/rpp/sweep.csv" "$D/sweep.csv" \
+    && grep -q 'yes, from step 25000 (shift signs within 2 SE for 4 of 4)' "$T/rpp/report.html" \
+    && grep -q '4 / 4 / 4 (shift, 2 by more than 2 SE; replacement 3) of 4' "$T/rpp/report.html" \
+    && ok "docs/data/reproduce-pairs rebuilds to its tables; the report flags yes within the noise" \
+    || bad "docs/data/reproduce-pairs: $(diff "$T/rpp/sweep_concepts.csv" "$D/sweep_concepts.csv" 2>&1 | head -3)"
+fi
 [ "$(($(wc -l < "$T/run/causal/patch.csv") - 1))" -eq 48 ] && ok "4x4 patching matrix at 3 checkpoints" || bad "patching matrix has the wrong size"
 grep -qi nan "$T/run/causal/patch.csv" "$T/run/causal/heads.csv" && bad "NaN in the causal results" || ok "causal results are finite"
 # off-basis sensitivity: 4 concepts x 6 predictors x 3 checkpoints; the oracle never moves, the model does
