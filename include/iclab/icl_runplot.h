@@ -70,6 +70,8 @@ typedef struct icl_run_phases {
     int n_self_clear;          /* of those, concepts whose cross_patch_z > 2 (shift patching with delta_se) */
     int n_replace_cheaper;     /* concepts whose replace_self < replace_cross */
     int patch_shift;           /* 1: the own-mean condition was read from shift patching (causal/patch_shift.csv) */
+    int shift_se;              /* 1: and that table has standard errors (delta_se), so cross_patch_z and n_self_clear
+                                  are read */
     int phase_c;               /* 1: every concept meets all three at the last checkpoint that was both decoded
                                   and patched; 0: not; -1: the run has not been decoded and patched */
     double phase_c_step;       /* the first checkpoint (decoded and patched) at which phase (c) held; NaN if none */

@@ -710,15 +710,14 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
         concept_list(c0 + 4 * CELL, CELL, p, offsetof(icl_phase_concept, td_half_step), 0);
         concept_list(c0 + 5 * CELL, CELL, p, offsetof(icl_phase_concept, td_lag), 1);
         /* each phase-(c) condition's count, so a "no" shows which condition failed */
-        if (p->patch_shift && p->n_concepts && isfinite(p->c[0].cross_patch_z))
+        if (p->shift_se)
             snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (shift, %d by more than 2 SE; replacement %d) of %d", p->n_separated,
                      p->n_below_agnostic, p->n_self_cheaper, p->n_self_clear, p->n_replace_cheaper, p->n_concepts);
         else if (p->patch_shift)
             snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (shift; replacement %d) of %d", p->n_separated, p->n_below_agnostic,
                      p->n_self_cheaper, p->n_replace_cheaper, p->n_concepts);
         else snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d of %d", p->n_separated, p->n_below_agnostic, p->n_self_cheaper, p->n_concepts);
-        int noisy = p->patch_shift && p->n_concepts && isfinite(p->c[0].cross_patch_z) && p->n_self_clear < p->n_concepts;
-        if (p->phase_c && noisy)
+        if (p->phase_c && p->shift_se && p->n_self_clear < p->n_concepts)
             snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f (shift signs within 2 SE for %d of %d)", p->phase_c_step,
                      p->n_concepts - p->n_self_clear, p->n_concepts);
         else if (p->phase_c) snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f", p->phase_c_step);

@@ -413,6 +413,7 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
     const icl_csv *patch = deciding_patch(d);
     p->patch_step = patch->n_rows ? last_step(patch) : NAN;
     p->patch_shift = patch == &d->patch_shift;
+    p->shift_se = p->patch_shift && icl_csv_col(patch, "delta_se") >= 0;
     double replace_step = d->patch.n_rows ? last_step(&d->patch) : NAN;
     p->td_layer = d->td_layer;
     p->td_chance = d->td.n_rows ? col(&d->td, 0, "chance") : NAN;
@@ -1215,8 +1216,7 @@ static void phase_section(icl_report *rep, const run_data *d) {
         snprintf(drops + len, sizeof drops - len, nd > 1 && last > first * 1.25 ? " (in stages)" : nd > 1 ? " (together)" : "");
     } else snprintf(drops, sizeof drops, "no concept's loss fell by 0.1 or more");
     char clear[96] = "";
-    if (p->patch_shift && p->n_concepts && isfinite(p->c[0].cross_patch_z))
-        snprintf(clear, sizeof clear, ", by more than 2 standard errors for %d", p->n_self_clear);
+    if (p->shift_se) snprintf(clear, sizeof clear, ", by more than 2 standard errors for %d", p->n_self_clear);
     if (isfinite(p->patch_step) && p->patch_shift && !d->patch.n_rows)
         snprintf(patch, sizeof patch, "shift patching: every other concept's shift raises the MSE for %d of %d concepts%s (step %.0f); "
                  "no replacement patching", p->n_self_cheaper, p->n_concepts, clear, p->patch_step);
@@ -1234,7 +1234,7 @@ static void phase_section(icl_report *rep, const run_data *d) {
     else if (p->phase_c) snprintf(phase, sizeof phase, "yes: first at step %.0f, and at the last checkpoint", p->phase_c_step);
     else if (isfinite(p->phase_c_step)) snprintf(phase, sizeof phase, "at step %.0f, but not at the last checkpoint", p->phase_c_step);
     else snprintf(phase, sizeof phase, "no");
-    if (p->phase_c == 1 && *clear && p->n_self_clear < p->n_concepts) {
+    if (p->phase_c == 1 && p->shift_se && p->n_self_clear < p->n_concepts) {
         size_t len = strlen(phase);
         snprintf(phase + len, sizeof phase - len, " (but the own-mean condition stands above 2 standard errors for only %d of %d concepts "
                  "there: within the probe set's noise)", p->n_self_clear, p->n_concepts);
