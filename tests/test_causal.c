@@ -7,6 +7,7 @@
 #include <string.h>
 #include "iclab/icl_causal.h"
 #include "iclab/icl_estim.h"
+#include "iclab/icl_pca.h"
 #include "icl_test.h"
 
 static int all_finite(const double *x, int n) {
@@ -94,6 +95,80 @@ int main(void) {
     for (int i = 0; i < nc * nc; i++) ratio += se[i] / se4[i] / (nc * nc);
     CHECK_MSG(ratio > 1.4 && ratio < 2.9, "standard error at 30 vs 120 sequences: mean ratio %.3f, expected about 2", ratio);
     free(d4);
+
+    /* the query x token and every token: chunk-independent too; a self-shift at every token still
+     * changes nothing; a patch at the query changes only the last prediction, so over every
+     * position its change is exactly 1/K of the final prediction's */
+    int K = c.task.n_points;
+    for (int at = ICL_PATCH_AT_QUERY; at <= ICL_PATCH_AT_ALL_TOKENS; at++) {
+        c.batch = 7;
+        CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, at, 1, 0, per}, d1, se, b1, &err) == 0);
+        c.batch = 500;
+        CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, at, 1, 0, per}, d2, NULL, b2, &err) == 0);
+        maxd = maxcross = 0;
+        for (int i = 0; i < nc * nc; i++) maxd = fmax(maxd, fabs(d1[i] - d2[i])), maxcross = fmax(maxcross, fabs(d1[i]));
+        CHECK_MSG(all_finite(d1, nc * nc) && maxd < 1e-6, "%s patching depends on the chunking (%g)", icl_patch_site_name(at), maxd);
+        CHECK_MSG(maxcross > 1e-6, "no %s cross-shift moved the MSE", icl_patch_site_name(at));
+        for (int k = 0; k < nc; k++) CHECK(d1[k * nc + k] == 0 && se[k * nc + k] == 0);
+    }
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, ICL_PATCH_AT_QUERY, 0, 0, per}, d1, NULL, b1, &err) == 0);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, ICL_PATCH_AT_QUERY, 0, 1, per}, d2, NULL, b2, &err) == 0);
+    maxd = 0;
+    for (int i = 0; i < nc * nc; i++) maxd = fmax(maxd, fabs(d2[i] * K - d1[i]) / fmax(fabs(d1[i]), 1e-3));
+    CHECK_MSG(maxd < 1e-5, "a query patch changed other positions' predictions (relative %g)", maxd);
+    CHECK(icl_patch_site_name(ICL_PATCH_N_SITES) == NULL && icl_patch_site_name(-1) == NULL);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, ICL_PATCH_N_SITES, 0, 0, per}, d1, NULL, b1, &err) == -1);
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, 3, 0, per}, d1, NULL, b1, &err) == -1); /* no such mode */
+
+    /* transport: chunk-independent, finite, with standard errors; the self cell is the two halves'
+     * noise floor, not exactly zero; fewer than 4 sequences per concept cannot be split in halves */
+    c.batch = 7;
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, ICL_PATCH_TRANSPORT, 0, per}, d1, se, b1, &err) == 0);
+    c.batch = 500;
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, ICL_PATCH_TRANSPORT, 0, per}, d2, NULL, b2, &err) == 0);
+    maxd = 0;
+    for (int i = 0; i < nc * nc; i++) maxd = fmax(maxd, fabs(d1[i] - d2[i]));
+    CHECK_MSG(all_finite(d1, nc * nc) && all_finite(se, nc * nc) && maxd < 1e-6, "transport patching: chunking difference %g", maxd);
+    int self_moved = 0;
+    for (int k = 0; k < nc; k++) self_moved |= d1[k * nc + k] != 0 && se[k * nc + k] > 0;
+    CHECK_MSG(self_moved, "a self-transport moved nothing: the halves are not separate estimates");
+    CHECK(icl_patch_matrix(&m, &c, &(icl_patch_spec){1, 1, ICL_PATCH_TRANSPORT, 0, 3}, d1, se, b1, &err) == -1);
+
+    /* the Gaussian transport map itself: for random positive definite A and B (one nearly singular
+     * direction in A, as the first tokens' streams have), T is symmetric, positive definite and
+     * carries A onto B: T A T = B */
+    enum { TN = 6 };
+    double GA[TN * TN], GB[TN * TN], GT[TN * TN], ra[TN * TN], rb[TN * TN], ta[TN * TN];
+    for (int i = 0; i < TN * TN; i++) ra[i] = icl_rng_normal(&rng), rb[i] = icl_rng_normal(&rng);
+    for (int i = 0; i < TN; i++)
+        for (int j = 0; j < TN; j++) {
+            double sa = 0, sb = 0;
+            for (int k = 0; k < TN; k++) sa += ra[i * TN + k] * ra[j * TN + k] * (k == 0 ? 1e-8 : 1), sb += rb[i * TN + k] * rb[j * TN + k];
+            GA[i * TN + j] = sa + (i == j ? 1e-3 : 0);
+            GB[i * TN + j] = sb;
+        }
+    CHECK(icl_gaussian_transport(GA, GB, TN, GT, &err) == 0);
+    double asym = 0, resid = 0, scaleb = 0;
+    for (int i = 0; i < TN; i++)
+        for (int j = 0; j < TN; j++) {
+            double s1v = 0;
+            for (int k = 0; k < TN; k++) s1v += GT[i * TN + k] * GA[k * TN + j];
+            ta[i * TN + j] = s1v;
+            asym = fmax(asym, fabs(GT[i * TN + j] - GT[j * TN + i]));
+        }
+    for (int i = 0; i < TN; i++)
+        for (int j = 0; j < TN; j++) {
+            double s1v = 0;
+            for (int k = 0; k < TN; k++) s1v += ta[i * TN + k] * GT[k * TN + j];
+            resid = fmax(resid, fabs(s1v - GB[i * TN + j]));
+            scaleb = fmax(scaleb, fabs(GB[i * TN + j]));
+        }
+    CHECK_MSG(asym < 1e-9 * scaleb, "transport map not symmetric (%g)", asym);
+    CHECK_MSG(resid < 1e-8 * scaleb, "T A T differs from B by %g (scale %g)", resid, scaleb);
+    double GTc[TN * TN], ev[TN], evec[TN * TN];
+    memcpy(GTc, GT, sizeof GT);
+    CHECK(icl_sym_eigen(GTc, TN, ev, evec, &err) == 0);
+    CHECK_MSG(ev[TN - 1] > 0 && ev[0] >= ev[TN - 1], "transport map not positive definite (smallest eigenvalue %g)", ev[TN - 1]);
 
     double *h1 = malloc(sizeof(double) * L * H * nc), *h2 = malloc(sizeof(double) * L * H * nc);
     c.batch = 7;

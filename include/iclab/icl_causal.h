@@ -8,19 +8,41 @@
 #include "iclab/icl_model.h"
 #include "iclab/icl_train.h"
 
+/* Where a patch acts, in the interleaved sequence x_1 y_1 ... x_K y_K (token 2k is x_{k+1}, 2k+1 its y):
+ * the y token of the last demonstration before the final query (2K-3: the paper's site, where TD
+ * is measured), every demonstration's y token, the final query's x token (2K-2: where the last
+ * prediction is read, so it tests whether the query's own stream carries the concept the prediction
+ * uses), or every token of the sequence. The values are the --at names' order in iclab patch. */
+typedef enum { ICL_PATCH_AT_LAST_Y, ICL_PATCH_AT_ALL_Y, ICL_PATCH_AT_QUERY, ICL_PATCH_AT_ALL_TOKENS, ICL_PATCH_N_SITES } icl_patch_site;
+
+/* The --at name of a site ("last-y", "all-y", "query", "all-tokens"); NULL if out of range. */
+const char *icl_patch_site_name(int at);
+
+/* What a patch does to the stream at its tokens: replace it by the target concept's mean (the paper's
+ * Fig. 7), shift it by the difference of the two concepts' means, or transport it from its own
+ * concept's distribution onto the target's (below). */
+typedef enum { ICL_PATCH_REPLACE, ICL_PATCH_SHIFT, ICL_PATCH_TRANSPORT } icl_patch_mode;
+
 /* Mean-activation patching (paper Fig. 7), as a spec: for source concept s and target concept t,
  * the residual stream entering block `layer` (0..L-1, so `layer` blocks have run: the numbering of
- * icl_decode.h) at the y token of the last demonstration before the final query (all_y = 0), or at
- * every demonstration's y token (all_y = 1), of each concept-s sequence is replaced by the mean over
- * concept-t sequences (a separate set) of that same vector at that same token. With shift = 1 the
+ * icl_decode.h) at the tokens of site `at` of each concept-s sequence is replaced by the mean over
+ * concept-t sequences (a separate set) of that same vector at that same token. With mode SHIFT the
  * vector is not replaced but moved by the difference of the two means (h + mean_t - mean_s): the
  * sequence keeps its own data and only its concept direction changes, so a self-shift changes
- * nothing and a cross-shift measures how much the prediction depends on that direction. The MSE
+ * nothing and a cross-shift measures how much the prediction depends on that direction. With mode
+ * TRANSPORT it is carried by the optimal transport map between Gaussians fitted to the two concepts
+ * there: h -> mean_t + T (h - mean_s), the smallest move that gives concept-s vectors concept t's
+ * mean and covariance. A concept can be encoded in which directions vary (a sequence's weights lie
+ * in its basis's plane, with either sign) while the concepts' means coincide; then shift and
+ * replacement carry no concept and transport does. The separate set is split in halves per concept:
+ * the source's Gaussian comes from its first half, the target's from the second, so a self-transport
+ * moves the stream by the two halves' sampling difference only: the noise floor a cross-transport
+ * must rise above (equal to it while the concepts' distributions coincide). The MSE
  * compared is that of the final prediction (all_positions = 0), or the mean over every position's
  * prediction (all_positions = 1: the paper's test loss, Fig. 2, and where a concept matters most,
  * before the demonstrations determine the weights). per_concept sequences each. */
 typedef struct icl_patch_spec {
-    int layer, all_y, shift, all_positions, per_concept;
+    int layer, at, mode, all_positions, per_concept; /* at: an icl_patch_site; mode: an icl_patch_mode */
 } icl_patch_spec;
 
 /* Runs the patching of spec: delta[s*nc+t] is the change of the MSE, base[s] the unpatched MSE.
@@ -30,6 +52,12 @@ typedef struct icl_patch_spec {
  * small difference between two patches is more than the probe set's noise. */
 int icl_patch_matrix(icl_model *m, const icl_train_config *c, const icl_patch_spec *spec, double *delta, double *delta_se,
                      double *base, icl_err *err);
+
+/* The optimal transport map between two Gaussians N(mu_a, A) -> N(mu_b, B) (A, B (n,n) symmetric
+ * positive definite): x -> mu_b + T (x - mu_a) with T (n,n) = A^-1/2 (A^1/2 B A^1/2)^1/2 A^-1/2, the
+ * one symmetric positive definite T with T A T = B, which moves the points least in mean squared
+ * distance among all maps carrying the one distribution onto the other. Returns 0 or -1 with err. */
+int icl_gaussian_transport(const double *A, const double *B, int n, double *T, icl_err *err);
 
 /* The paper's patching layer carried over to a model of n_layer blocks: the paper patches the
  * stream after 5 of its 12 blocks (§1.4, where the concepts first separate clearly), so here after

@@ -34,6 +34,10 @@ int icl_pca_fit(const float *X, int N, int d, int m, icl_pca *pca, double *proj,
 /* Projects N new points X (N,d) (d must equal the fitted d): proj (N,m) = (X - mean) components^T. */
 int icl_pca_transform(const icl_pca *pca, const float *X, int N, int d, double *proj, icl_err *err);
 
+/* All eigenpairs of the symmetric n x n matrix A (row-major; destroyed), largest first: vals (n),
+ * vecs (n,n) one eigenvector per row. LAPACK dsyevr, as the PCA. Returns 0, or -1 with err set. */
+int icl_sym_eigen(double *A, int n, double *vals, double *vecs, icl_err *err);
+
 /* Frees the arrays of a fitted pca (safe on a zeroed struct). */
 void icl_pca_free(icl_pca *pca);
 

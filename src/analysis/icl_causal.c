@@ -5,6 +5,8 @@
 #include <string.h>
 #include "iclab/icl_decode.h"
 #include "iclab/icl_estim.h"
+#include "iclab/icl_pca.h"
+#include <cblas.h>
 
 enum { STREAM_PATCH_MEAN = 4, STREAM_OFFBASIS = 5 }; /* the probe set itself is stream 3 (icl_decode.c) */
 
@@ -40,6 +42,11 @@ static int predict(icl_model *m, const icl_batch *b, int chunk, const icl_hook *
 
 static double sq(double x) { return x * x; }
 
+const char *icl_patch_site_name(int at) {
+    static const char *const names[ICL_PATCH_N_SITES] = {"last-y", "all-y", "query", "all-tokens"};
+    return at >= 0 && at < ICL_PATCH_N_SITES ? names[at] : NULL;
+}
+
 int icl_patch_paper_layer(int n_layer) {
     /* round half up; for n_layer >= 2 this is already within 1..n_layer-1 */
     return n_layer <= 1 ? 0 : (5 * n_layer + 6) / 12;
@@ -53,24 +60,112 @@ static double seq_error(const float *pred, const float *y, int i, int K, int all
     return e / K / scale;
 }
 
+/* out (n,n) = A^power for a symmetric positive definite A (n,n; kept), through its eigenpairs. */
+static int sym_power(const double *A, int n, double power, double *out, icl_err *err) {
+    double *a = malloc(sizeof(double) * (size_t)n * n), *vals = malloc(sizeof(double) * n), *vecs = malloc(sizeof(double) * (size_t)n * n);
+    int r = (!a || !vals || !vecs) ? icl_errf(err, "out of memory") : 0;
+    if (!r) memcpy(a, A, sizeof(double) * (size_t)n * n), r = icl_sym_eigen(a, n, vals, vecs, err);
+    if (!r) {
+        /* out = (V^T D)(D V) with D = diag(vals^(power/2)) and V's rows the eigenvectors; the callers'
+         * matrices are positive definite, so a value below 1e-12 of the largest is round-off */
+        for (int j = 0; j < n; j++) {
+            double f = pow(vals[j] > 1e-12 * vals[0] ? vals[j] : 1e-12 * vals[0], power * 0.5);
+            for (int k = 0; k < n; k++) a[(size_t)j * n + k] = vecs[(size_t)j * n + k] * f;
+        }
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, n, 1.0, a, n, a, n, 0.0, out, n);
+    }
+    free(a); free(vals); free(vecs);
+    return r;
+}
+
+/* Moments of the captured stream cap (N, np, C) by group (group[i] in 0..n_groups-1): mean (n_groups,
+ * np, C) and covariance (n_groups, np, C, C), plus a ridge of 1e-6 of its mean variance so that it is
+ * positive definite where the stream is confined to a subspace (the first tokens see few inputs).
+ * Every group needs two members or more. */
+static int group_moments(const float *cap, const int *group, int n_groups, int N, int np, int C, double *mean, double *cov,
+                         icl_err *err) {
+    size_t cc = (size_t)C * C, ng = (size_t)n_groups * np;
+    double *d = malloc(sizeof(double) * C);
+    int *count = calloc(n_groups, sizeof(int));
+    if (!d || !count) { free(d); free(count); return icl_errf(err, "out of memory"); }
+    memset(mean, 0, sizeof(double) * ng * C);
+    memset(cov, 0, sizeof(double) * ng * cc);
+    for (int i = 0; i < N; i++) {
+        count[group[i]]++;
+        for (size_t j = 0; j < (size_t)np * C; j++) mean[(size_t)group[i] * np * C + j] += cap[(size_t)i * np * C + j];
+    }
+    for (size_t j = 0; j < ng * C; j++) mean[j] /= count[j / ((size_t)np * C)];
+    for (int i = 0; i < N; i++)
+        for (int p = 0; p < np; p++) {
+            const float *x = cap + ((size_t)i * np + p) * C;
+            const double *mu = mean + ((size_t)group[i] * np + p) * C;
+            for (int j = 0; j < C; j++) d[j] = x[j] - mu[j];
+            cblas_dger(CblasRowMajor, C, C, 1.0, d, 1, d, 1, cov + ((size_t)group[i] * np + p) * cc, C);
+        }
+    for (size_t g = 0; g < ng; g++) {
+        double *S = cov + g * cc, tr = 0;
+        int n = count[g / np];
+        for (size_t j = 0; j < cc; j++) S[j] /= n - 1;
+        for (int j = 0; j < C; j++) tr += S[(size_t)j * C + j];
+        for (int j = 0; j < C; j++) S[(size_t)j * C + j] += 1e-6 * (tr > 0 ? tr / C : 1);
+    }
+    free(d);
+    free(count);
+    return 0;
+}
+
+int icl_gaussian_transport(const double *A, const double *B, int n, double *T, icl_err *err) {
+    size_t nn = (size_t)n * n;
+    double *ah = malloc(sizeof(double) * nn), *aih = malloc(sizeof(double) * nn), *t1 = malloc(sizeof(double) * nn),
+           *mid = malloc(sizeof(double) * nn);
+    int r = (!ah || !aih || !t1 || !mid) ? icl_errf(err, "out of memory") : 0;
+    if (!r) r = sym_power(A, n, 0.5, ah, err) || sym_power(A, n, -0.5, aih, err);
+    if (!r) {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, ah, n, B, n, 0.0, t1, n);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, t1, n, ah, n, 0.0, mid, n);
+        for (int i = 0; i < n; i++) /* symmetric up to round-off: make it exactly so for the eigen-solver */
+            for (int j = 0; j < i; j++) mid[(size_t)i * n + j] = mid[(size_t)j * n + i] = 0.5 * (mid[(size_t)i * n + j] + mid[(size_t)j * n + i]);
+        r = sym_power(mid, n, 0.5, t1, err);
+    }
+    if (!r) {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, aih, n, t1, n, 0.0, mid, n);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, mid, n, aih, n, 0.0, T, n);
+    }
+    free(ah); free(aih); free(t1); free(mid);
+    return r;
+}
+
 int icl_patch_matrix(icl_model *m, const icl_train_config *c, const icl_patch_spec *spec, double *delta, double *delta_se,
                      double *base, icl_err *err) {
-    const int layer = spec->layer, all_y = spec->all_y, shift = spec->shift, per_concept = spec->per_concept;
+    const int layer = spec->layer, at = spec->at, mode = spec->mode, per_concept = spec->per_concept;
     int nc = icl_task_n_concepts(&c->task), K = c->task.n_points, C = m->cfg.n_embd;
     if (layer < 0 || layer >= m->cfg.n_layer) return icl_errf(err, "layer %d out of range 0..%d", layer, m->cfg.n_layer - 1);
+    if (!icl_patch_site_name(at)) return icl_errf(err, "patch site %d out of range 0..%d", at, ICL_PATCH_N_SITES - 1);
+    if (mode < ICL_PATCH_REPLACE || mode > ICL_PATCH_TRANSPORT) return icl_errf(err, "patch mode %d out of range 0..2", mode);
     if (K < 2) return icl_errf(err, "patching needs at least two points per sequence");
+    if (mode == ICL_PATCH_TRANSPORT && per_concept < 4) return icl_errf(err, "transport patching needs at least 4 sequences per concept");
     icl_batch probe = {0}, meanset = {0};
     icl_train_config mc = *c;
     mc.seed = c->seed ^ 0x9e3779b97f4a7c15ULL * STREAM_PATCH_MEAN; /* a different probe stream for the means */
-    /* the y tokens patched: that of the last demonstration before the final query (2K-3), or all */
-    int N = nc * per_concept, np = all_y ? K - 1 : 1, *ys = malloc(sizeof(int) * (size_t)np);
-    for (int i = 0; ys && i < np; i++) ys[i] = all_y ? 2 * i + 1 : 2 * K - 3;
+    /* the tokens patched (the final y token, 2K-1, follows the last prediction, so all-y leaves it out) */
+    int N = nc * per_concept, np = at == ICL_PATCH_AT_ALL_Y ? K - 1 : at == ICL_PATCH_AT_ALL_TOKENS ? 2 * K : 1;
+    int *ys = malloc(sizeof(int) * (size_t)np);
+    for (int i = 0; ys && i < np; i++)
+        ys[i] = at == ICL_PATCH_AT_ALL_Y ? 2 * i + 1 : at == ICL_PATCH_AT_ALL_TOKENS ? i : at == ICL_PATCH_AT_QUERY ? 2 * K - 2 : 2 * K - 3;
     size_t w = (size_t)np * C; /* floats per sequence */
     float *means = calloc((size_t)nc * w, sizeof(float)), *cap = malloc(sizeof(float) * (size_t)N * w);
     float *pred = malloc(sizeof(float) * (size_t)N * K);
-    float *own = shift ? malloc(sizeof(float) * (size_t)N * w) : NULL; /* each probe sequence's own stream */
-    double *seq_base = malloc(sizeof(double) * (size_t)N);             /* each probe sequence's unpatched error */
-    int r = (!ys || !means || !cap || !pred || !seq_base || (shift && !own)) ? icl_errf(err, "out of memory") : 0;
+    const int keeps_own = mode != ICL_PATCH_REPLACE, transport = mode == ICL_PATCH_TRANSPORT;
+    float *own = keeps_own ? malloc(sizeof(float) * (size_t)N * w) : NULL; /* each probe sequence's own stream */
+    double *seq_base = malloc(sizeof(double) * (size_t)N);                 /* each probe sequence's unpatched error */
+    size_t cc = (size_t)C * C;
+    /* transport: the mean set's moments in two halves per concept (group 2k + half), the maps
+     * (nc, np, C, C) from each concept's first half onto the target's second half, a sequence's groups */
+    double *tmean = transport ? malloc(sizeof(double) * 2 * nc * w) : NULL, *cov = transport ? malloc(sizeof(double) * 2 * nc * w * C) : NULL;
+    double *maps = transport ? malloc(sizeof(double) * nc * w * C) : NULL, *dv = transport ? malloc(sizeof(double) * C) : NULL;
+    int *group = transport ? malloc(sizeof(int) * (size_t)N) : NULL;
+    int r = (!ys || !means || !cap || !pred || !seq_base || (keeps_own && !own) || (transport && (!tmean || !cov || !maps || !dv || !group)))
+                ? icl_errf(err, "out of memory") : 0;
     if (!r) r = icl_probe_batch(c, per_concept, &probe, err) || icl_probe_batch(&mc, per_concept, &meanset, err);
     double scale = icl_task_y_scale(&c->task);
     if (!r) { /* per-concept, per-position means of the stream entering `layer`, on the mean set */
@@ -78,10 +173,17 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, const icl_patch_sp
         r = predict(m, &meanset, c->batch, &h, 1, pred, err);
         for (int i = 0; i < N && !r; i++)
             for (size_t j = 0; j < w; j++) means[(size_t)meanset.concept[i] * w + j] += cap[(size_t)i * w + j] / per_concept;
+        if (!r && transport) {
+            int *seen = calloc(nc, sizeof(int));
+            if (!seen) r = icl_errf(err, "out of memory");
+            for (int i = 0; i < N && !r; i++) group[i] = 2 * meanset.concept[i] + (2 * seen[meanset.concept[i]]++ >= per_concept);
+            free(seen);
+            if (!r) r = group_moments(cap, group, 2 * nc, N, np, C, tmean, cov, err);
+        }
     }
     if (!r) {
         icl_hook h = {.site = ICL_SITE_RESID_PRE, .layer = layer, .positions = ys, .n_positions = np, .action = ICL_HOOK_CAPTURE, .out = own};
-        r = predict(m, &probe, c->batch, &h, shift, pred, err);
+        r = predict(m, &probe, c->batch, &h, keeps_own, pred, err);
     }
     for (int s = 0; s < nc && !r; s++) {
         base[s] = 0;
@@ -92,18 +194,36 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, const icl_patch_sp
         base[s] /= per_concept;
     }
     for (int t = 0; t < nc && !r; t++) {
-        /* every sequence gets concept t's mean at each patched token (reusing cap as the vectors), or
-         * with shift its own stream moved by t's mean minus its concept's: exactly itself when t is it */
+        /* every sequence gets concept t's mean at each patched token (reusing cap as the vectors); with
+         * shift its own stream moved by t's mean minus its concept's (exactly itself when t is it); with
+         * transport its own stream carried from its concept's distribution (first half of the mean
+         * set) onto t's (second half). A self-transport is not the identity: it moves the stream by the
+         * two halves' sampling difference, the noise floor the cross-transports are compared with. */
         const float *mt = means + (size_t)t * w;
-        for (int i = 0; i < N; i++) {
+        for (int s = 0; s < nc && transport && !r; s++)
+            for (int p = 0; p < np && !r; p++)
+                r = icl_gaussian_transport(cov + (((size_t)2 * s * np) + p) * cc, cov + (((size_t)(2 * t + 1) * np) + p) * cc, C,
+                                       maps + ((size_t)s * np + p) * cc, err);
+        for (int i = 0; i < N && !r; i++) {
             float *v = cap + (size_t)i * w;
-            if (!shift) {
-                memcpy(v, mt, sizeof(float) * w);
-                continue;
-            }
-            const float *ms = means + (size_t)probe.concept[i] * w, *o = own + (size_t)i * w;
-            for (size_t j = 0; j < w; j++) v[j] = o[j] + (mt[j] - ms[j]);
+            const float *ms = means + (size_t)probe.concept[i] * w, *o = own ? own + (size_t)i * w : NULL;
+            if (mode == ICL_PATCH_REPLACE) memcpy(v, mt, sizeof(float) * w);
+            else if (mode == ICL_PATCH_SHIFT)
+                for (size_t j = 0; j < w; j++) v[j] = o[j] + (mt[j] - ms[j]);
+            else
+                for (int p = 0; p < np; p++) { /* v = mu_t + T (o - mu_s) at token p */
+                    size_t at_p = (size_t)p * C;
+                    const double *mu_s = tmean + (size_t)2 * probe.concept[i] * w + at_p, *mu_t = tmean + (size_t)(2 * t + 1) * w + at_p;
+                    for (int j = 0; j < C; j++) dv[j] = o[at_p + j] - mu_s[j];
+                    const double *T = maps + ((size_t)probe.concept[i] * np + p) * cc;
+                    for (int j = 0; j < C; j++) {
+                        double acc = mu_t[j];
+                        for (int k = 0; k < C; k++) acc += T[(size_t)j * C + k] * dv[k];
+                        v[at_p + j] = (float)acc;
+                    }
+                }
         }
+        if (r) break;
         icl_hook h = {.site = ICL_SITE_RESID_PRE, .layer = layer, .positions = ys, .n_positions = np, .action = ICL_HOOK_REPLACE,
                       .vec = cap, .per_sequence = 1};
         r = predict(m, &probe, c->batch, &h, 1, pred, err);
@@ -128,6 +248,11 @@ int icl_patch_matrix(icl_model *m, const icl_train_config *c, const icl_patch_sp
     free(pred);
     free(own);
     free(seq_base);
+    free(tmean);
+    free(cov);
+    free(maps);
+    free(dv);
+    free(group);
     return r ? -1 : 0;
 }
 

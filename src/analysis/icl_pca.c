@@ -49,6 +49,11 @@ static int top_eigen(double *A, int n, int m, double *vals, double *vecs, icl_er
     return rc;
 }
 
+int icl_sym_eigen(double *A, int n, double *vals, double *vecs, icl_err *err) {
+    if (!A || !vals || !vecs || n < 1) return icl_errf(err, "icl_sym_eigen: bad argument");
+    return top_eigen(A, n, n, vals, vecs, err);
+}
+
 int icl_pca_fit(const float *X, int N, int d, int m, icl_pca *pca, double *proj, icl_err *err) {
     if (!X || !pca) return icl_errf(err, "icl_pca_fit: NULL argument");
     memset(pca, 0, sizeof *pca);

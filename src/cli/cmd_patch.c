@@ -71,7 +71,7 @@ static int run_one(const char *run, int64_t step, icl_patch_spec spec, int heads
         for (int q = 0; q < nc; q++)
             icl_afile_printf(&t[T_PATCH], err, "%" PRId64 ",%d,%d,%d,%.6g,%.6g,%.6g\n", step, layer, s, q, delta[s * nc + q], base[s],
                              se[s * nc + q]);
-    if (!r && !spec.shift && !spec.all_positions) r = other_tables(&m, &c, step, per, heads, refs, t, err);
+    if (!r && spec.mode == ICL_PATCH_REPLACE && !spec.all_positions && spec.at <= ICL_PATCH_AT_ALL_Y) r = other_tables(&m, &c, step, per, heads, refs, t, err);
     free(delta);
     free(se);
     free(base);
@@ -93,9 +93,9 @@ int cmd_patch(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
             printf("(iclab patch MODEL.gguf --layer L ...: interventions on a language model; see iclab patch MODEL.gguf --help)\n"
-                   "usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at last-y|all-y] [--per-concept 100] [--heads all|last]\n"
-                   "       iclab patch RUN --shift [--steps ...] [--layer L] [--at last-y|all-y] [--per-concept 100]\n"
-                   "       iclab patch RUN [--shift] --mse all [--steps ...] [--layer L] [--at last-y|all-y] [--per-concept 100]\n\n"
+                   "usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at SITE] [--per-concept 100] [--heads all|last]\n"
+                   "       iclab patch RUN --shift [--steps ...] [--layer L] [--at SITE] [--per-concept 100]\n"
+                   "       iclab patch RUN [--shift] --mse all [--steps ...] [--layer L] [--at SITE] [--per-concept 100]\n\n"
                    "For the listed checkpoints (default: the last), writes to RUN/causal/:\n"
                    "  patch.csv  mean-activation patching: replace the stream after L blocks at the y token of the last\n"
                    "             demonstration (--at all-y: at every demonstration's y token) of concept-s\n"
@@ -112,11 +112,19 @@ int cmd_patch(int argc, char **argv) {
                    "cross-patch moves only the concept direction (the other tables are left as they are).\n"
                    "--mse all compares the MSE averaged over every position's prediction (the paper's test loss) instead\n"
                    "of the final prediction's, and writes only causal/patch_allpos.csv (--shift: patch_shift_allpos.csv):\n"
-                   "a concept matters most before the demonstrations determine the weights, not at the last query.\n");
+                   "a concept matters most before the demonstrations determine the weights, not at the last query.\n"
+                   "--at SITE: last-y (default; the token TD reads), all-y (every demonstration's y token), query (the\n"
+                   "final query's x token, where the last prediction is read) or all-tokens (every token, each moved by\n"
+                   "its own position's means). query and all-tokens write only their matrix, to a file of their own:\n"
+                   "patch[_shift][_allpos]_query.csv or ..._alltokens.csv.\n");
             return 0;
         }
         if (!strcmp(a, "--shift")) {
-            spec.shift = 1;
+            spec.mode = ICL_PATCH_SHIFT;
+            continue;
+        }
+        if (!strcmp(a, "--transport")) {
+            spec.mode = ICL_PATCH_TRANSPORT;
             continue;
         }
         if (strncmp(a, "--", 2)) {
@@ -133,8 +141,8 @@ int cmd_patch(int argc, char **argv) {
         int bad = 0;
         if (!strcmp(name, "layer")) bad = cli_parse_int(name, v, 0, 1 << 20, &spec.layer, &err);
         else if (!strcmp(name, "at")) {
-            if (!strcmp(v, "all-y") || !strcmp(v, "last-y")) spec.all_y = v[0] == 'a';
-            else bad = icl_errf(&err, "--at '%s' is not last-y or all-y", v);
+            for (spec.at = 0; icl_patch_site_name(spec.at) && strcmp(v, icl_patch_site_name(spec.at)); spec.at++) {}
+            if (!icl_patch_site_name(spec.at)) bad = icl_errf(&err, "--at '%s' is not last-y, all-y, query or all-tokens", v);
         } else if (!strcmp(name, "mse")) {
             if (!strcmp(v, "all") || !strcmp(v, "last")) spec.all_positions = v[0] == 'a';
             else bad = icl_errf(&err, "--mse '%s' is not last or all", v);
@@ -157,9 +165,13 @@ int cmd_patch(int argc, char **argv) {
     }
     snprintf(dir, sizeof dir, "%s/causal", run);
     if (icl_mkdirs(dir, &err)) return cli_fail("patch", &err);
-    /* --shift and --mse all write their matrix beside patch.csv and leave the other tables as they are */
-    static const char *const matrix_file[2][2] = {{"patch.csv", "patch_allpos.csv"}, {"patch_shift.csv", "patch_shift_allpos.csv"}};
-    const char *only = spec.shift || spec.all_positions ? matrix_file[spec.shift][spec.all_positions] : NULL;
+    /* --shift, --mse all and the query / all-tokens sites write their matrix beside patch.csv (a file
+     * of their own, so the run analysis's tables stay what they were) and leave the others as they are */
+    char matrix_file[64];
+    int own_site = spec.at == ICL_PATCH_AT_QUERY || spec.at == ICL_PATCH_AT_ALL_TOKENS;
+    snprintf(matrix_file, sizeof matrix_file, "patch%s%s%s.csv", spec.mode == ICL_PATCH_SHIFT ? "_shift" : spec.mode == ICL_PATCH_TRANSPORT ? "_transport" : "", spec.all_positions ? "_allpos" : "",
+             spec.at == ICL_PATCH_AT_QUERY ? "_query" : spec.at == ICL_PATCH_AT_ALL_TOKENS ? "_alltokens" : "");
+    const char *only = spec.mode != ICL_PATCH_REPLACE || spec.all_positions || own_site ? matrix_file : NULL;
     int n_tables = only ? 1 : N_TABLES, r = 0, opened = 0;
     icl_afile t[N_TABLES];
     for (; opened < n_tables && !r; opened++) {
