@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "icl_test.h"
+#include "iclab/icl_causal.h"
 #include "iclab/icl_file.h"
 #include "iclab/icl_runplot.h"
 
@@ -126,7 +127,7 @@ int main(void) {
     CHECK(p.patch_step == 3000);
     CHECK(p.c[0].self_patch == -0.01 && p.c[0].cross_patch == 0.5);
     CHECK(p.c[1].self_patch == 0.02 && p.c[1].cross_patch == 0.3);
-    CHECK(p.c[1].replace_self == 0.02 && p.c[1].replace_cross == 0.3 && p.patch_shift == 0);
+    CHECK(p.c[1].replace_self == 0.02 && p.c[1].replace_cross == 0.3 && p.patch_kind == ICL_PATCH_REPLACE);
     CHECK(p.n_self_cheaper == 2 && p.n_replace_cheaper == 2);
     CHECK_MSG(p.phase_c == 1 && p.phase_c_step == 3000, "phase (c) %d from %g", p.phase_c, p.phase_c_step);
 
@@ -149,7 +150,7 @@ int main(void) {
                                   "2500,1,0,0,0,0.2\n2500,1,0,1,0.004,0.2\n2500,1,1,0,0.003,0.25\n2500,1,1,1,0,0.25\n"
                                   "3000,1,0,0,0,0.2\n3000,1,0,1,0.002,0.2\n3000,1,1,0,-0.001,0.25\n3000,1,1,1,0,0.25\n");
     CHECK(icl_run_phases_read(dir, &p, &err) == 0);
-    CHECK(p.patch_shift == 1 && p.patch_step == 3000);
+    CHECK(p.patch_kind == ICL_PATCH_SHIFT && p.patch_step == 3000);
     CHECK(p.c[0].self_patch == 0 && p.c[0].cross_patch == 0.002);
     CHECK(p.c[1].self_patch == 0 && p.c[1].cross_patch == -0.001);
     CHECK(p.c[0].replace_self == -0.01 && p.c[0].replace_cross == 0.5 && p.c[1].replace_cross == 0.3);
@@ -197,7 +198,34 @@ int main(void) {
     html = NULL;
     put("causal/patch_shift.csv", "step,layer,source,target,delta_mse,base_mse\n");
     CHECK(icl_run_phases_read(dir, &p, &err) == 0);
-    CHECK(p.patch_shift == 0 && p.phase_c == 1); /* an empty shift table: replacement decides again */
+    CHECK(p.patch_kind == ICL_PATCH_REPLACE && p.phase_c == 1); /* an empty shift table: replacement decides again */
+
+    /* transport patching decides over shift and replacement; its self cell is a noise floor, so the
+     * condition is the margin in standard errors: concept 0's (0.05 - 0.01) / sqrt(0.002^2 + 0.004^2)
+     * = 8.9 is clear, concept 1's (0.026 - 0.02) / sqrt(2) 0.003 = 1.4 is not, although its sign is
+     * right: not phase (c). With concept 1's cross at 0.04 (4.7 SE) it is. */
+    put("causal/patch_shift.csv", "step,layer,source,target,delta_mse,base_mse,delta_se\n"
+                                  "3000,1,0,0,0,0.2,0\n3000,1,0,1,0.002,0.2,0.0005\n3000,1,1,0,0.001,0.25,0.0002\n3000,1,1,1,0,0.25,0\n");
+    put("causal/patch_transport.csv", "step,layer,source,target,delta_mse,base_mse,delta_se\n"
+                                      "3000,1,0,0,0.01,0.2,0.002\n3000,1,0,1,0.05,0.2,0.004\n3000,1,1,0,0.026,0.25,0.003\n3000,1,1,1,0.02,0.25,0.003\n");
+    CHECK(icl_run_phases_read(dir, &p, &err) == 0);
+    CHECK(p.patch_kind == ICL_PATCH_TRANSPORT && p.patch_se == 1 && p.c[1].self_patch == 0.02 && p.c[1].cross_patch == 0.026);
+    CHECK(fabs(p.c[0].cross_patch_z - 0.04 / sqrt(0.002 * 0.002 + 0.004 * 0.004)) < 1e-12);
+    CHECK(fabs(p.c[1].cross_patch_z - 0.006 / sqrt(2 * 0.003 * 0.003)) < 1e-12);
+    CHECK(p.n_self_cheaper == 2 && p.n_self_clear == 1 && p.phase_c == 0 && isnan(p.phase_c_step));
+    CHECK(icl_run_report(dir, &err) == 0);
+    CHECK(icl_read_file(path, &html, &n, &err) == 0);
+    CHECK(html && strstr(html, "transport: own / other (min) ± SE (min z)") && strstr(html, "+0.0200 / +0.0260 ± 0.0030 (1.4 SE)"));
+    CHECK(html && strstr(html, "transport patching: every other concept&#39;s transport exceeds the own concept&#39;s (its two "
+                               "halves&#39; noise floor) by more than 2 standard errors for 1 of 2 concepts (step 3000); replacement"));
+    free(html);
+    html = NULL;
+    put("causal/patch_transport.csv", "step,layer,source,target,delta_mse,base_mse,delta_se\n"
+                                      "3000,1,0,0,0.01,0.2,0.002\n3000,1,0,1,0.05,0.2,0.004\n3000,1,1,0,0.04,0.25,0.003\n3000,1,1,1,0.02,0.25,0.003\n");
+    CHECK(icl_run_phases_read(dir, &p, &err) == 0);
+    CHECK(p.n_self_clear == 2 && p.phase_c == 1 && p.phase_c_step == 3000);
+    put("causal/patch_transport.csv", "step,layer,source,target,delta_mse,base_mse,delta_se\n");
+    put("causal/patch_shift.csv", "step,layer,source,target,delta_mse,base_mse\n");
 
     /* a concept that is not separated at the end: phase (c) at no checkpoint */
     put("causal/patch.csv", "step,layer,source,target,delta_mse,base_mse\n"

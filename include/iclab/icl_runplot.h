@@ -21,12 +21,17 @@
  *   - its TD at its best layer (the layer where its TD is highest at that checkpoint) >= ICL_PHASE_TD,
  *   - its held-out MSE (mean of the 5 evaluations nearest the step) is below that of the best
  *     basis-agnostic estimator (ridge or Lasso on all D coordinates),
- *   - patching its sequences with its own mean representation raises the MSE less than patching
- *     them with any other concept's mean: read from shift patching (causal/patch_shift.csv, the
- *     stream moved by mean_t - mean_s, so the self-patch is 0 and the condition is that every other
- *     concept's shift raises the MSE) where that table exists, else from replacement (causal/patch.csv).
- *     Shift keeps each sequence's data in the patched tokens, which replacement erases when the
- *     patched tokens carry the data (pair tokens); docs/reproduction.md has the measurements.
+ *   - patching its sequences with its own concept's representation raises the MSE less than patching
+ *     them with any other concept's: read from transport patching (causal/patch_transport.csv,
+ *     iclab patch --transport: the stream carried onto another concept's Gaussian, the self cell
+ *     the two halves' noise floor; the condition is that every other concept's transport exceeds
+ *     the self transport by more than 2 standard errors) where that table exists, else from shift
+ *     patching (causal/patch_shift.csv, the stream moved by mean_t - mean_s, so the self-patch is 0
+ *     and the condition is that every other concept's shift raises the MSE), else from replacement
+ *     (causal/patch.csv). Shift and transport keep each sequence's data in the patched tokens, which
+ *     replacement erases when the patched tokens carry the data (pair tokens); transport also
+ *     carries a concept that lives in the covariance when the concepts' means coincide;
+ *     docs/reproduction.md has the measurements.
  * Events are NaN when they do not happen (or cannot be read: no decode, no patch). */
 #define ICL_PHASE_TD 0.9
 #define ICL_PHASE_MAX_CONCEPTS 64
@@ -46,14 +51,15 @@ typedef struct icl_phase_concept {
     int td_best_layer;
     double td_best_last; /* the same read at the sequence's last token (decode/td_last.csv, written when td.csv
                             reads another token); NaN without that file */
-    double self_patch;   /* at the last patched checkpoint of the table that decides the own-mean condition (shift
-                            patching, causal/patch_shift.csv, where it exists; else replacement, causal/patch.csv):
-                            the MSE change with its own mean (a self-shift is exactly 0) */
+    double self_patch;   /* at the last patched checkpoint of the table that decides the own-mean condition
+                            (transport, shift or replacement patching, above): the MSE change with its own concept
+                            (a self-shift is exactly 0) */
     double cross_patch;  /* and the smallest change with another concept's mean */
     double cross_patch_se; /* its standard error over the probe sequences (NaN for tables without delta_se) */
-    double cross_patch_z;  /* shift patching only (self exactly 0): the smallest cross change / its standard error
-                              over the other concepts; above 2, every other concept's shift raises the MSE by more
-                              than the probe set's noise. NaN for replacement or without delta_se */
+    double cross_patch_z;  /* shift and transport patching: the smallest margin of a cross change over the self
+                              change in standard errors, (cross - self) / sqrt(se_cross^2 + se_self^2) (for shift,
+                              self and its SE are exactly 0); above 2, every other concept costs more than the own
+                              one by more than the probe set's noise. NaN for replacement or without delta_se */
     double replace_self, replace_cross; /* the same from replacement patching (the paper's), at its last checkpoint;
                                            equal to the two above when there is no shift table */
 } icl_phase_concept;
@@ -63,15 +69,20 @@ typedef struct icl_run_phases {
     double plateau_step;       /* the first evaluation (> 0) with the held-out MSE over all concepts below 0.5 */
     double last_eval_step, td_step, patch_step; /* the last evaluation, decoded and patched checkpoints (NaN: none) */
     int td_layer;              /* the layer with the highest final overall TD: td_half_step is read there */
+    int separation_layer;      /* the shallowest layer whose overall TD at the last decoded checkpoint is >= ICL_PHASE_TD,
+                                  else td_layer (-1: not decoded): where the concepts are told apart, as the paper's
+                                  layer 5 of 12 is where they first separate clearly (Fig. 11); the run analysis
+                                  transport-patches there */
     double td_chance;
     int n_separated;           /* concepts with td_best >= ICL_PHASE_TD */
     int n_below_agnostic;      /* concepts whose final MSE is below their agnostic level */
     int n_self_cheaper;        /* concepts whose self_patch < cross_patch */
-    int n_self_clear;          /* of those, concepts whose cross_patch_z > 2 (shift patching with delta_se) */
+    int n_self_clear;          /* of those, concepts whose cross_patch_z > 2 (shift or transport with delta_se) */
     int n_replace_cheaper;     /* concepts whose replace_self < replace_cross */
-    int patch_shift;           /* 1: the own-mean condition was read from shift patching (causal/patch_shift.csv) */
-    int shift_se;              /* 1: and that table has standard errors (delta_se), so cross_patch_z and n_self_clear
-                                  are read */
+    int patch_kind;            /* the patching the own-mean condition was read from: an icl_patch_mode (icl_causal.h),
+                                  ICL_PATCH_REPLACE, _SHIFT or _TRANSPORT */
+    int patch_se;              /* 1: shift or transport, and that table has standard errors (delta_se), so
+                                  cross_patch_z and n_self_clear are read */
     int phase_c;               /* 1: every concept meets all three at the last checkpoint that was both decoded
                                   and patched; 0: not; -1: the run has not been decoded and patched */
     double phase_c_step;       /* the first checkpoint (decoded and patched) at which phase (c) held; NaN if none */

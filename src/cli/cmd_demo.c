@@ -174,6 +174,18 @@ int cli_analyse_run(const char *out, const icl_train_config *c, int demo) {
      * replacing every y token erases the data they carry under pair tokens, shifting keeps it */
     char *shift_argv[] = {"patch", (char *)out, "--shift", "--per-concept", "100", "--at", "all-y", "--layer", layer, "--steps", list, NULL};
     if (!pr) pr = cmd_patch(11, shift_argv);
+    /* transport patching (it decides, icl_runplot.h) where the concepts are told apart at the end:
+     * when the concepts' means coincide, only a map that moves their covariance carries them
+     * (docs/reproduction.md); 400 sequences per concept, 200 per half for each Gaussian */
+    icl_run_phases *ph = pr ? NULL : malloc(sizeof *ph);
+    if (ph && icl_run_phases_read(out, ph, &err) == 0 && ph->separation_layer >= 0) {
+        /* the stream after the last block feeds only its own token's readout: patch the last block's input then */
+        snprintf(layer, sizeof layer, "%d", ph->separation_layer < c->n_layer ? ph->separation_layer : c->n_layer - 1);
+        fprintf(stderr, "iclab: transport patching after %s blocks (the shallowest depth with TD >= 0.9, else the best)\n", layer);
+        char *transport_argv[] = {"patch", (char *)out, "--transport", "--per-concept", "400", "--at", "all-y", "--layer", layer, "--steps", list, NULL};
+        pr = cmd_patch(11, transport_argv);
+    }
+    free(ph);
     free(list);
     if (pr) return 1;
     if (icl_run_report(out, &err)) return cli_fail("report", &err);
@@ -206,7 +218,8 @@ int cmd_demo(int argc, char **argv) {
                    "2 cores) into DIR\n"
                    "(default runs/demo-full) and does the same analysis; its report's \"Phases, beside the\n"
                    "paper\" table says whether phase (c) was reached (docs/reproduction.md has the table of\n"
-                   "five seeds; the own-mean condition is read from shift patching).\n"
+                   "seeds; the own-mean condition is read from transport patching at the shallowest layer\n"
+                   "whose TD reaches 0.9, where the concepts are told apart).\n"
                    "--seed sets the training seed, --steps shortens (or lengthens) the training (a curriculum or\n"
                    "warm-up longer than half of it is cut to half), --demo K reads TD at the y-token of\n"
                    "demonstration K instead of the last (the paper's choice). --full reads it by default at\n"

@@ -94,8 +94,8 @@ int cmd_patch(int argc, char **argv) {
         if (!strcmp(a, "--help")) {
             printf("(iclab patch MODEL.gguf --layer L ...: interventions on a language model; see iclab patch MODEL.gguf --help)\n"
                    "usage: iclab patch RUN [--steps S1,S2,...] [--layer L] [--at SITE] [--per-concept 100] [--heads all|last]\n"
-                   "       iclab patch RUN --shift [--steps ...] [--layer L] [--at SITE] [--per-concept 100]\n"
-                   "       iclab patch RUN [--shift] --mse all [--steps ...] [--layer L] [--at SITE] [--per-concept 100]\n\n"
+                   "       iclab patch RUN --shift|--transport [--steps ...] [--layer L] [--at SITE] [--per-concept 100]\n"
+                   "       iclab patch RUN [--shift|--transport] --mse all [--steps ...] [--layer L] [--at SITE] [--per-concept 100]\n\n"
                    "For the listed checkpoints (default: the last), writes to RUN/causal/:\n"
                    "  patch.csv  mean-activation patching: replace the stream after L blocks at the y token of the last\n"
                    "             demonstration (--at all-y: at every demonstration's y token) of concept-s\n"
@@ -110,6 +110,12 @@ int cmd_patch(int argc, char **argv) {
                    "--shift writes only causal/patch_shift.csv (the same columns): instead of replacing the stream, it\n"
                    "moves it by mean_t - mean_s, keeping the sequence's own data, so a self-patch changes nothing and a\n"
                    "cross-patch moves only the concept direction (the other tables are left as they are).\n"
+                   "--transport writes only causal/patch_transport.csv: each concept's stream there is fitted with a\n"
+                   "Gaussian, and a concept-s stream is carried onto concept t's by the optimal transport map (the\n"
+                   "smallest move giving it t's mean and covariance), so a concept that lives in which directions vary,\n"
+                   "with coinciding means, is carried too. The source Gaussian comes from one half of the mean set, the\n"
+                   "target's from the other: the self cell is the noise floor, a cross cell must rise above it (the run\n"
+                   "report reads phase (c) from this table when present: by more than 2 standard errors).\n"
                    "--mse all compares the MSE averaged over every position's prediction (the paper's test loss) instead\n"
                    "of the final prediction's, and writes only causal/patch_allpos.csv (--shift: patch_shift_allpos.csv):\n"
                    "a concept matters most before the demonstrations determine the weights, not at the last query.\n"
@@ -119,12 +125,13 @@ int cmd_patch(int argc, char **argv) {
                    "patch[_shift][_allpos]_query.csv or ..._alltokens.csv.\n");
             return 0;
         }
-        if (!strcmp(a, "--shift")) {
-            spec.mode = ICL_PATCH_SHIFT;
-            continue;
-        }
-        if (!strcmp(a, "--transport")) {
-            spec.mode = ICL_PATCH_TRANSPORT;
+        if (!strcmp(a, "--shift") || !strcmp(a, "--transport")) {
+            int mode = a[2] == 's' ? ICL_PATCH_SHIFT : ICL_PATCH_TRANSPORT;
+            if (spec.mode != ICL_PATCH_REPLACE && spec.mode != mode) {
+                icl_errf(&err, "--shift and --transport exclude each other");
+                return cli_fail("patch", &err);
+            }
+            spec.mode = mode;
             continue;
         }
         if (strncmp(a, "--", 2)) {

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "cli.h"
 #include "iclab/icl_dist.h"
+#include "iclab/icl_causal.h"
 #include "iclab/icl_runplot.h"
 #include "iclab/icl_sweep.h"
 
@@ -49,7 +50,7 @@ static int sweep_fail(const icl_err *err) {
 }
 
 /* --analyse: the runs of this rank that finished training and have not been decoded, patched and
- * shift-patched up to their last step get cli_analyse_run (an analysed run is skipped when the sweep runs again), at
+ * shift- or transport-patched up to their last step get cli_analyse_run (an analysed run is skipped when the sweep runs again), at
  * demonstration `demo` (0: the preset's default for each run, cli_analysis_demo). */
 static int analyse_runs(const char *out, const icl_sweep *s, const char *preset, int demo, int rank, int nranks, FILE *progress,
                         icl_err *err) {
@@ -61,7 +62,7 @@ static int analyse_runs(const char *out, const icl_sweep *s, const char *preset,
         snprintf(run, sizeof run, "%s/runs/%s", out, name);
         icl_err e;
         if (icl_run_phases_read(run, &p, &e) || !(p.last_eval_step >= (double)c.steps)) continue; /* not trained to the end */
-        if (p.td_step == (double)c.steps && p.patch_step == (double)c.steps && p.patch_shift) continue;
+        if (p.td_step == (double)c.steps && p.patch_step == (double)c.steps && p.patch_kind != ICL_PATCH_REPLACE) continue;
         if (progress) fprintf(progress, "sweep: analysing %s\n", name);
         if (cli_analyse_run(run, &c, demo ? demo : cli_analysis_demo(preset, &c))) return icl_errf(err, "the analysis of %s failed", name);
     }

@@ -14,6 +14,7 @@
 #include "iclab/icl_plot.h"
 #include "iclab/icl_progress.h"
 #include "iclab/icl_report.h"
+#include "iclab/icl_causal.h"
 #include "iclab/icl_runplot.h"
 
 /* TD has risen once the best layer's overall TD covers half the way from chance to 1. */
@@ -624,7 +625,8 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
             fmt_num(cse, sizeof cse, pc->cross_patch_se, "%.6g");
             fmt_num(cz, sizeof cz, pc->cross_patch_z, "%.4g");
             /* which patching decided self_patch/cross_patch (empty: not patched) */
-            const char *kind = !isfinite(p->patch_step) ? "" : p->patch_shift ? "shift" : "replace";
+            static const char *const kinds[] = {"replace", "shift", "transport"};
+            const char *kind = !isfinite(p->patch_step) ? "" : kinds[p->patch_kind];
             icl_afile_printf(&af, err, ",%s,%s,%s,%s,%s,%s,%s,%s,%s\n", lay, sp, cp, tl, kind, rs, rc, cse, cz);
         }
     }
@@ -685,8 +687,10 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
     }
     icl_report_p(rep, "%d of %d analysed runs reach the paper's phase (c) at their last checkpoint: every concept's TD at its best "
                       "layer >= %.2g, its MSE below ridge's and Lasso's, and its own mean cheaper to patch in than any other "
-                      "concept's, read from shift patching where the run has causal/patch_shift.csv (every other "
-                      "concept's shift must raise the MSE), else from replacement (each run's report.html has the full "
+                      "concept's, read from transport patching where the run has causal/patch_transport.csv (iclab patch "
+                      "--transport: every other concept's transport must exceed the own concept's, the noise floor of two "
+                      "halves of its sequences, by more than 2 standard errors), else from shift patching where it has "
+                      "causal/patch_shift.csv (every other concept's shift must raise the MSE), else from replacement (each run's report.html has the full "
                       "table; the replacement count is given beside the shift count, and where the shift table has "
                       "standard errors, how many concepts' every cross-shift exceeds twice its standard error: a yes "
                       "with fewer of those than concepts rests on signs within the probe set's noise). Loss drop: the midpoint of a concept's fall "
@@ -710,14 +714,17 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
         concept_list(c0 + 4 * CELL, CELL, p, offsetof(icl_phase_concept, td_half_step), 0);
         concept_list(c0 + 5 * CELL, CELL, p, offsetof(icl_phase_concept, td_lag), 1);
         /* each phase-(c) condition's count, so a "no" shows which condition failed */
-        if (p->shift_se)
+        if (p->patch_kind == ICL_PATCH_TRANSPORT)
+            snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (transport, by more than 2 SE over the own; replacement %d) of %d",
+                     p->n_separated, p->n_below_agnostic, p->n_self_clear, p->n_replace_cheaper, p->n_concepts);
+        else if (p->patch_se)
             snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (shift, %d by more than 2 SE; replacement %d) of %d", p->n_separated,
                      p->n_below_agnostic, p->n_self_cheaper, p->n_self_clear, p->n_replace_cheaper, p->n_concepts);
-        else if (p->patch_shift)
+        else if (p->patch_kind == ICL_PATCH_SHIFT)
             snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (shift; replacement %d) of %d", p->n_separated, p->n_below_agnostic,
                      p->n_self_cheaper, p->n_replace_cheaper, p->n_concepts);
         else snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d of %d", p->n_separated, p->n_below_agnostic, p->n_self_cheaper, p->n_concepts);
-        if (p->phase_c && p->shift_se && p->n_self_clear < p->n_concepts)
+        if (p->phase_c && p->patch_kind == ICL_PATCH_SHIFT && p->patch_se && p->n_self_clear < p->n_concepts)
             snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f (shift signs within 2 SE for %d of %d)", p->phase_c_step,
                      p->n_concepts - p->n_self_clear, p->n_concepts);
         else if (p->phase_c) snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f", p->phase_c_step);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "iclab/icl_causal.h"
 #include "iclab/icl_csv.h"
 #include "iclab/icl_file.h"
 #include "iclab/icl_npy.h"
@@ -12,12 +13,13 @@
 #include "iclab/icl_report.h"
 
 #define MAX_CONCEPTS 64
-#define MAX_FIGS 16
+#define MAX_FIGS 24
 
 /* Everything read from a run folder; tables that are absent have n_rows == 0. */
 typedef struct run_data {
     icl_csv eval, pos, est, train, td, patch, heads, algo, offbasis;
-    icl_csv patch_shift; /* causal/patch_shift.csv: when present it decides phase (c)'s own-mean condition */
+    icl_csv patch_shift;     /* causal/patch_shift.csv: when present it decides phase (c)'s own-mean condition */
+    icl_csv patch_transport; /* causal/patch_transport.csv: when present it decides instead (icl_runplot.h) */
     icl_csv td_last; /* decode/td_last.csv: TD at the last token, kept beside td.csv when that reads another */
     char config[8192];
     int nc;                          /* concepts */
@@ -34,6 +36,7 @@ typedef struct run_data {
     double td_chance[MAX_CONCEPTS];
     double td_from[MAX_CONCEPTS];    /* the last checkpoint before td_step with TD at most a quarter of the way up */
     int td_layer;                    /* the layer with the highest final overall TD */
+    int separation_layer;            /* the shallowest with a final overall TD >= ICL_PHASE_TD, else td_layer */
     double switch_step;              /* from when on the model is closer to the oracle than to Lasso (NaN if never) */
     double own_step[MAX_CONCEPTS];   /* from when on its predictions depend on the other bases' coordinates less than
                                         ridge's and Lasso's do (offbasis.csv; NaN if never, or if always) */
@@ -161,6 +164,11 @@ static void find_td(run_data *d) {
             best = col(td, r, "td");
             d->td_layer = (int)col(td, r, "layer");
         }
+    d->separation_layer = d->td_layer;
+    for (int r = 0; r < td->n_rows; r++)
+        if (col(td, r, "step") == last_step && col(td, r, "concept") == -1 && col(td, r, "td") >= ICL_PHASE_TD &&
+            col(td, r, "layer") < d->separation_layer)
+            d->separation_layer = (int)col(td, r, "layer");
     for (int k = 0; k < d->nc; k++) {
         double mx = -1, chance = 0;
         for (int r = 0; r < td->n_rows; r++)
@@ -282,6 +290,7 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
     read_optional(&d->td_last, run, "decode/td_last.csv");
     read_optional(&d->patch, run, "causal/patch.csv");
     read_optional(&d->patch_shift, run, "causal/patch_shift.csv");
+    read_optional(&d->patch_transport, run, "causal/patch_transport.csv");
     read_optional(&d->heads, run, "causal/heads.csv");
     read_optional(&d->algo, run, "causal/algo.csv");
     read_optional(&d->offbasis, run, "causal/offbasis.csv");
@@ -323,7 +332,7 @@ static int load_run(run_data *d, const char *run, icl_err *err) {
 }
 
 static void free_run(run_data *d) {
-    icl_csv *all[] = {&d->eval, &d->pos, &d->est, &d->train, &d->td, &d->td_last, &d->patch, &d->patch_shift, &d->heads, &d->algo, &d->offbasis};
+    icl_csv *all[] = {&d->eval, &d->pos, &d->est, &d->train, &d->td, &d->td_last, &d->patch, &d->patch_shift, &d->patch_transport, &d->heads, &d->algo, &d->offbasis};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) icl_csv_free(all[i]);
 }
 
@@ -342,44 +351,56 @@ static double td_best_at(const icl_csv *td, int concept, double step, int *layer
 }
 
 /* The patching table that decides phase (c)'s own-mean condition (see icl_runplot.h). */
-static const icl_csv *deciding_patch(const run_data *d) { return d->patch_shift.n_rows ? &d->patch_shift : &d->patch; }
+static const icl_csv *deciding_patch(const run_data *d) {
+    return d->patch_transport.n_rows ? &d->patch_transport : d->patch_shift.n_rows ? &d->patch_shift : &d->patch;
+}
+
+/* Which kind of patching a table of run d is (an icl_patch_mode). */
+static int patch_kind(const run_data *d, const icl_csv *t) {
+    return t == &d->patch_transport ? ICL_PATCH_TRANSPORT : t == &d->patch_shift ? ICL_PATCH_SHIFT : ICL_PATCH_REPLACE;
+}
 
 /* Patching concept k's sequences at checkpoint `step` of patching table t: the MSE change with its
  * own mean (*self) and the smallest with another concept's (*cross); NaN where t has no such rows.
- * cross_se (may be NULL) gets the standard error of that smallest change; z, for shift patching
- * (where the self change is exactly 0, without noise), the smallest change / its standard error over
- * the other concepts: how clearly every other concept's shift raises the MSE. Both NaN without a
- * delta_se column (tables written before it), z NaN for replacement. */
-static void patch_at_se(const icl_csv *t, int k, double step, double *self, double *cross, double *cross_se, double *z) {
-    double se_min = NAN, zmin = NAN;
-    int zok = 1;
+ * cross_se (may be NULL) gets the standard error of that smallest change; z (with_z: shift and
+ * transport patching, which keep the sequence's data) the smallest margin of another concept's change
+ * over the self change in standard errors, (cross_t - self) / sqrt(se_t^2 + se_self^2), over the
+ * other concepts: how clearly every other concept costs more than the own one (for shift, where the
+ * self change is exactly 0 without noise, cross_t / se_t). NaN without a delta_se column (tables
+ * written before it) and for replacement. */
+static void patch_at_se(const icl_csv *t, int k, double step, int with_z, double *self, double *cross, double *cross_se, double *z) {
+    double se_min = NAN, zmin = NAN, self_se = NAN;
+    int zok = with_z;
     *self = *cross = NAN;
+    for (int r = 0; r < t->n_rows; r++)
+        if (col(t, r, "step") == step && (int)col(t, r, "source") == k && (int)col(t, r, "target") == k)
+            *self = col(t, r, "delta_mse"), self_se = col(t, r, "delta_se");
     for (int r = 0; r < t->n_rows; r++) {
-        if (col(t, r, "step") != step || (int)col(t, r, "source") != k) continue;
-        double v = col(t, r, "delta_mse");
-        if ((int)col(t, r, "target") == k) {
-            *self = v;
-            continue;
-        }
-        if (!(v >= *cross)) *cross = v, se_min = col(t, r, "delta_se");
-        double zi = v / col(t, r, "delta_se");
+        if (col(t, r, "step") != step || (int)col(t, r, "source") != k || (int)col(t, r, "target") == k) continue;
+        double v = col(t, r, "delta_mse"), se = col(t, r, "delta_se");
+        if (!(v >= *cross)) *cross = v, se_min = se;
+        double zi = (v - *self) / (self_se == 0 ? se : sqrt(se * se + self_se * self_se));
         if (isnan(zi)) zok = 0;
         else if (!(zi >= zmin)) zmin = zi;
     }
     if (cross_se) *cross_se = se_min;
-    if (z) *z = zok && isfinite(*self) && *self == 0 ? zmin : NAN;
+    if (z) *z = zok ? zmin : NAN;
 }
 
-static void patch_at(const icl_csv *t, int k, double step, double *self, double *cross) { patch_at_se(t, k, step, self, cross, NULL, NULL); }
+static void patch_at(const icl_csv *t, int k, double step, double *self, double *cross) { patch_at_se(t, k, step, 0, self, cross, NULL, NULL); }
 
 /* Whether phase (c) holds at a checkpoint (see icl_runplot.h): every concept separated, below the
- * basis-agnostic estimators and cheaper to patch with its own mean than with any other. */
+ * basis-agnostic estimators and cheaper to patch with its own mean than with any other (transport:
+ * by more than 2 standard errors, since its self cell is a noise floor, not 0). */
 static int phase_c_at(const run_data *d, double step) {
+    const icl_csv *t = deciding_patch(d);
+    const int transport = patch_kind(d, t) == ICL_PATCH_TRANSPORT;
     for (int k = 0; k < d->nc; k++) {
         int layer;
-        double self, cross;
-        patch_at(deciding_patch(d), k, step, &self, &cross);
-        if (!(td_best_at(&d->td, k, step, &layer) >= ICL_PHASE_TD) || !(mse_near(d, k, step) < d->agnostic[k]) || !(self < cross)) return 0;
+        double self, cross, z;
+        patch_at_se(t, k, step, transport, &self, &cross, NULL, &z);
+        int own = transport ? z > 2 : self < cross;
+        if (!(td_best_at(&d->td, k, step, &layer) >= ICL_PHASE_TD) || !(mse_near(d, k, step) < d->agnostic[k]) || !own) return 0;
     }
     return d->nc > 0;
 }
@@ -412,10 +433,11 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
     p->td_step = d->td.n_rows ? last_step(&d->td) : NAN;
     const icl_csv *patch = deciding_patch(d);
     p->patch_step = patch->n_rows ? last_step(patch) : NAN;
-    p->patch_shift = patch == &d->patch_shift;
-    p->shift_se = p->patch_shift && icl_csv_col(patch, "delta_se") >= 0;
+    p->patch_kind = patch_kind(d, patch);
+    p->patch_se = p->patch_kind != ICL_PATCH_REPLACE && icl_csv_col(patch, "delta_se") >= 0;
     double replace_step = d->patch.n_rows ? last_step(&d->patch) : NAN;
     p->td_layer = d->td_layer;
+    p->separation_layer = d->separation_layer;
     p->td_chance = d->td.n_rows ? col(&d->td, 0, "chance") : NAN;
     for (int k = 0; k < p->n_concepts; k++) {
         icl_phase_concept *c = &p->c[k];
@@ -431,7 +453,8 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
         if (!d->td.n_rows) c->td_best_layer = -1;
         int last_layer;
         c->td_best_last = d->td_last.n_rows ? td_best_at(&d->td_last, k, p->td_step, &last_layer) : NAN;
-        patch_at_se(patch, k, p->patch_step, &c->self_patch, &c->cross_patch, &c->cross_patch_se, &c->cross_patch_z);
+        patch_at_se(patch, k, p->patch_step, p->patch_kind != ICL_PATCH_REPLACE, &c->self_patch, &c->cross_patch, &c->cross_patch_se,
+                    &c->cross_patch_z);
         patch_at(&d->patch, k, replace_step, &c->replace_self, &c->replace_cross);
         p->n_separated += c->td_best >= ICL_PHASE_TD;
         p->n_below_agnostic += c->final_mse < c->agnostic;
@@ -804,16 +827,17 @@ static icl_fig *fig_patching_over_training(const run_data *d) {
     return f;
 }
 
-/* Shift patching over training, per concept: the smallest change of MSE when its sequences are
- * moved toward another concept's mean. Above 0 (the self-shift) the concept meets phase (c)'s
- * own-mean condition at that checkpoint. */
-static icl_fig *fig_shift_over_training(const run_data *d) {
-    const icl_csv *p = &d->patch_shift;
+/* Shift (or transport) patching over training, per concept: the smallest change of MSE when its
+ * sequences are moved toward another concept, minus the self change (0 for a shift). Above 0 the
+ * concept meets phase (c)'s own-mean condition by its sign at that checkpoint. */
+static icl_fig *fig_keeping_over_training(const run_data *d, const icl_csv *p, const char *what) {
     if (p->n_rows == 0 || d->nc < 2) return NULL;
     double *x = malloc(sizeof(double) * p->n_rows), *y = malloc(sizeof(double) * p->n_rows);
-    char title[96];
-    snprintf(title, sizeof title, "Shift patching at layer %.0f over training", col(p, 0, "layer"));
-    icl_fig *f = icl_fig_line(title, "training step", "smallest change of MSE, another concept's shift");
+    char title[96], ylabel[96];
+    snprintf(title, sizeof title, "%s patching at layer %.0f over training", what, col(p, 0, "layer"));
+    snprintf(ylabel, sizeof ylabel, p == &d->patch_shift ? "smallest change of MSE, another concept's shift"
+                                                         : "smallest change of MSE, another concept's minus the own");
+    icl_fig *f = icl_fig_line(title, "training step", ylabel);
     icl_fig_set_logx(f, d->logx);
     for (int k = 0; x && y && k < d->nc; k++) {
         int n = 0;
@@ -821,11 +845,11 @@ static icl_fig *fig_shift_over_training(const run_data *d) {
             double step = col(p, r, "step"), self, cross;
             if (step <= 0 || (n && x[n - 1] == step) || (int)col(p, r, "source") != k) continue;
             patch_at(p, k, step, &self, &cross);
-            if (isfinite(cross)) x[n] = step, y[n++] = cross;
+            if (isfinite(cross - self)) x[n] = step, y[n++] = cross - self;
         }
         if (n) icl_fig_series_markers(f, icl_fig_add_series(f, d->names[k], x, y, (size_t)n), 1);
     }
-    icl_fig_add_hline(f, 0, "self-shift (0)");
+    icl_fig_add_hline(f, 0, p == &d->patch_shift ? "self-shift (0)" : "own concept");
     free(x);
     free(y);
     return f;
@@ -990,7 +1014,15 @@ static int build_figs(const run_data *d, const char *run, named_fig *out) {
         {"shift_patching_over_training", "Shift patching at every checkpoint: per concept, the smallest change of MSE when "
                                          "its sequences are moved toward another concept. Above 0 every other concept's "
                                          "direction costs more than its own: phase (c)'s own-mean condition.",
-         fig_shift_over_training(d), 0, 0},
+         fig_keeping_over_training(d, &d->patch_shift, "Shift"), 0, 0},
+        {"transport_patching", "Transport patching (iclab patch --transport): the source sequences' streams carried from "
+                               "their concept's Gaussian onto the patched-in concept's; the diagonal moves them between two "
+                               "halves of the same concept's sequences, the noise floor: change of the final prediction's MSE.",
+         fig_patching(d, &d->patch_transport, "Transport patching"), 640, 520},
+        {"transport_patching_over_training", "Transport patching at every checkpoint: per concept, the smallest change of "
+                                             "MSE when its sequences are carried onto another concept, minus the change "
+                                             "when carried onto their own (the noise floor).",
+         fig_keeping_over_training(d, &d->patch_transport, "Transport"), 0, 0},
         {"offbasis", "How far the model's predictions on each concept's sequences move when the coordinates of the "
                      "other bases (on which that concept's weights are zero) are redrawn: a learner that has decoded the "
                      "basis and regresses on it alone moves by 0, the basis-agnostic estimators by the horizontal lines.",
@@ -1134,22 +1166,32 @@ static void phase_section(icl_report *rep, const run_data *d) {
                       "separated, decoded by its own algorithm): TD at its best layer >= %.2g, MSE below the best "
                       "basis-agnostic estimator, and its own mean cheaper to patch in than any other concept's%s. TD is read at %s%s.",
                  d->dense_steps > 0 ? " from twice the curriculum's length on" : "", d->td_layer, ICL_PHASE_TD,
-                 p->patch_shift ? ", read from shift patching (the patched streams moved by the other concept's mean minus "
-                                  "their own, so the self-shift is 0 and every other concept's shift must raise the MSE; "
-                                  "replacement patching, the paper's, is shown beside and does not decide; where the "
-                                  "table has standard errors, the smallest shift is given with its standard error over the "
-                                  "probe sequences and z, the smallest ratio of another concept's shift to its standard "
-                                  "error: above 2, the own direction is the cheapest by more than the probe set's noise)" : "",
+                 p->patch_kind == ICL_PATCH_TRANSPORT
+                     ? ", read from transport patching (iclab patch --transport: the patched streams carried from their "
+                       "concept's Gaussian onto another's; the self cell moves them between two halves of the same "
+                       "concept's sequences, the noise floor; every other concept's transport must exceed the self "
+                       "transport by more than 2 standard errors, z, given with the smallest cross change and its "
+                       "standard error; replacement patching, the paper's, is shown beside and does not decide)"
+                 : p->patch_kind == ICL_PATCH_SHIFT
+                     ? ", read from shift patching (the patched streams moved by the other concept's mean minus "
+                       "their own, so the self-shift is 0 and every other concept's shift must raise the MSE; "
+                       "replacement patching, the paper's, is shown beside and does not decide; where the "
+                       "table has standard errors, the smallest shift is given with its standard error over the "
+                       "probe sequences and z, the smallest ratio of another concept's shift to its standard "
+                       "error: above 2, the own direction is the cheapest by more than the probe set's noise)"
+                     : "",
                  d->td_where,
                  d->td_last.n_rows ? "; the TD column also gives it at the sequence's last token (decode/td_last.csv), the "
                                      "y-token of the last demonstration, which no prediction reads under the causal mask" : "");
     /* with a shift table, replacement gets a column of its own before the conditions */
     enum { MAXCOL = 11 };
-    const int NCOL = p->patch_shift ? 11 : 10;
+    const int keeps = p->patch_kind != ICL_PATCH_REPLACE, NCOL = keeps ? 11 : 10;
     const char *hdr[MAXCOL] = {"concept", "loss drop", "TD halfway", "TD rise - loss drop", "below ridge/Lasso from",
                                "reads own basis from", "TD, best layer (last ckpt)", "MSE / agnostic (end)",
-                               p->patch_shift ? "shift: own / other (min) ± SE (min z)" : "patch: own / other (min)",
-                               p->patch_shift ? "replacement: own / other (min)" : "phase (c) conditions", "phase (c) conditions"};
+                               p->patch_kind == ICL_PATCH_TRANSPORT ? "transport: own / other (min) ± SE (min z)"
+                               : keeps                               ? "shift: own / other (min) ± SE (min z)"
+                                                                     : "patch: own / other (min)",
+                               keeps ? "replacement: own / other (min)" : "phase (c) conditions", "phase (c) conditions"};
     char (*cells)[96] = calloc((size_t)p->n_concepts * MAXCOL, 96);
     const char **cp = calloc((size_t)p->n_concepts * MAXCOL + 1, sizeof *cp);
     for (int k = 0; cells && cp && k < p->n_concepts; k++) {
@@ -1168,14 +1210,15 @@ static void phase_section(icl_report *rep, const run_data *d) {
             snprintf(row[6] + len, 96 - len, "; last token %.2f", c->td_best_last);
         }
         snprintf(row[7], 96, "%.3f / %.3f", c->final_mse, c->agnostic);
-        if (isfinite(c->self_patch)) snprintf(row[8], 96, p->patch_shift ? "%+.4f / %+.4f" : "%+.3f / %+.3f", c->self_patch, c->cross_patch);
+        if (isfinite(c->self_patch)) snprintf(row[8], 96, keeps ? "%+.4f / %+.4f" : "%+.3f / %+.3f", c->self_patch, c->cross_patch);
         if (isfinite(c->cross_patch_z)) {
             size_t len = strlen(row[8]);
             snprintf(row[8] + len, 96 - len, " ± %.4f (%.1f SE)", c->cross_patch_se, c->cross_patch_z);
         }
-        if (p->patch_shift && isfinite(c->replace_self)) snprintf(row[9], 96, "%+.3f / %+.3f", c->replace_self, c->replace_cross);
+        if (keeps && isfinite(c->replace_self)) snprintf(row[9], 96, "%+.3f / %+.3f", c->replace_self, c->replace_cross);
         snprintf(row[NCOL - 1], 96, "%s%s%s", c->td_best >= ICL_PHASE_TD ? "separated " : "",
-                 c->final_mse < c->agnostic ? "below-agnostic " : "", c->self_patch < c->cross_patch ? "own-cheaper" : "");
+                 c->final_mse < c->agnostic ? "below-agnostic " : "",
+                 (p->patch_kind == ICL_PATCH_TRANSPORT ? c->cross_patch_z > 2 : c->self_patch < c->cross_patch) ? "own-cheaper" : "");
         for (int j = 0; j < NCOL; j++) cp[(size_t)k * NCOL + j] = row[j];
     }
     if (cells && cp) icl_report_table(rep, NCOL, hdr, p->n_concepts, cp);
@@ -1215,15 +1258,17 @@ static void phase_section(icl_report *rep, const run_data *d) {
         size_t len = strlen(drops);
         snprintf(drops + len, sizeof drops - len, nd > 1 && last > first * 1.25 ? " (in stages)" : nd > 1 ? " (together)" : "");
     } else snprintf(drops, sizeof drops, "no concept's loss fell by 0.1 or more");
-    char clear[96] = "";
-    if (p->shift_se) snprintf(clear, sizeof clear, ", by more than 2 standard errors for %d", p->n_self_clear);
-    if (isfinite(p->patch_step) && p->patch_shift && !d->patch.n_rows)
-        snprintf(patch, sizeof patch, "shift patching: every other concept's shift raises the MSE for %d of %d concepts%s (step %.0f); "
-                 "no replacement patching", p->n_self_cheaper, p->n_concepts, clear, p->patch_step);
-    else if (isfinite(p->patch_step) && p->patch_shift)
-        snprintf(patch, sizeof patch, "shift patching: every other concept's shift raises the MSE for %d of %d concepts%s (step %.0f); "
-                 "replacement: own mean cheaper than every other concept's for %d of %d, every self-patch %s the MSE",
-                 p->n_self_cheaper, p->n_concepts, clear, p->patch_step, p->n_replace_cheaper, p->n_concepts, self_patch_sign(p));
+    char clear[96] = "", lead[320];
+    if (p->patch_kind == ICL_PATCH_SHIFT && p->patch_se) snprintf(clear, sizeof clear, ", by more than 2 standard errors for %d", p->n_self_clear);
+    if (p->patch_kind == ICL_PATCH_TRANSPORT)
+        snprintf(lead, sizeof lead, "transport patching: every other concept's transport exceeds the own concept's (its two halves' "
+                 "noise floor) by more than 2 standard errors for %d of %d concepts (step %.0f)", p->n_self_clear, p->n_concepts, p->patch_step);
+    else snprintf(lead, sizeof lead, "shift patching: every other concept's shift raises the MSE for %d of %d concepts%s (step %.0f)",
+                  p->n_self_cheaper, p->n_concepts, clear, p->patch_step);
+    if (isfinite(p->patch_step) && keeps && !d->patch.n_rows) snprintf(patch, sizeof patch, "%s; no replacement patching", lead);
+    else if (isfinite(p->patch_step) && keeps)
+        snprintf(patch, sizeof patch, "%s; replacement: own mean cheaper than every other concept's for %d of %d, every self-patch %s the MSE",
+                 lead, p->n_replace_cheaper, p->n_concepts, self_patch_sign(p));
     else if (isfinite(p->patch_step))
         snprintf(patch, sizeof patch, "own mean cheaper than every other concept's for %d of %d concepts (step %.0f), every "
                  "self-patch %s the MSE", p->n_self_cheaper, p->n_concepts, p->patch_step, self_patch_sign(p));
@@ -1234,7 +1279,7 @@ static void phase_section(icl_report *rep, const run_data *d) {
     else if (p->phase_c) snprintf(phase, sizeof phase, "yes: first at step %.0f, and at the last checkpoint", p->phase_c_step);
     else if (isfinite(p->phase_c_step)) snprintf(phase, sizeof phase, "at step %.0f, but not at the last checkpoint", p->phase_c_step);
     else snprintf(phase, sizeof phase, "no");
-    if (p->phase_c == 1 && p->shift_se && p->n_self_clear < p->n_concepts) {
+    if (p->phase_c == 1 && p->patch_kind == ICL_PATCH_SHIFT && p->patch_se && p->n_self_clear < p->n_concepts) {
         size_t len = strlen(phase);
         snprintf(phase + len, sizeof phase - len, " (but the own-mean condition stands above 2 standard errors for only %d of %d concepts "
                  "there: within the probe set's noise)", p->n_self_clear, p->n_concepts);

@@ -43,6 +43,19 @@ $ICLAB patch "$T/run" --shift --mse all --per-concept 10 --layer 1 --at all-y --
   && ! cmp -s <(cut -d, -f6 "$T/run/causal/patch_shift_allpos.csv") <(cut -d, -f6 "$T/run/causal/patch_shift.csv") \
   && ok "patch --shift --mse all: its own table, self 0, other base MSE, the other tables unchanged" \
   || bad "patch --mse all: $(head -5 "$T/run/causal/patch_shift_allpos.csv" 2>&1)"
+# --transport at the query token and --shift at every token: tables of their own, the others unchanged;
+# a self-transport moves by the halves' noise (a spread), a self-shift by exactly 0
+$ICLAB patch "$T/run" --transport --at query --per-concept 10 --layer 1 --steps 30,60 >/dev/null 2>&1 \
+  && [ "$(($(wc -l < "$T/run/causal/patch_transport_query.csv") - 1))" -eq 32 ] && cmp -s "$T/run/causal/patch_shift.csv" "$T/shift_before.csv" \
+  && cmp -s "$T/run/causal/patch.csv" "$T/patch_before.csv" && [ ! -e "$T/run/causal/patch_transport.csv" ] \
+  && awk -F, 'NR > 1 && !($7 > 0) {bad = 1} END {exit bad}' "$T/run/causal/patch_transport_query.csv" \
+  && ok "patch --transport --at query: its own table, every cell with a spread, the other tables unchanged" \
+  || bad "patch --transport --at query: $(head -5 "$T/run/causal/patch_transport_query.csv" 2>&1)"
+$ICLAB patch "$T/run" --shift --at all-tokens --per-concept 10 --layer 1 --steps 60 >/dev/null 2>&1 \
+  && [ "$(($(wc -l < "$T/run/causal/patch_shift_alltokens.csv") - 1))" -eq 16 ] && cmp -s "$T/run/causal/patch_shift.csv" "$T/shift_before.csv" \
+  && awk -F, 'NR > 1 && $3 == $4 && ($5 != 0 || $7 != 0) {bad = 1} NR > 1 && $3 != $4 && $5 != 0 {moved = 1} END {exit bad || !moved}' "$T/run/causal/patch_shift_alltokens.csv" \
+  && ok "patch --shift --at all-tokens: its own table, self 0, cross moves" \
+  || bad "patch --at all-tokens: $(head -5 "$T/run/causal/patch_shift_alltokens.csv" 2>&1)"
 out=$($ICLAB patch "$T/run" --mse most 2>&1); rc=$?
 [ $rc -ne 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && ok "patch --mse most: one-line error" || bad "patch --mse most: rc $rc, $out"
 # the committed five-seed sweep of docs/reproduction.md rebuilds to its committed tables, and its report
@@ -124,7 +137,8 @@ expect_fail "unknown checkpoint step" "no checkpoint at step 7" $ICLAB decode "$
 expect_fail "bad metric" "." $ICLAB decode "$T/run" --metric manhattan
 expect_fail "a table name that is a path" "letters, digits" $ICLAB decode "$T/run" --table ../td
 expect_fail "patch layer out of range" "out of range" $ICLAB patch "$T/run" --layer 9
-expect_fail "patch at an unknown token set" "not last-y or all-y" $ICLAB patch "$T/run" --at x
+expect_fail "patch at an unknown token set" "not last-y, all-y, query or all-tokens" $ICLAB patch "$T/run" --at x
+expect_fail "patch --shift --transport" "exclude each other" $ICLAB patch "$T/run" --shift --transport
 expect_fail "report of a missing run" "cannot open" $ICLAB report "$T/missing"
 $ICLAB train --preset tiny --bases 1 --steps 2 --out "$T/one" --quiet || bad "one-concept run failed"
 expect_fail "probe set with one concept" "at least two concepts" $ICLAB decode "$T/one"

@@ -14,7 +14,8 @@ D="$T/full"
 out=$($ICLAB demo --full --steps 120 --seed 2 --out "$D" --threads 2 2>"$T/full.err") && ok "iclab demo --full --steps 120 runs" || { bad "demo --full failed: $(tail -n 3 "$T/full.err")"; finish; exit; }
 echo "$out" | grep -q "open $D/report.html" && ok "demo --full names its report" || bad "demo --full output: $out"
 # the reproduce preset's task and model, the given seed and steps (the curriculum cut to half)
-cfg() { awk -F'[:,]' -v k="\"$1\"" '$1 ~ k {gsub(/ /, "", $2); print $2}' "$D/config.json"; }
+cfg_of() { awk -F'[:,]' -v k="\"$2\"" '$1 ~ k {gsub(/ /, "", $2); print $2}' "$1/config.json"; }
+cfg() { cfg_of "$D" "$1"; }
 [ "$(cfg task.dim)" = 8 ] && [ "$(cfg task.n_bases)" = 4 ] && [ "$(cfg task.rank)" = 2 ] && [ "$(cfg model.n_layer)" = 8 ] \
   && [ "$(cfg train.grad_clip)" = 1 ] && [ "$(cfg task.tokens)" = 1 ] && ok "the reproduce preset's task (pair tokens) and model" \
   || bad "config: dim $(cfg task.dim) bases $(cfg task.n_bases) rank $(cfg task.rank) layers $(cfg model.n_layer) clip $(cfg train.grad_clip) tokens $(cfg task.tokens)"
@@ -67,19 +68,26 @@ awk -F, 'NR > 1 && (!($5 == "" || $5 ~ /^[0-9]+$/) || !($6 == "" || $6 ~ /^[0-9]
   || bad "sweep_concepts.csv cells: $(cat "$S/sweep_concepts.csv")"
 awk -F, 'NR == 1 && $15 != "td_best_last" {exit 1} NR > 1 && $15 != "" {exit 1}' "$S/sweep_concepts.csv" \
   && ok "sweep_concepts.csv: td_best_last empty where TD was read at the last token" || bad "td_best_last: $(cat "$S/sweep_concepts.csv")"
-grep -q '<td>[0-9] / [0-9] / [0-9] (shift, [0-9] by more than 2 SE; replacement [0-9]) of [0-9]</td>' "$S/report.html" && ok "sweep report: each phase-(c) condition's count per run" \
+grep -q '<td>[0-9] / [0-9] / [0-9] (transport, by more than 2 SE over the own; replacement [0-9]) of [0-9]</td>' "$S/report.html" && ok "sweep report: each phase-(c) condition's count per run" \
   || bad "sweep report lacks the condition counts"
-# the own-mean condition comes from shift patching: a self-shift is exactly 0, replacement beside
-awk -F, 'NR == 1 && ($16 != "patch" || $17 != "replace_self") {exit 1} NR > 1 && ($16 != "shift" || $13 != 0 || $17 == "" || $18 == "") {exit 1}' \
-  "$S/sweep_concepts.csv" && ok "sweep_concepts.csv: own-mean condition from shift patching (self 0), replacement beside" \
+# the own-mean condition comes from transport patching (its self cell a noise floor), replacement beside
+awk -F, 'NR == 1 && ($16 != "patch" || $17 != "replace_self") {exit 1} NR > 1 && ($16 != "transport" || $13 == "" || $17 == "" || $18 == "") {exit 1}' \
+  "$S/sweep_concepts.csv" && ok "sweep_concepts.csv: own-mean condition from transport patching, replacement beside" \
   || bad "patch columns: $(cat "$S/sweep_concepts.csv")"
 awk -F, 'NR == 1 && ($19 != "cross_patch_se" || $20 != "cross_patch_z") {exit 1} NR > 1 && !($19 != "" && $19 >= 0 && $20 != "") {exit 1}' \
-  "$S/sweep_concepts.csv" && ok "sweep_concepts.csv: the smallest cross-shift's standard error and z" || bad "cross_patch_se/z: $(cat "$S/sweep_concepts.csv")"
+  "$S/sweep_concepts.csv" && ok "sweep_concepts.csv: the smallest cross-transport's standard error and z" || bad "cross_patch_se/z: $(cat "$S/sweep_concepts.csv")"
 a="$S/runs/seed=1/causal"
 [ -s "$a/patch_shift.csv" ] && [ "$(cut -d, -f1 "$a/patch_shift.csv" | sort -u)" = "$(cut -d, -f1 "$a/patch.csv" | sort -u)" ] \
   && ok "the analysis shift-patches every checkpoint it replacement-patches" || bad "patch_shift.csv steps: $(cut -d, -f1 "$a/patch_shift.csv" | sort -u | tr '\n' ' ')"
 awk -F, 'NR == 1 && $7 != "delta_se" {exit 1} NR > 1 && $3 == $4 && $7 != 0 {exit 1} NR > 1 && $3 != $4 && !($7 > 0) {exit 1}' "$a/patch_shift.csv" \
   && ok "patch_shift.csv: standard errors 0 for self-shifts, positive for the others" || bad "delta_se: $(head -5 "$a/patch_shift.csv")"
+# transport patching at every checkpoint, at one layer the model has (the last block's input at most),
+# its self cells a noise floor with a spread (two halves of 200 sequences each)
+[ -s "$a/patch_transport.csv" ] && [ "$(cut -d, -f1 "$a/patch_transport.csv" | sort -u)" = "$(cut -d, -f1 "$a/patch.csv" | sort -u)" ] \
+  && [ "$(awk -F, 'NR > 1 {print $2}' "$a/patch_transport.csv" | sort -u | wc -l)" = 1 ] \
+  && awk -F, -v L="$(cfg_of "$S/runs/seed=1" model.n_layer)" 'NR > 1 && !($2 >= 0 && $2 < L) {exit 1} NR > 1 && $3 == $4 && !($7 > 0) {exit 1} NR > 1 && $5 + 0 != $5 {exit 1}' "$a/patch_transport.csv" \
+  && ok "the analysis transport-patches every checkpoint at one layer; self cells with a standard error" \
+  || bad "patch_transport.csv: $(head -5 "$a/patch_transport.csv" 2>&1)"
 grep -q 'Phases per run' "$S/report.html" && grep -q 'analysed runs reach the paper' "$S/report.html" \
   && ok "sweep report has the per-run phase table" || bad "sweep report lacks the phase table"
 [ "$(grep -c 'sweep: analysing' "$T/sweep.err")" = 2 ] && ok "both runs analysed" || bad "analysis messages: $(grep -c 'sweep: analysing' "$T/sweep.err")"
