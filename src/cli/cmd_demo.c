@@ -176,13 +176,14 @@ int cli_analyse_run(const char *out, const icl_train_config *c, int demo) {
     if (!pr) pr = cmd_patch(11, shift_argv);
     /* transport patching (it decides, icl_runplot.h) where the concepts are told apart at the end:
      * when the concepts' means coincide, only a map that moves their covariance carries them
-     * (docs/reproduction.md); 400 sequences per concept, 200 per half for each Gaussian */
+     * (docs/reproduction.md); 200 sequences per concept, 100 per half for each Gaussian (the
+     * stricter measurement of docs/reproduction.md uses 1,600) */
     icl_run_phases *ph = pr ? NULL : malloc(sizeof *ph);
     if (ph && icl_run_phases_read(out, ph, &err) == 0 && ph->separation_layer >= 0) {
         /* the stream after the last block feeds only its own token's readout: patch the last block's input then */
         snprintf(layer, sizeof layer, "%d", ph->separation_layer < c->n_layer ? ph->separation_layer : c->n_layer - 1);
         fprintf(stderr, "iclab: transport patching after %s blocks (the shallowest depth with TD >= 0.9, else the best)\n", layer);
-        char *transport_argv[] = {"patch", (char *)out, "--transport", "--per-concept", "400", "--at", "all-y", "--layer", layer, "--steps", list, NULL};
+        char *transport_argv[] = {"patch", (char *)out, "--transport", "--per-concept", "200", "--at", "all-y", "--layer", layer, "--steps", list, NULL};
         pr = cmd_patch(11, transport_argv);
     }
     free(ph);

@@ -82,7 +82,7 @@ a="$S/runs/seed=1/causal"
 awk -F, 'NR == 1 && $7 != "delta_se" {exit 1} NR > 1 && $3 == $4 && $7 != 0 {exit 1} NR > 1 && $3 != $4 && !($7 > 0) {exit 1}' "$a/patch_shift.csv" \
   && ok "patch_shift.csv: standard errors 0 for self-shifts, positive for the others" || bad "delta_se: $(head -5 "$a/patch_shift.csv")"
 # transport patching at every checkpoint, at one layer the model has (the last block's input at most),
-# its self cells a noise floor with a spread (two halves of 200 sequences each)
+# its self cells a noise floor with a spread (two halves of 100 sequences each)
 [ -s "$a/patch_transport.csv" ] && [ "$(cut -d, -f1 "$a/patch_transport.csv" | sort -u)" = "$(cut -d, -f1 "$a/patch.csv" | sort -u)" ] \
   && [ "$(awk -F, 'NR > 1 {print $2}' "$a/patch_transport.csv" | sort -u | wc -l)" = 1 ] \
   && awk -F, -v L="$(cfg_of "$S/runs/seed=1" model.n_layer)" 'NR > 1 && !($2 >= 0 && $2 < L) {exit 1} NR > 1 && $3 == $4 && !($7 > 0) {exit 1} NR > 1 && $5 + 0 != $5 {exit 1}' "$a/patch_transport.csv" \
