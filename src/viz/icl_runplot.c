@@ -861,7 +861,8 @@ static icl_fig *fig_patching(const run_data *d, const icl_csv *t, const char *wh
     double s = last_step(t);
     char title[128];
     snprintf(title, sizeof title, "%s at layer %.0f, step %.0f: change of MSE", what, col(t, 0, "layer"), s);
-    icl_fig *f = matrix_fig(t, title, "source", "target", "delta_mse", s, d->nc, d->nc, 1, "source concept", "patched-in concept mean");
+    const char *target = t == &d->patch_transport ? "concept carried onto" : "patched-in concept mean";
+    icl_fig *f = matrix_fig(t, title, "source", "target", "delta_mse", s, d->nc, d->nc, 1, "source concept", target);
     const char *names[MAX_CONCEPTS];
     for (int k = 0; k < d->nc; k++) names[k] = d->names[k];
     icl_fig_heatmap_labels(f, names, names);
