@@ -86,6 +86,10 @@ typedef struct icl_run_phases {
     int phase_c;               /* 1: every concept meets all three at the last checkpoint that was both decoded
                                   and patched; 0: not; -1: the run has not been decoded and patched */
     double phase_c_step;       /* the first checkpoint (decoded and patched) at which phase (c) held; NaN if none */
+    double plateau_own_step;   /* transport patching only: the first patched checkpoint (> 0) before plateau_step at
+                                  which the own-concept condition already held for every concept, NaN if none: the
+                                  test then picks up the data's statistics too, not only a learned concept code
+                                  (docs/reproduction.md), and only the size of the effect sets the end apart */
     icl_phase_concept c[ICL_PHASE_MAX_CONCEPTS];
 } icl_run_phases;
 

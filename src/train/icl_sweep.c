@@ -727,6 +727,9 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
         if (p->phase_c && p->patch_kind == ICL_PATCH_SHIFT && p->patch_se && p->n_self_clear < p->n_concepts)
             snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f (shift signs within 2 SE for %d of %d)", p->phase_c_step,
                      p->n_concepts - p->n_self_clear, p->n_concepts);
+        else if (p->phase_c && isfinite(p->plateau_own_step))
+            snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f (transport condition already at %.0f, in the plateau)", p->phase_c_step,
+                     p->plateau_own_step);
         else if (p->phase_c) snprintf(c0 + 7 * CELL, CELL, "yes, from step %.0f", p->phase_c_step);
         else if (isfinite(p->phase_c_step)) snprintf(c0 + 7 * CELL, CELL, "no (held at step %.0f)", p->phase_c_step);
         else snprintf(c0 + 7 * CELL, CELL, "no");

@@ -462,6 +462,18 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
         p->n_self_clear += c->self_patch < c->cross_patch && c->cross_patch_z > 2;
         p->n_replace_cheaper += c->replace_self < c->replace_cross;
     }
+    p->plateau_own_step = NAN;
+    for (int r = 0; p->patch_kind == ICL_PATCH_TRANSPORT && r < patch->n_rows && isnan(p->plateau_own_step); r++) {
+        double step = col(patch, r, "step");
+        if (!(step > 0 && step < p->plateau_step) || (r && col(patch, r - 1, "step") == step)) continue;
+        int all = d->nc > 0;
+        for (int k = 0; k < d->nc && all; k++) {
+            double self, cross, z;
+            patch_at_se(patch, k, step, 1, &self, &cross, NULL, &z);
+            all = z > 2;
+        }
+        if (all) p->plateau_own_step = step;
+    }
     p->phase_c = -1;
     p->phase_c_step = NAN;
     double *steps = malloc(sizeof(double) * (d->td.n_rows + 1));
@@ -1227,7 +1239,7 @@ static void phase_section(icl_report *rep, const run_data *d) {
     free(cp);
 
     /* the paper's findings (paper.md §1.5, Figs. 2, 7, 8) beside this run's */
-    char drops[512] = "", lags[640] = "", patch[512], sep[160], phase[320];
+    char drops[512] = "", lags[640] = "", patch[512], sep[160], phase[512];
     double first = INFINITY, last = -INFINITY;
     int nd = 0;
     if (d->td.n_rows) {
@@ -1280,6 +1292,12 @@ static void phase_section(icl_report *rep, const run_data *d) {
     else if (p->phase_c) snprintf(phase, sizeof phase, "yes: first at step %.0f, and at the last checkpoint", p->phase_c_step);
     else if (isfinite(p->phase_c_step)) snprintf(phase, sizeof phase, "at step %.0f, but not at the last checkpoint", p->phase_c_step);
     else snprintf(phase, sizeof phase, "no");
+    if (p->phase_c == 1 && isfinite(p->plateau_own_step)) {
+        size_t len = strlen(phase);
+        snprintf(phase + len, sizeof phase - len, " (but the transport condition already held at step %.0f, before the loss "
+                 "plateau was left: there it picks up the data's statistics, so only the size of the effect sets the end apart)",
+                 p->plateau_own_step);
+    }
     if (p->phase_c == 1 && p->patch_kind == ICL_PATCH_SHIFT && p->patch_se && p->n_self_clear < p->n_concepts) {
         size_t len = strlen(phase);
         snprintf(phase + len, sizeof phase - len, " (but the own-mean condition stands above 2 standard errors for only %d of %d concepts "
