@@ -25,7 +25,8 @@
  *     them with any other concept's: read from transport patching (causal/patch_transport.csv,
  *     iclab patch --transport: the stream carried onto another concept's Gaussian, the self cell
  *     the two halves' noise floor; the condition is that every other concept's transport exceeds
- *     the self transport by more than 2 standard errors) where that table exists, else from shift
+ *     the self transport by more than 2 standard errors and by more than ICL_PHASE_TRANSPORT_SIZE
+ *     times the unpatched MSE of the concept's sequences) where that table exists, else from shift
  *     patching (causal/patch_shift.csv, the stream moved by mean_t - mean_s, so the self-patch is 0
  *     and the condition is that every other concept's shift raises the MSE), else from replacement
  *     (causal/patch.csv). Shift and transport keep each sequence's data in the patched tokens, which
@@ -34,6 +35,12 @@
  *     docs/reproduction.md has the measurements.
  * Events are NaN when they do not happen (or cannot be read: no decode, no patch). */
 #define ICL_PHASE_TD 0.9
+/* Transport patching's size threshold: a cross-transport must raise the MSE by more than this
+ * fraction of the unpatched MSE. Significance alone is not enough: in the loss plateau, before any
+ * concept is learned, carrying a stream onto another concept's Gaussian already changes the data a
+ * generic learner reads, by 0-7 % of the MSE at 1,600 sequences per concept, while at the end of
+ * the reproduce preset's runs the change is 1.5-49 times the MSE (docs/reproduction.md). */
+#define ICL_PHASE_TRANSPORT_SIZE 0.5
 #define ICL_PHASE_MAX_CONCEPTS 64
 typedef struct icl_phase_concept {
     char name[48];
@@ -60,6 +67,9 @@ typedef struct icl_phase_concept {
                               change in standard errors, (cross - self) / sqrt(se_cross^2 + se_self^2) (for shift,
                               self and its SE are exactly 0); above 2, every other concept costs more than the own
                               one by more than the probe set's noise. NaN for replacement or without delta_se */
+    double cross_patch_rel; /* shift and transport patching: the smallest (cross - self) over the other concepts,
+                               divided by the unpatched MSE of its sequences (base_mse): how large the smallest
+                               cross effect is. NaN for replacement */
     double replace_self, replace_cross; /* the same from replacement patching (the paper's), at its last checkpoint;
                                            equal to the two above when there is no shift table */
 } icl_phase_concept;
@@ -77,7 +87,8 @@ typedef struct icl_run_phases {
     int n_separated;           /* concepts with td_best >= ICL_PHASE_TD */
     int n_below_agnostic;      /* concepts whose final MSE is below their agnostic level */
     int n_self_cheaper;        /* concepts whose self_patch < cross_patch */
-    int n_self_clear;          /* of those, concepts whose cross_patch_z > 2 (shift or transport with delta_se) */
+    int n_self_clear;          /* of those, concepts whose cross_patch_z > 2 (shift or transport with delta_se; transport
+                                  also needs cross_patch_rel > ICL_PHASE_TRANSPORT_SIZE) */
     int n_replace_cheaper;     /* concepts whose replace_self < replace_cross */
     int patch_kind;            /* the patching the own-mean condition was read from: an icl_patch_mode (icl_causal.h),
                                   ICL_PATCH_REPLACE, _SHIFT or _TRANSPORT */

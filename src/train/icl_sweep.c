@@ -599,7 +599,7 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
     if (icl_afile_open(&af, path, err)) return -1;
     icl_afile_printf(&af, err, "run,seed,concept,name,drop_step,td_half_step,td_lag,beat_agnostic_step,agnostic_mse,"
                                "final_mse,td_best,td_best_layer,self_patch,cross_patch,td_best_last,patch,replace_self,replace_cross,"
-                               "cross_patch_se,cross_patch_z\n");
+                               "cross_patch_se,cross_patch_z,cross_patch_rel\n");
     for (int i = 0; i < n; i++) {
         const icl_run_phases *p = runs[i].ph;
         if (!p) continue;
@@ -615,7 +615,7 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
                 fmt_num(cell, sizeof cell, v[k], f[k]);
                 icl_afile_printf(&af, err, ",%s", cell);
             }
-            char lay[16] = "", sp[32], cp[32], tl[32], rs[32], rc[32], cse[32], cz[32];
+            char lay[16] = "", sp[32], cp[32], tl[32], rs[32], rc[32], cse[32], cz[32], cr[32];
             if (isfinite(pc->td_best)) snprintf(lay, sizeof lay, "%d", pc->td_best_layer);
             fmt_num(sp, sizeof sp, pc->self_patch, "%.6g");
             fmt_num(cp, sizeof cp, pc->cross_patch, "%.6g");
@@ -624,10 +624,11 @@ static int write_tables(const char *dir, const icl_sweep *s, const run_info *run
             fmt_num(rc, sizeof rc, pc->replace_cross, "%.6g");
             fmt_num(cse, sizeof cse, pc->cross_patch_se, "%.6g");
             fmt_num(cz, sizeof cz, pc->cross_patch_z, "%.4g");
+            fmt_num(cr, sizeof cr, pc->cross_patch_rel, "%.4g");
             /* which patching decided self_patch/cross_patch (empty: not patched) */
             static const char *const kinds[] = {"replace", "shift", "transport"};
             const char *kind = !isfinite(p->patch_step) ? "" : kinds[p->patch_kind];
-            icl_afile_printf(&af, err, ",%s,%s,%s,%s,%s,%s,%s,%s,%s\n", lay, sp, cp, tl, kind, rs, rc, cse, cz);
+            icl_afile_printf(&af, err, ",%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", lay, sp, cp, tl, kind, rs, rc, cse, cz, cr);
         }
     }
     return icl_afile_commit(&af, err);
@@ -715,7 +716,7 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
         concept_list(c0 + 5 * CELL, CELL, p, offsetof(icl_phase_concept, td_lag), 1);
         /* each phase-(c) condition's count, so a "no" shows which condition failed */
         if (p->patch_kind == ICL_PATCH_TRANSPORT)
-            snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (transport, by more than 2 SE over the own; replacement %d) of %d",
+            snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (transport, by more than 2 SE and half the MSE over the own; replacement %d) of %d",
                      p->n_separated, p->n_below_agnostic, p->n_self_clear, p->n_replace_cheaper, p->n_concepts);
         else if (p->patch_se)
             snprintf(c0 + 6 * CELL, CELL, "%d / %d / %d (shift, %d by more than 2 SE; replacement %d) of %d", p->n_separated,

@@ -368,9 +368,10 @@ static int patch_kind(const run_data *d, const icl_csv *t) {
  * other concepts: how clearly every other concept costs more than the own one (for shift, where the
  * self change is exactly 0 without noise, cross_t / se_t). NaN without a delta_se column (tables
  * written before it) and for replacement. */
-static void patch_at_se(const icl_csv *t, int k, double step, int with_z, double *self, double *cross, double *cross_se, double *z) {
-    double se_min = NAN, zmin = NAN, self_se = NAN;
-    int zok = with_z;
+static void patch_at_se(const icl_csv *t, int k, double step, int with_z, double *self, double *cross, double *cross_se, double *z,
+                        double *rel) {
+    double se_min = NAN, zmin = NAN, self_se = NAN, relmin = NAN;
+    int zok = with_z, relok = with_z;
     *self = *cross = NAN;
     for (int r = 0; r < t->n_rows; r++)
         if (col(t, r, "step") == step && (int)col(t, r, "source") == k && (int)col(t, r, "target") == k)
@@ -382,24 +383,35 @@ static void patch_at_se(const icl_csv *t, int k, double step, int with_z, double
         double zi = (v - *self) / (self_se == 0 ? se : sqrt(se * se + self_se * self_se));
         if (isnan(zi)) zok = 0;
         else if (!(zi >= zmin)) zmin = zi;
+        double ri = (v - *self) / col(t, r, "base_mse");
+        if (isnan(ri)) relok = 0;
+        else if (!(ri >= relmin)) relmin = ri;
     }
     if (cross_se) *cross_se = se_min;
     if (z) *z = zok ? zmin : NAN;
+    if (rel) *rel = relok ? relmin : NAN;
 }
 
-static void patch_at(const icl_csv *t, int k, double step, double *self, double *cross) { patch_at_se(t, k, step, 0, self, cross, NULL, NULL); }
+static void patch_at(const icl_csv *t, int k, double step, double *self, double *cross) {
+    patch_at_se(t, k, step, 0, self, cross, NULL, NULL, NULL);
+}
+
+/* Transport patching's own-concept condition for one concept (icl_runplot.h): every other concept's
+ * transport costs more than the own one by more than the noise and by a sizeable part of the MSE. */
+static int transport_own(double z, double rel) { return z > 2 && rel > ICL_PHASE_TRANSPORT_SIZE; }
 
 /* Whether phase (c) holds at a checkpoint (see icl_runplot.h): every concept separated, below the
  * basis-agnostic estimators and cheaper to patch with its own mean than with any other (transport:
- * by more than 2 standard errors, since its self cell is a noise floor, not 0). */
+ * by more than 2 standard errors, since its self cell is a noise floor, not 0, and by more than
+ * ICL_PHASE_TRANSPORT_SIZE of the MSE). */
 static int phase_c_at(const run_data *d, double step) {
     const icl_csv *t = deciding_patch(d);
     const int transport = patch_kind(d, t) == ICL_PATCH_TRANSPORT;
     for (int k = 0; k < d->nc; k++) {
         int layer;
-        double self, cross, z;
-        patch_at_se(t, k, step, transport, &self, &cross, NULL, &z);
-        int own = transport ? z > 2 : self < cross;
+        double self, cross, z, rel;
+        patch_at_se(t, k, step, transport, &self, &cross, NULL, &z, &rel);
+        int own = transport ? transport_own(z, rel) : self < cross;
         if (!(td_best_at(&d->td, k, step, &layer) >= ICL_PHASE_TD) || !(mse_near(d, k, step) < d->agnostic[k]) || !own) return 0;
     }
     return d->nc > 0;
@@ -454,12 +466,13 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
         int last_layer;
         c->td_best_last = d->td_last.n_rows ? td_best_at(&d->td_last, k, p->td_step, &last_layer) : NAN;
         patch_at_se(patch, k, p->patch_step, p->patch_kind != ICL_PATCH_REPLACE, &c->self_patch, &c->cross_patch, &c->cross_patch_se,
-                    &c->cross_patch_z);
+                    &c->cross_patch_z, &c->cross_patch_rel);
         patch_at(&d->patch, k, replace_step, &c->replace_self, &c->replace_cross);
         p->n_separated += c->td_best >= ICL_PHASE_TD;
         p->n_below_agnostic += c->final_mse < c->agnostic;
         p->n_self_cheaper += c->self_patch < c->cross_patch;
-        p->n_self_clear += c->self_patch < c->cross_patch && c->cross_patch_z > 2;
+        p->n_self_clear += c->self_patch < c->cross_patch && c->cross_patch_z > 2 &&
+                           (p->patch_kind != ICL_PATCH_TRANSPORT || c->cross_patch_rel > ICL_PHASE_TRANSPORT_SIZE);
         p->n_replace_cheaper += c->replace_self < c->replace_cross;
     }
     p->plateau_own_step = NAN;
@@ -468,9 +481,9 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
         if (!(step > 0 && step < p->plateau_step) || (r && col(patch, r - 1, "step") == step)) continue;
         int all = d->nc > 0;
         for (int k = 0; k < d->nc && all; k++) {
-            double self, cross, z;
-            patch_at_se(patch, k, step, 1, &self, &cross, NULL, &z);
-            all = z > 2;
+            double self, cross, z, rel;
+            patch_at_se(patch, k, step, 1, &self, &cross, NULL, &z, &rel);
+            all = transport_own(z, rel);
         }
         if (all) p->plateau_own_step = step;
     }
@@ -1201,7 +1214,7 @@ static void phase_section(icl_report *rep, const run_data *d) {
     const int keeps = p->patch_kind != ICL_PATCH_REPLACE, NCOL = keeps ? 11 : 10;
     const char *hdr[MAXCOL] = {"concept", "loss drop", "TD halfway", "TD rise - loss drop", "below ridge/Lasso from",
                                "reads own basis from", "TD, best layer (last ckpt)", "MSE / agnostic (end)",
-                               p->patch_kind == ICL_PATCH_TRANSPORT ? "transport: own / other (min) ± SE (min z)"
+                               p->patch_kind == ICL_PATCH_TRANSPORT ? "transport: own / other (min) ± SE (min z, min margin × MSE)"
                                : keeps                               ? "shift: own / other (min) ± SE (min z)"
                                                                      : "patch: own / other (min)",
                                keeps ? "replacement: own / other (min)" : "phase (c) conditions", "phase (c) conditions"};
@@ -1226,12 +1239,18 @@ static void phase_section(icl_report *rep, const run_data *d) {
         if (isfinite(c->self_patch)) snprintf(row[8], 96, keeps ? "%+.4f / %+.4f" : "%+.3f / %+.3f", c->self_patch, c->cross_patch);
         if (isfinite(c->cross_patch_z)) {
             size_t len = strlen(row[8]);
-            snprintf(row[8] + len, 96 - len, " ± %.4f (%.1f SE)", c->cross_patch_se, c->cross_patch_z);
+            char size[32] = "";
+            if (p->patch_kind == ICL_PATCH_TRANSPORT && isfinite(c->cross_patch_rel))
+                snprintf(size, sizeof size, ", %.2f × MSE", c->cross_patch_rel);
+            snprintf(row[8] + len, 96 - len, " ± %.4f (%.1f SE%s)", c->cross_patch_se, c->cross_patch_z, size);
         }
         if (keeps && isfinite(c->replace_self)) snprintf(row[9], 96, "%+.3f / %+.3f", c->replace_self, c->replace_cross);
         snprintf(row[NCOL - 1], 96, "%s%s%s", c->td_best >= ICL_PHASE_TD ? "separated " : "",
                  c->final_mse < c->agnostic ? "below-agnostic " : "",
-                 (p->patch_kind == ICL_PATCH_TRANSPORT ? c->cross_patch_z > 2 : c->self_patch < c->cross_patch) ? "own-cheaper" : "");
+                 (p->patch_kind == ICL_PATCH_TRANSPORT ? transport_own(c->cross_patch_z, c->cross_patch_rel)
+                                                       : c->self_patch < c->cross_patch)
+                     ? "own-cheaper"
+                     : "");
         for (int j = 0; j < NCOL; j++) cp[(size_t)k * NCOL + j] = row[j];
     }
     if (cells && cp) icl_report_table(rep, NCOL, hdr, p->n_concepts, cp);
@@ -1275,7 +1294,8 @@ static void phase_section(icl_report *rep, const run_data *d) {
     if (p->patch_kind == ICL_PATCH_SHIFT && p->patch_se) snprintf(clear, sizeof clear, ", by more than 2 standard errors for %d", p->n_self_clear);
     if (p->patch_kind == ICL_PATCH_TRANSPORT)
         snprintf(lead, sizeof lead, "transport patching: every other concept's transport exceeds the own concept's (its two halves' "
-                 "noise floor) by more than 2 standard errors for %d of %d concepts (step %.0f)", p->n_self_clear, p->n_concepts, p->patch_step);
+                 "noise floor) by more than 2 standard errors and by more than %.2g of the MSE for %d of %d concepts (step %.0f)",
+                 ICL_PHASE_TRANSPORT_SIZE, p->n_self_clear, p->n_concepts, p->patch_step);
     else snprintf(lead, sizeof lead, "shift patching: every other concept's shift raises the MSE for %d of %d concepts%s (step %.0f)",
                   p->n_self_cheaper, p->n_concepts, clear, p->patch_step);
     if (isfinite(p->patch_step) && keeps && !d->patch.n_rows) snprintf(patch, sizeof patch, "%s; no replacement patching", lead);

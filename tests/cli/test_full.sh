@@ -68,14 +68,15 @@ awk -F, 'NR > 1 && (!($5 == "" || $5 ~ /^[0-9]+$/) || !($6 == "" || $6 ~ /^[0-9]
   || bad "sweep_concepts.csv cells: $(cat "$S/sweep_concepts.csv")"
 awk -F, 'NR == 1 && $15 != "td_best_last" {exit 1} NR > 1 && $15 != "" {exit 1}' "$S/sweep_concepts.csv" \
   && ok "sweep_concepts.csv: td_best_last empty where TD was read at the last token" || bad "td_best_last: $(cat "$S/sweep_concepts.csv")"
-grep -q '<td>[0-9] / [0-9] / [0-9] (transport, by more than 2 SE over the own; replacement [0-9]) of [0-9]</td>' "$S/report.html" && ok "sweep report: each phase-(c) condition's count per run" \
+grep -q '<td>[0-9] / [0-9] / [0-9] (transport, by more than 2 SE and half the MSE over the own; replacement [0-9]) of [0-9]</td>' "$S/report.html" && ok "sweep report: each phase-(c) condition's count per run" \
   || bad "sweep report lacks the condition counts"
 # the own-mean condition comes from transport patching (its self cell a noise floor), replacement beside
 awk -F, 'NR == 1 && ($16 != "patch" || $17 != "replace_self") {exit 1} NR > 1 && ($16 != "transport" || $13 == "" || $17 == "" || $18 == "") {exit 1}' \
   "$S/sweep_concepts.csv" && ok "sweep_concepts.csv: own-mean condition from transport patching, replacement beside" \
   || bad "patch columns: $(cat "$S/sweep_concepts.csv")"
-awk -F, 'NR == 1 && ($19 != "cross_patch_se" || $20 != "cross_patch_z") {exit 1} NR > 1 && !($19 != "" && $19 >= 0 && $20 != "") {exit 1}' \
-  "$S/sweep_concepts.csv" && ok "sweep_concepts.csv: the smallest cross-transport's standard error and z" || bad "cross_patch_se/z: $(cat "$S/sweep_concepts.csv")"
+awk -F, 'NR == 1 && ($19 != "cross_patch_se" || $20 != "cross_patch_z" || $21 != "cross_patch_rel") {exit 1}
+  NR > 1 && !($19 != "" && $19 >= 0 && $20 != "" && $21 != "") {exit 1}' \
+  "$S/sweep_concepts.csv" && ok "sweep_concepts.csv: the smallest cross-transport's standard error, z and size" || bad "cross_patch_se/z: $(cat "$S/sweep_concepts.csv")"
 a="$S/runs/seed=1/causal"
 [ -s "$a/patch_shift.csv" ] && [ "$(cut -d, -f1 "$a/patch_shift.csv" | sort -u)" = "$(cut -d, -f1 "$a/patch.csv" | sort -u)" ] \
   && ok "the analysis shift-patches every checkpoint it replacement-patches" || bad "patch_shift.csv steps: $(cut -d, -f1 "$a/patch_shift.csv" | sort -u | tr '\n' ' ')"
