@@ -367,7 +367,8 @@ static int patch_kind(const run_data *d, const icl_csv *t) {
  * over the self change in standard errors, (cross_t - self) / sqrt(se_t^2 + se_self^2), over the
  * other concepts: how clearly every other concept costs more than the own one (for shift, where the
  * self change is exactly 0 without noise, cross_t / se_t). NaN without a delta_se column (tables
- * written before it) and for replacement. */
+ * written before it) and for replacement. rel (may be NULL; with_z) gets the smallest cross_t - self
+ * over the other concepts as a fraction of the unpatched MSE of concept k's sequences (base_mse). */
 static void patch_at_se(const icl_csv *t, int k, double step, int with_z, double *self, double *cross, double *cross_se, double *z,
                         double *rel) {
     double se_min = NAN, zmin = NAN, self_se = NAN, relmin = NAN;
