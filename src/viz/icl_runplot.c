@@ -397,9 +397,12 @@ static void patch_at(const icl_csv *t, int k, double step, double *self, double 
     patch_at_se(t, k, step, 0, self, cross, NULL, NULL, NULL);
 }
 
-/* Transport patching's own-concept condition for one concept (icl_runplot.h): every other concept's
- * transport costs more than the own one by more than the noise and by a sizeable part of the MSE. */
-static int transport_own(double z, double rel) { return z > 2 && rel > ICL_PHASE_TRANSPORT_SIZE; }
+/* The own-concept condition of phase (c) for one concept, read from patching of the given kind
+ * (icl_runplot.h): the own concept is the cheapest; for transport, whose self cell is a noise floor,
+ * every other concept costs more by more than 2 standard errors and by a sizeable part of the MSE. */
+static int own_cheaper(int kind, double self, double cross, double z, double rel) {
+    return kind == ICL_PATCH_TRANSPORT ? z > 2 && rel > ICL_PHASE_TRANSPORT_SIZE : self < cross;
+}
 
 /* Whether phase (c) holds at a checkpoint (see icl_runplot.h): every concept separated, below the
  * basis-agnostic estimators and cheaper to patch with its own mean than with any other (transport:
@@ -407,12 +410,12 @@ static int transport_own(double z, double rel) { return z > 2 && rel > ICL_PHASE
  * ICL_PHASE_TRANSPORT_SIZE of the MSE). */
 static int phase_c_at(const run_data *d, double step) {
     const icl_csv *t = deciding_patch(d);
-    const int transport = patch_kind(d, t) == ICL_PATCH_TRANSPORT;
+    const int kind = patch_kind(d, t);
     for (int k = 0; k < d->nc; k++) {
         int layer;
         double self, cross, z, rel;
-        patch_at_se(t, k, step, transport, &self, &cross, NULL, &z, &rel);
-        int own = transport ? transport_own(z, rel) : self < cross;
+        patch_at_se(t, k, step, kind == ICL_PATCH_TRANSPORT, &self, &cross, NULL, &z, &rel);
+        int own = own_cheaper(kind, self, cross, z, rel);
         if (!(td_best_at(&d->td, k, step, &layer) >= ICL_PHASE_TD) || !(mse_near(d, k, step) < d->agnostic[k]) || !own) return 0;
     }
     return d->nc > 0;
@@ -473,7 +476,7 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
         p->n_below_agnostic += c->final_mse < c->agnostic;
         p->n_self_cheaper += c->self_patch < c->cross_patch;
         p->n_self_clear += c->self_patch < c->cross_patch && c->cross_patch_z > 2 &&
-                           (p->patch_kind != ICL_PATCH_TRANSPORT || c->cross_patch_rel > ICL_PHASE_TRANSPORT_SIZE);
+                           own_cheaper(p->patch_kind, c->self_patch, c->cross_patch, c->cross_patch_z, c->cross_patch_rel);
         p->n_replace_cheaper += c->replace_self < c->replace_cross;
     }
     p->plateau_own_step = NAN;
@@ -484,7 +487,7 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
         for (int k = 0; k < d->nc && all; k++) {
             double self, cross, z, rel;
             patch_at_se(patch, k, step, 1, &self, &cross, NULL, &z, &rel);
-            all = transport_own(z, rel);
+            all = own_cheaper(ICL_PATCH_TRANSPORT, self, cross, z, rel);
         }
         if (all) p->plateau_own_step = step;
     }
@@ -1248,10 +1251,7 @@ static void phase_section(icl_report *rep, const run_data *d) {
         if (keeps && isfinite(c->replace_self)) snprintf(row[9], 96, "%+.3f / %+.3f", c->replace_self, c->replace_cross);
         snprintf(row[NCOL - 1], 96, "%s%s%s", c->td_best >= ICL_PHASE_TD ? "separated " : "",
                  c->final_mse < c->agnostic ? "below-agnostic " : "",
-                 (p->patch_kind == ICL_PATCH_TRANSPORT ? transport_own(c->cross_patch_z, c->cross_patch_rel)
-                                                       : c->self_patch < c->cross_patch)
-                     ? "own-cheaper"
-                     : "");
+                 own_cheaper(p->patch_kind, c->self_patch, c->cross_patch, c->cross_patch_z, c->cross_patch_rel) ? "own-cheaper" : "");
         for (int j = 0; j < NCOL; j++) cp[(size_t)k * NCOL + j] = row[j];
     }
     if (cells && cp) icl_report_table(rep, NCOL, hdr, p->n_concepts, cp);
