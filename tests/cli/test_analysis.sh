@@ -81,9 +81,16 @@ for D in docs/data/reproduce-pairs-fresh docs/data/reproduce-pairs-rule2; do
     && ok "$D rebuilds to its tables" || bad "$D: $(diff "$T/rf/sweep.csv" "$D/sweep.csv" 2>&1 | head -3)"
 done
 D=docs/data/reproduce-pairs-rule2
-[ ! -f "$D/sweep.csv" ] || { awk -F, '$1 == "seed=9" || $1 == "seed=10" {n += $11 == "yes" && $12 != ""} END {exit n != 2}' "$D/sweep.csv" \
-  && awk -F, 'NR > 1 && $16 == "transport" && !($21 > 0.5 && $20 > 2) {exit 1}' "$D/sweep_concepts.csv" \
-  && ok "seeds 9, 10: phase (c) by transport, every concept above 2 SE and half the MSE" || bad "rule2: $(cat "$D/sweep.csv")"; }
+# per seed: phase (c) and its first step as docs/reproduction.md's second-rule table gives them
+if [ -f "$D/sweep.csv" ]; then
+  for want in 9:yes,40000 10:yes,55000 11:yes,35000 12:yes,50000 13:yes,35000; do
+    grep -q "^seed=${want%%:*},.*,${want#*:}," "$D/sweep.csv" || bad "rule2: seed=${want%%:*} is not ${want#*:}: $(grep "^seed=${want%%:*}," "$D/sweep.csv")"
+  done
+  [ "$(($(wc -l < "$D/sweep.csv") - 1))" -eq 5 ] \
+    && awk -F, 'NR > 1 && $16 == "transport" && !($21 > 0.5 && $20 > 2) {exit 1}' "$D/sweep_concepts.csv" \
+    && ok "seeds 9-13: phase (c) by transport as the second rule's table says, every concept above 2 SE and half the MSE" \
+    || bad "rule2: $(cat "$D/sweep.csv")"
+fi
 D=docs/data/reproduce-pairs-fresh
 [ ! -f "$D/sweep.csv" ] || { grep -q '^seed=7,.*,no,45000,' "$D/sweep.csv" && grep -q '^seed=8,.*,yes,55000,' "$D/sweep.csv" \
   && ok "seeds 7, 8: seed 7 held phase (c) at 45,000 but not at the end, seed 8 from 55,000" || bad "fresh: $(cat "$D/sweep.csv")"; }
