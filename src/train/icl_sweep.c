@@ -690,13 +690,15 @@ static void phase_section(icl_report *rep, const run_info *runs, int n) {
                       "layer >= %.2g, its MSE below ridge's and Lasso's, and its own mean cheaper to patch in than any other "
                       "concept's, read from transport patching where the run has causal/patch_transport.csv (iclab patch "
                       "--transport: every other concept's transport must exceed the own concept's, the noise floor of two "
-                      "halves of its sequences, by more than 2 standard errors), else from shift patching where it has "
+                      "halves of its sequences, by more than 2 standard errors and by more than %.2g times the unpatched MSE), "
+                      "else from shift patching where it has "
                       "causal/patch_shift.csv (every other concept's shift must raise the MSE), else from replacement (each run's report.html has the full "
                       "table; the replacement count is given beside the shift count, and where the shift table has "
                       "standard errors, how many concepts' every cross-shift exceeds twice its standard error: a yes "
                       "with fewer of those than concepts rests on signs within the probe set's noise). Loss drop: the midpoint of a concept's fall "
                       "(after a curriculum: searched from its end); TD halfway: from which checkpoint its TD at the run's "
-                      "best layer stays halfway from chance to its maximum; a dash: never.", n_c, n_an, ICL_PHASE_TD);
+                      "best layer stays halfway from chance to its maximum; a dash: never.", n_c, n_an, ICL_PHASE_TD,
+                      ICL_PHASE_TRANSPORT_SIZE);
     enum { NC = 9 };
     static const char *hdr[NC] = {"run", "seed", "plateau left", "loss drop", "TD halfway", "TD rise - loss drop",
                                   "at the end: separated / below agnostic / own mean cheapest", "phase (c)", "training, min"};
