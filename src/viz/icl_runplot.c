@@ -475,7 +475,8 @@ static void phases_from(const run_data *d, icl_run_phases *p) {
         p->n_separated += c->td_best >= ICL_PHASE_TD;
         p->n_below_agnostic += c->final_mse < c->agnostic;
         p->n_self_cheaper += c->self_patch < c->cross_patch;
-        p->n_self_clear += c->self_patch < c->cross_patch && c->cross_patch_z > 2 &&
+        /* for transport own_cheaper already asks z > 2, and z > 2 puts every cross cell above the self */
+        p->n_self_clear += c->cross_patch_z > 2 &&
                            own_cheaper(p->patch_kind, c->self_patch, c->cross_patch, c->cross_patch_z, c->cross_patch_rel);
         p->n_replace_cheaper += c->replace_self < c->replace_cross;
     }

@@ -58,28 +58,22 @@ $ICLAB patch "$T/run" --shift --at all-tokens --per-concept 10 --layer 1 --steps
   || bad "patch --at all-tokens: $(head -5 "$T/run/causal/patch_shift_alltokens.csv" 2>&1)"
 out=$($ICLAB patch "$T/run" --mse most 2>&1); rc=$?
 [ $rc -ne 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && ok "patch --mse most: one-line error" || bad "patch --mse most: rc $rc, $out"
-# the committed five-seed sweep of docs/reproduction.md rebuilds to its committed tables, and its report
-# says which phase-(c) yes rests on shift signs within 2 standard errors
-D=docs/data/reproduce-pairs
-if [ -f "$D/sweep_concepts.csv" ]; then
-  mkdir -p "$T/rpp" && cp -r "$D/grid.txt" "$D/status" "$D/runs" "$T/rpp/"
-  $ICLAB sweep --preset reproduce --seeds 2-6 --threads 1 --out "$T/rpp" --report-only >/dev/null 2>&1 \
-    && cmp -s "$T/rpp/sweep_concepts.csv" "$D/sweep_concepts.csv" && cmp -s "$T/rpp/sweep.csv" "$D/sweep.csv" \
-    && grep -q 'yes, from step 25000 (shift signs within 2 SE for 4 of 4)' "$T/rpp/report.html" \
-    && grep -q '4 / 4 / 4 (shift, 2 by more than 2 SE; replacement 3) of 4' "$T/rpp/report.html" \
-    && ok "docs/data/reproduce-pairs rebuilds to its tables; the report flags yes within the noise" \
-    || bad "docs/data/reproduce-pairs: $(diff "$T/rpp/sweep_concepts.csv" "$D/sweep_concepts.csv" 2>&1 | head -3)"
-fi
-# the fresh seeds read by transport patching (docs/reproduction.md's two rules) rebuild to their committed
-# tables: seeds 9 and 10 in phase (c) by the size condition, seed 7 not (a TD of 0.87), seed 8 yes
-for D in docs/data/reproduce-pairs-fresh docs/data/reproduce-pairs-rule2; do
+# the committed sweeps of docs/reproduction.md (seeds 2-6 by shift patching, the fresh seeds by transport
+# patching under its two rules) rebuild to their committed tables; the seed range is sweep.csv's first to last row
+for D in docs/data/reproduce-pairs docs/data/reproduce-pairs-fresh docs/data/reproduce-pairs-rule2; do
   [ -f "$D/sweep.csv" ] || continue
+  R="$T/$(basename "$D")"
   seeds="$(sed -n 2p "$D/sweep.csv" | cut -d, -f2)-$(tail -n 1 "$D/sweep.csv" | cut -d, -f2)"
-  rm -rf "$T/rf" && mkdir -p "$T/rf" && cp -r "$D/grid.txt" "$D/status" "$D/runs" "$T/rf/"
-  $ICLAB sweep --preset reproduce --seeds "$seeds" --threads 1 --out "$T/rf" --report-only >/dev/null 2>&1 \
-    && cmp -s "$T/rf/sweep_concepts.csv" "$D/sweep_concepts.csv" && cmp -s "$T/rf/sweep.csv" "$D/sweep.csv" \
-    && ok "$D rebuilds to its tables" || bad "$D: $(diff "$T/rf/sweep.csv" "$D/sweep.csv" 2>&1 | head -3)"
+  mkdir -p "$R" && cp -r "$D/grid.txt" "$D/status" "$D/runs" "$R/"
+  $ICLAB sweep --preset reproduce --seeds "$seeds" --threads 1 --out "$R" --report-only >/dev/null 2>&1 \
+    && cmp -s "$R/sweep_concepts.csv" "$D/sweep_concepts.csv" && cmp -s "$R/sweep.csv" "$D/sweep.csv" \
+    && ok "$D rebuilds to its tables" || bad "$D: $(diff "$R/sweep_concepts.csv" "$D/sweep_concepts.csv" 2>&1 | head -3)"
 done
+# the shift sweep's report says which phase-(c) yes rests on shift signs within 2 standard errors
+R="$T/reproduce-pairs"
+[ ! -f "$R/report.html" ] || { grep -q 'yes, from step 25000 (shift signs within 2 SE for 4 of 4)' "$R/report.html" \
+  && grep -q '4 / 4 / 4 (shift, 2 by more than 2 SE; replacement 3) of 4' "$R/report.html" \
+  && ok "docs/data/reproduce-pairs: the report flags yes within the noise" || bad "docs/data/reproduce-pairs: the report does not flag yes within the noise"; }
 D=docs/data/reproduce-pairs-rule2
 # per seed: phase (c) and its first step as docs/reproduction.md's second-rule table gives them
 if [ -f "$D/sweep.csv" ]; then
